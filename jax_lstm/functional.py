@@ -1,0 +1,325 @@
+"""The LSTM recurrence as pure functions over torch-named arrays.
+
+Nothing here knows about Flax: `lstm(params, x)` takes the same flat mapping of arrays that
+`torch.nn.LSTM.state_dict()` holds (``weight_ih_l0`` (4H, in), ``weight_hh_l0`` (4H, H_out),
+``bias_ih_l0`` (4H,), ``bias_hh_l0`` (4H,), ``weight_hr_l0`` (proj, H), ``_reverse`` for the reverse
+direction) and returns what `nn.LSTM.forward` returns, with the same shapes.
+
+Shape letters: T time, B batch, I input features, H hidden_size, P = H_out (proj_size or H),
+L num_layers, D directions (1 or 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
+
+__all__ = [
+    "LayerWeights",
+    "lstm",
+    "lstm_cell",
+    "lstm_layer",
+    "layer_weights",
+    "check_input",
+    "check_lengths",
+    "check_rank_and_dtype",
+    "dropout",
+]
+
+Array = jax.Array
+
+
+class LayerWeights(NamedTuple):
+    """The arrays of one layer and direction, in torch's layout."""
+
+    w_ih: Array  # (4H, I)
+    w_hh: Array  # (4H, P)
+    b_ih: Array | None  # (4H,) or None when bias=False
+    b_hh: Array | None  # (4H,) or None when bias=False
+    w_hr: Array | None  # (P, H) or None when proj_size=0
+
+
+def layer_weights(params: Mapping[str, Array], layer: int, direction: int) -> LayerWeights:
+    """Picks layer `layer`, direction `direction` (0 forward, 1 reverse) out of a torch-named mapping."""
+    sfx = f"_l{layer}{direction_suffix(direction)}"
+    return LayerWeights(
+        params[f"weight_ih{sfx}"],
+        params[f"weight_hh{sfx}"],
+        params.get(f"bias_ih{sfx}"),
+        params.get(f"bias_hh{sfx}"),
+        params.get(f"weight_hr{sfx}"),
+    )
+
+
+def _gate_math(gates: Array, c: Array, w_hr: Array | None) -> tuple[Array, Array]:
+    """gates (B, 4H) stacked i, f, g, o; c (B, H) -> new (h (B, P), c (B, H))."""
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    if w_hr is not None:
+        h = h @ w_hr.T  # (B, H) @ (H, P): the projection; c keeps size H, as in torch
+    return h, c
+
+
+def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Array, Array]:
+    """One timestep of one layer, exactly torch's update.
+
+    Args:
+      x_t: (B, I) input at this step.
+      h: (B, P) previous hidden state.
+      c: (B, H) previous cell state.
+      weights: the layer's arrays.
+
+    Returns:
+      (h, c): (B, P) and (B, H).
+    """
+    gates = x_t @ weights.w_ih.T + h @ weights.w_hh.T  # (B, 4H)
+    if weights.b_ih is not None:
+        gates = gates + weights.b_ih + weights.b_hh
+    return _gate_math(gates, c, weights.w_hr)
+
+
+def _reverse_within_lengths(num_steps: int, lengths: Array) -> Array:
+    """(T, B) time indices that reverse each sequence inside its own length and leave padding alone.
+
+    The permutation is its own inverse, so the same gather maps the outputs back.
+    """
+    t = jnp.arange(num_steps)[:, None]  # (T, 1)
+    return jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def lstm_layer(
+    x: Array,
+    h0: Array,
+    c0: Array,
+    weights: LayerWeights,
+    *,
+    reverse: bool = False,
+    lengths: Array | None = None,
+) -> tuple[Array, Array, Array]:
+    """Runs one layer in one direction over a time-major sequence with `lax.scan`.
+
+    Args:
+      x: (T, B, I) time-major input.
+      h0: (B, P) initial hidden state.
+      c0: (B, H) initial cell state.
+      weights: the layer's arrays in torch's layout.
+      reverse: run from the last step to the first (torch's ``_reverse`` direction). Outputs stay
+        aligned to the original time index.
+      lengths: optional (B,) integer valid lengths of right-padded sequences. Each sequence then runs
+        only its first ``lengths[b]`` steps (the reverse direction starts at its own last element),
+        its final state is taken at its own last step, and padded outputs are 0, as torch's
+        PackedSequence path does.
+
+    Returns:
+      (outputs (T, B, P), h_n (B, P), c_n (B, H)).
+    """
+    num_steps = x.shape[0]
+    if reverse and lengths is not None:
+        order = _reverse_within_lengths(num_steps, lengths)  # (T, B)
+        x = jnp.take_along_axis(x, order[:, :, None], axis=0)
+        scan_reverse = False  # the sequences are already reversed inside their lengths
+    else:
+        scan_reverse = reverse
+
+    # The input projection of every timestep is one matmul outside the recurrence, as in torch's
+    # own decomposition; the recurrent matmul is the only one left inside the loop.
+    xw = jnp.einsum("tbi,gi->tbg", x, weights.w_ih)  # (T, B, 4H)
+    if weights.b_ih is not None:
+        xw = xw + weights.b_ih + weights.b_hh
+    w_hh_t = weights.w_hh.T  # (P, 4H)
+
+    if lengths is None:
+
+        def step(carry, xw_t):
+            h, c = carry
+            h, c = _gate_math(xw_t + h @ w_hh_t, c, weights.w_hr)
+            return (h, c), h
+
+        (h_n, c_n), out = lax.scan(step, (h0, c0), xw, reverse=scan_reverse)
+    else:
+        valid = jnp.arange(num_steps)[:, None] < lengths[None, :]  # (T, B)
+
+        def step(carry, inputs):
+            h, c = carry
+            xw_t, valid_t = inputs
+            h_new, c_new = _gate_math(xw_t + h @ w_hh_t, c, weights.w_hr)
+            keep = valid_t[:, None]  # (B, 1): padding steps leave the state untouched
+            h = jnp.where(keep, h_new, h)
+            c = jnp.where(keep, c_new, c)
+            return (h, c), jnp.where(keep, h_new, jnp.zeros_like(h_new))
+
+        (h_n, c_n), out = lax.scan(step, (h0, c0), (xw, valid), reverse=scan_reverse)
+        if reverse:
+            out = jnp.take_along_axis(out, order[:, :, None], axis=0)
+    return out, h_n, c_n
+
+
+def dropout(x: Array, rate: float, key: Array) -> Array:
+    """Inverted dropout as torch applies it between layers: zero with probability `rate`, scale the rest.
+
+    ``rate == 1`` gives zeros (torch multiplies by 0 instead of dividing by 0).
+    """
+    if rate >= 1.0:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def check_rank_and_dtype(x: Array, name: str = "LSTM") -> Array:
+    """Rejects inputs that are not 2-D or 3-D floating-point arrays, with torch's wording."""
+    x = jnp.asarray(x) if not isinstance(x, jax.Array) else x
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"{name}: Expected input to be 2D or 3D, got {x.ndim}D instead (shape {tuple(x.shape)}); "
+            "pass (seq_len, features), (seq_len, batch, features), or (batch, seq_len, features) "
+            "with batch_first=True"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name}: expected a floating-point input, got dtype {x.dtype}; "
+            "cast it first, e.g. x.astype(jnp.float32)"
+        )
+    return x
+
+
+def check_input(x: Array, spec: LSTMSpec, name: str = "LSTM") -> Array:
+    """Validates an LSTM input (T, I), (T, B, I) or (B, T, I) against `spec`, with torch's wording."""
+    x = check_rank_and_dtype(x, name)
+    if x.shape[-1] != spec.input_size:
+        raise ValueError(
+            f"input.size(-1) must be equal to input_size. Expected {spec.input_size}, got {x.shape[-1]}"
+        )
+    return x
+
+
+def _check_state(state: Array, expected: tuple[int, ...], index: int) -> Array:
+    state = jnp.asarray(state) if not isinstance(state, jax.Array) else state
+    if tuple(state.shape) != expected:
+        raise ValueError(f"Expected hidden[{index}] size {expected}, got {list(state.shape)}")
+    if not jnp.issubdtype(state.dtype, jnp.floating):
+        raise TypeError(f"hidden[{index}] must be floating-point, got dtype {state.dtype}")
+    return state
+
+
+def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
+    """Validates per-sequence lengths: (B,) integers in [1, T]. Values are checked when concrete."""
+    lengths = jnp.asarray(lengths) if not isinstance(lengths, jax.Array) else lengths
+    if lengths.shape != (batch,):
+        raise ValueError(
+            f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}"
+        )
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
+    if not isinstance(lengths, jax.core.Tracer):
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1:
+            raise ValueError(
+                f"lengths must be at least 1 (torch: 'Length of all samples has to be greater than "
+                f"0'), got a length of {lo}"
+            )
+        if hi > num_steps:
+            raise ValueError(
+                f"lengths must not exceed the padded sequence length {num_steps}, got {hi}"
+            )
+    return lengths
+
+
+def lstm(
+    params: Mapping[str, Array],
+    x: Array,
+    initial_state: tuple[Array, Array] | None = None,
+    *,
+    batch_first: bool = False,
+    dropout_rate: float = 0.0,
+    dropout_key: Array | None = None,
+    lengths: Array | None = None,
+) -> tuple[Array, tuple[Array, Array]]:
+    """A stacked (bi)directional LSTM, exactly `torch.nn.LSTM.forward`.
+
+    The architecture (layers, directions, bias, projection, input size) is read off the keys and
+    shapes of `params`, which are checked first.
+
+    Args:
+      params: torch-named arrays, as in `nn.LSTM.state_dict()`.
+      x: (T, B, I), or (B, T, I) with ``batch_first=True``, or unbatched (T, I).
+      initial_state: optional ``(h_0, c_0)``: (L*D, B, P) and (L*D, B, H), or (L*D, P) and (L*D, H)
+        for unbatched input. Zeros when omitted.
+      batch_first: whether `x` and the output are batch-major. The states never are.
+      dropout_rate: inter-layer dropout probability; applied only when `dropout_key` is given
+        (train mode), to the outputs of every layer but the last, never to h_n/c_n.
+      dropout_key: PRNG key for dropout; None means eval mode.
+      lengths: optional (B,) valid lengths of right-padded sequences (PackedSequence semantics).
+
+    Returns:
+      ``output, (h_n, c_n)``: output (T, B, D*P) (or batch-first / unbatched like `x`),
+      h_n (L*D, B, P), c_n (L*D, B, H) (2-D for unbatched input); h_n is indexed ``layer*D + direction``.
+    """
+    spec = spec_from_params(params)
+    x = check_input(x, spec)
+    batched = x.ndim == 3
+    if x.shape[1 if (batched and batch_first) else 0] == 0:
+        raise ValueError("Expected sequence length to be larger than 0 in RNN")
+    if not batched:
+        x = x[:, None, :]  # (T, 1, I)
+    elif batch_first:
+        x = jnp.swapaxes(x, 0, 1)  # (B, T, I) -> (T, B, I)
+    num_steps, batch = x.shape[0], x.shape[1]
+    num_states = spec.num_layers * spec.num_directions
+    dtype = jnp.result_type(x.dtype, params["weight_ih_l0"].dtype)
+    x = x.astype(dtype)
+
+    if lengths is not None:
+        if not batched:
+            raise ValueError("lengths needs batched input (a length per sequence); got 2-D input")
+        lengths = check_lengths(lengths, batch, num_steps)
+
+    h_shape = (num_states, batch, spec.output_size) if batched else (num_states, spec.output_size)
+    c_shape = (num_states, batch, spec.hidden_size) if batched else (num_states, spec.hidden_size)
+    if initial_state is None:
+        h0 = jnp.zeros((num_states, batch, spec.output_size), dtype)
+        c0 = jnp.zeros((num_states, batch, spec.hidden_size), dtype)
+    else:
+        if not isinstance(initial_state, tuple | list) or len(initial_state) != 2:
+            raise TypeError("initial_state must be a pair (h_0, c_0)")
+        h0 = _check_state(initial_state[0], h_shape, 0).astype(dtype)
+        c0 = _check_state(initial_state[1], c_shape, 1).astype(dtype)
+        if not batched:
+            h0, c0 = h0[:, None, :], c0[:, None, :]
+
+    layer_input = x
+    h_n, c_n = [], []
+    key = dropout_key
+    for layer in range(spec.num_layers):
+        outputs = []
+        for direction in range(spec.num_directions):
+            index = layer * spec.num_directions + direction
+            out, h, c = lstm_layer(
+                layer_input,
+                h0[index],
+                c0[index],
+                layer_weights(params, layer, direction),
+                reverse=direction == 1,
+                lengths=lengths,
+            )
+            outputs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
+        if key is not None and dropout_rate > 0 and layer < spec.num_layers - 1:
+            key, sub = jax.random.split(key)
+            layer_input = dropout(layer_input, dropout_rate, sub)
+
+    output = layer_input  # (T, B, D*P)
+    h_n, c_n = jnp.stack(h_n), jnp.stack(c_n)  # (L*D, B, P), (L*D, B, H)
+    if not batched:
+        return output[:, 0], (h_n[:, 0], c_n[:, 0])
+    if batch_first:
+        output = jnp.swapaxes(output, 0, 1)
+    return output, (h_n, c_n)

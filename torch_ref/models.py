@@ -1,0 +1,63 @@
+"""The article's two PyTorch models, written from its sections 2.1 and 4.3.
+
+The article's code lost its line breaks; restored here with its behaviour unchanged (explicit zero
+h0/c0 on every forward, the last timestep into the linear layer). One fix: the article's `BN_LSTM`
+never sets `self.hidden_size` and `self.num_layers`, which its `forward` reads, so as printed it
+raises AttributeError on the first call; they are set here exactly as in `MultiDimLSTM`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+__all__ = ["MultiDimLSTM", "BN_LSTM"]
+
+
+class MultiDimLSTM(nn.Module):
+    """Section 2.1: stacked batch-first LSTM, zero initial state, last timestep -> Linear."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.lstm = nn.LSTM(
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            batch_first=True,  # input and output are (batch, seq, features)
+        )
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) -> logits (B, C)."""
+        # initialise the hidden and cell states
+        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
+        c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
+        out, _ = self.lstm(x, (h0, c0))  # out: (batch_size, seq_length, hidden_size)
+        out = out[:, -1, :]  # the output of the last timestep
+        return self.fc(out)
+
+
+class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
+    """Section 4.3: BatchNorm1d over the features (statistics over batch*time), then as MultiDimLSTM."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int):
+        super().__init__()
+        self.hidden_size = hidden_size  # missing in the article, read by forward
+        self.num_layers = num_layers  # missing in the article, read by forward
+        self.bn = nn.BatchNorm1d(input_size)  # normalise over the feature dimension
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        self.fc = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) -> logits (B, C)."""
+        # reshape to (batch_size * seq_length, input_size) for BatchNorm1d
+        x_reshaped = x.reshape(-1, x.size(2))
+        x_normalized = self.bn(x_reshaped)
+        x = x_normalized.reshape(x.size(0), x.size(1), -1)
+        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
+        c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
+        out, _ = self.lstm(x, (h0, c0))
+        out = out[:, -1, :]
+        return self.fc(out)
