@@ -4,21 +4,17 @@
 """
 
 from jax_lstm import functional
-from jax_lstm.interop import from_torch
-from jax_lstm.interop import to_torch
+from jax_lstm.interop import from_torch, to_torch
 from jax_lstm.layer import LSTM
-from jax_lstm.models import BatchNorm1d
-from jax_lstm.models import BNLSTMClassifier
-from jax_lstm.models import Linear
-from jax_lstm.models import LSTMClassifier
+from jax_lstm.models import BatchNorm1d, BNLSTMClassifier, Linear, LSTMClassifier
 from jax_lstm.spec import LSTMSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LSTM",
     "BNLSTMClassifier",
     "BatchNorm1d",
-    "LSTM",
     "LSTMClassifier",
     "LSTMSpec",
     "Linear",

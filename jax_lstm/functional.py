@@ -22,14 +22,14 @@ from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
 
 __all__ = [
     "LayerWeights",
-    "lstm",
-    "lstm_cell",
-    "lstm_layer",
-    "layer_weights",
     "check_input",
     "check_lengths",
     "check_rank_and_dtype",
     "dropout",
+    "layer_weights",
+    "lstm",
+    "lstm_cell",
+    "lstm_layer",
 ]
 
 Array = jax.Array
@@ -212,9 +212,7 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
     """Validates per-sequence lengths: (B,) integers in [1, T]. Values are checked when concrete."""
     lengths = jnp.asarray(lengths) if not isinstance(lengths, jax.Array) else lengths
     if lengths.shape != (batch,):
-        raise ValueError(
-            f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}"
-        )
+        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}")
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
     if not isinstance(lengths, jax.core.Tracer):
@@ -225,9 +223,7 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
                 f"0'), got a length of {lo}"
             )
         if hi > num_steps:
-            raise ValueError(
-                f"lengths must not exceed the padded sequence length {num_steps}, got {hi}"
-            )
+            raise ValueError(f"lengths must not exceed the padded sequence length {num_steps}, got {hi}")
     return lengths
 
 

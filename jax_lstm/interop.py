@@ -19,7 +19,7 @@ import numpy as np
 
 from jax_lstm.spec import param_shapes, spec_from_params
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["flatten_variables", "from_torch", "to_torch"]
 
 _BN_PARAMS = ("weight", "bias")
 _BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
@@ -122,7 +122,8 @@ def from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return variables
 
 
-def _flatten(variables: Mapping[str, Any]) -> dict[str, Any]:
+def flatten_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Flax variables -> ``{"lstm.weight_ih_l0": array, "bn.running_mean": array, ...}`` (torch names)."""
     if "params" not in variables:
         raise KeyError("expected Flax variables with a 'params' collection, e.g. from init()")
     flat: dict[str, Any] = {}
@@ -145,10 +146,8 @@ def to_torch(variables: Mapping[str, Any]) -> OrderedDict[str, Any]:
     try:
         import torch
     except ImportError as err:  # pragma: no cover - exercised only without torch
-        raise ImportError(
-            "jax_lstm.to_torch needs PyTorch: pip install 'jax-lstm[torch]'"
-        ) from err
-    flat = {key: np.asarray(value) for key, value in _flatten(variables).items()}
+        raise ImportError("jax_lstm.to_torch needs PyTorch: pip install 'jax-lstm[torch]'") from err
+    flat = {key: np.asarray(value) for key, value in flatten_variables(variables).items()}
     layout = _expected_layout(flat)
     state: OrderedDict[str, Any] = OrderedDict()
     for key in layout:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax_lstm.functional import check_lengths
 from jax_lstm.layer import LSTM, torch_uniform
 
-__all__ = ["Linear", "BatchNorm1d", "LSTMClassifier", "BNLSTMClassifier"]
+__all__ = ["BNLSTMClassifier", "BatchNorm1d", "LSTMClassifier", "Linear"]
 
 
 class Linear(nn.Module):
@@ -59,16 +59,13 @@ class BatchNorm1d(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(
-        self, x: jax.Array, train: bool = False, mask: jax.Array | None = None
-    ) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, mask: jax.Array | None = None) -> jax.Array:
         """(N, C) -> (N, C). `mask` (N,) bool: rows that count towards the batch statistics."""
         if self.has_variable("params", "weight"):
             num_features = int(self.get_variable("params", "weight").shape[0])
             if x.shape[-1] != num_features:
                 raise ValueError(
-                    f"BatchNorm1d: expected {num_features} features (input.size(-1)), "
-                    f"got {x.shape[-1]}"
+                    f"BatchNorm1d: expected {num_features} features (input.size(-1)), got {x.shape[-1]}"
                 )
         num_features = int(x.shape[-1])
         weight = self.param("weight", nn.initializers.ones, (num_features,), self.param_dtype)
@@ -76,13 +73,9 @@ class BatchNorm1d(nn.Module):
         running_mean = self.variable(
             "batch_stats", "running_mean", jnp.zeros, (num_features,), self.param_dtype
         )
-        running_var = self.variable(
-            "batch_stats", "running_var", jnp.ones, (num_features,), self.param_dtype
-        )
+        running_var = self.variable("batch_stats", "running_var", jnp.ones, (num_features,), self.param_dtype)
         # torch keeps an int64 counter; int32 here (JAX's default integer) converts exactly.
-        num_batches_tracked = self.variable(
-            "batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32
-        )
+        num_batches_tracked = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
         if train:
             if mask is None:
                 n = x.shape[0]
@@ -119,8 +112,7 @@ def _check_batch(x: jax.Array, name: str) -> jax.Array:
     if x.ndim != 3:
         hint = " (add a batch axis with x[None])" if x.ndim == 2 else ""
         raise ValueError(
-            f"{name} expects input of shape (batch, seq_len, features), got shape "
-            f"{tuple(x.shape)}{hint}"
+            f"{name} expects input of shape (batch, seq_len, features), got shape {tuple(x.shape)}{hint}"
         )
     return x
 
@@ -145,9 +137,7 @@ class LSTMClassifier(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(
-        self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None
-    ) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, T, F) -> logits (B, C). `lengths` (B,) reads each sequence's last valid step."""
         x = _check_batch(x, type(self).__name__)
         if lengths is not None:
@@ -164,9 +154,7 @@ class LSTMClassifier(nn.Module):
             param_dtype=self.param_dtype,
             name="lstm",
         )(x, deterministic=not train, lengths=lengths)
-        return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(
-            _last_step(out, lengths)
-        )
+        return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(_last_step(out, lengths))
 
 
 class BNLSTMClassifier(LSTMClassifier):
@@ -181,9 +169,7 @@ class BNLSTMClassifier(LSTMClassifier):
     """
 
     @nn.compact
-    def __call__(
-        self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None
-    ) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, T, F) -> logits (B, C)."""
         x = _check_batch(x, type(self).__name__)
         batch, steps, features = x.shape

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LSTMSpec", "param_shapes", "spec_from_params", "check_params", "check_config"]
+__all__ = ["LSTMSpec", "check_config", "check_params", "param_shapes", "spec_from_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,11 @@ def check_config(
             "dropout should be a number in range [0, 1] representing the probability of an "
             f"element being zeroed, got {dropout!r}"
         )
-    for name, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+    for name, value in (
+        ("bias", bias),
+        ("batch_first", batch_first),
+        ("bidirectional", bidirectional),
+    ):
         if not isinstance(value, bool):
             raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     if not isinstance(hidden_size, int) or hidden_size <= 0:
@@ -158,9 +162,7 @@ def check_params(params: Mapping[str, Any], spec: LSTMSpec, prefix: str = "") ->
     for name, shape in expected.items():
         actual = _shape(params[name])
         if actual != shape:
-            raise ValueError(
-                f"{prefix}{name}: expected shape {shape}, got {actual} (for {_describe(spec)})"
-            )
+            raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual} (for {_describe(spec)})")
 
 
 def _describe(spec: LSTMSpec) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-__all__ = ["MultiDimLSTM", "BN_LSTM"]
+__all__ = ["BN_LSTM", "MultiDimLSTM"]
 
 
 class MultiDimLSTM(nn.Module):

@@ -1,0 +1,110 @@
+"""``jax-lstm parity``: every parity case on this machine, as a table of worst differences."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Sequence
+
+import jax
+import torch
+
+import jax_lstm
+from jax_lstm.testing import TOLERANCES, Difference, compare, kind_of
+from torch_ref.parity import CLASSIFIER_CASES, LSTM_CASES, classifier_parity, lstm_parity
+
+__all__ = ["run_parity_report"]
+
+
+def _environment(torch_device: str) -> str:
+    jax_device = jax.devices()[0]
+    torch_name = torch_device
+    if torch_device.startswith("cuda"):
+        torch_name = f"{torch_device} ({torch.cuda.get_device_name(torch_device)})"
+    return (
+        f"jax-lstm {jax_lstm.__version__} | Python {platform.python_version()} | "
+        f"jax {jax.__version__} on {jax_device.platform} ({jax_device.device_kind}) | "
+        f"torch {torch.__version__} on {torch_name} | {platform.machine()} {platform.system()}"
+    )
+
+
+def _worst_per_kind(differences: Sequence[Difference]) -> dict[str, Difference]:
+    """The leaf to show per kind ("forward", "grad"): a failing one first, else the closest to its bound."""
+    worst: dict[str, Difference] = {}
+    for d in differences:
+        kind = kind_of(d.name)
+        current = worst.get(kind)
+        if current is None or (not d.ok, d.worst) > (not current.ok, current.worst):
+            worst[kind] = d
+    return worst
+
+
+def run_parity_report(
+    dtypes: Sequence[str] = ("float32", "float64"),
+    torch_device: str = "cpu",
+    name_filter: str | None = None,
+    seed: int = 0,
+    verbose: bool = False,
+    out=sys.stdout,
+) -> int:
+    """Runs every LSTM and classifier parity case and prints one row per case, dtype and kind.
+
+    Returns the process exit status: 0 when every leaf is within its tolerance, 1 otherwise.
+    """
+    if torch_device.startswith("cuda"):
+        # TF32 would make both sides differ from true float32 by ~1e-3 (PARITY.md).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        jax.config.update("jax_default_matmul_precision", "highest")
+    print(_environment(torch_device), file=out)
+    cases = [("lstm", c) for c in LSTM_CASES] + [("classifier", c) for c in CLASSIFIER_CASES]
+    if name_filter:
+        cases = [(k, c) for k, c in cases if name_filter in c.name]
+        if not cases:
+            print(f"no case name contains {name_filter!r}", file=out)
+            return 2
+    header = (
+        f"{'case':<36} {'dtype':<8} {'kind':<8} {'worst leaf':<26} {'max |diff|':>10}  "
+        f"{'of tol':>7}  tolerance"
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    failures = 0
+    start = time.perf_counter()
+    for dtype in dtypes:
+        for kind_name, case in cases:
+            run = lstm_parity if kind_name == "lstm" else classifier_parity
+            pairs = run(case, dtype, seed=seed, device=torch_device)
+            differences = [
+                compare(name, a, b, TOLERANCES[dtype][kind_of(name)]) for name, (a, b) in pairs.items()
+            ]
+            failures += sum(not d.ok for d in differences)
+            shown = differences if verbose else _worst_per_kind(differences).values()
+            for d in shown:
+                kind = kind_of(d.name)
+                mark = "ok" if d.ok else "FAIL"
+                detail = d.problem or f"{d.max_abs:>10.2e}  {d.worst:>7.3f}  {d.tolerance}"
+                print(
+                    f"{case.name:<36} {dtype:<8} {kind:<8} {d.name:<26} {detail}  {mark}",
+                    file=out,
+                    flush=True,
+                )
+    elapsed = time.perf_counter() - start
+    total = len(cases) * len(dtypes)
+    if failures:
+        print(
+            f"\nFAILED: {failures} leaves outside their tolerance ({total} runs, {elapsed:.0f} s)",
+            file=out,
+        )
+        return 1
+    print(
+        f"\nall {total} runs within tolerance ({elapsed:.0f} s); 'of tol' is the worst "
+        "elementwise |diff| / (atol + rtol*|ref|)",
+        file=out,
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_parity_report())
