@@ -10,11 +10,6 @@ __all__ = ["main"]
 
 
 def _parity(args: argparse.Namespace) -> int:
-    import jax
-
-    if "float64" in args.dtype:
-        # Must happen before any array is created; float32 cases stay float32 explicitly.
-        jax.config.update("jax_enable_x64", True)
     try:
         import torch
     except ImportError:

@@ -1,0 +1,1 @@
+"""Benchmarks: jax_lstm against PyTorch, side by side in one process."""

@@ -1,0 +1,123 @@
+"""nn.LSTM and the article's models against torch: identical weights, same outputs and gradients."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jax_lstm
+from jax_lstm.testing import TOLERANCES, assert_all_close
+from torch_ref.parity import (
+    CLASSIFIER_CASES,
+    LSTM_CASES,
+    ClassifierCase,
+    LSTMCase,
+    classifier_parity,
+    lstm_parity,
+)
+
+
+@pytest.mark.parametrize("case", LSTM_CASES, ids=lambda c: c.name)
+def test_lstm_matches_torch(case: LSTMCase, dtype: str):
+    pairs = lstm_parity(case, dtype)
+    # Every torch parameter has its gradient compared, plus the input's (and the states' if given).
+    num_params = len(jax_lstm.spec.param_shapes(_spec(case)))
+    assert sum(name.startswith("grad/") for name in pairs) == (
+        num_params + 1 + (2 if case.initial_state else 0)
+    )
+    for name, (actual, _) in pairs.items():
+        assert actual.dtype == np.dtype(dtype), f"{name} came out as {actual.dtype}"
+    assert_all_close(pairs, TOLERANCES[dtype])
+
+
+def _spec(case: LSTMCase) -> jax_lstm.LSTMSpec:
+    return jax_lstm.LSTMSpec(
+        case.input_size,
+        case.hidden_size,
+        case.num_layers,
+        case.bias,
+        case.bidirectional,
+        case.proj_size,
+    )
+
+
+@pytest.mark.parametrize("case", CLASSIFIER_CASES, ids=lambda c: c.name)
+def test_classifier_matches_torch(case: ClassifierCase, dtype: str):
+    pairs = classifier_parity(case, dtype)
+    if case.model == "bn-lstm" and case.train:
+        # The running statistics moved (two warm-up batches plus this one) and match torch's.
+        assert pairs["bn.num_batches_tracked"][1] == 3
+        assert not np.allclose(pairs["bn.running_var"][1], 1.0)
+    assert_all_close(pairs, TOLERANCES[dtype])
+    assert (pairs["logits"][0].argmax(-1) == pairs["logits"][1].argmax(-1)).all()
+
+
+def test_dropout_one_zeroes_every_layer_output_but_the_last_as_torch_does(dtype: str):
+    """p=1 in train mode is deterministic on both sides, so torch can be matched exactly: layers 1
+    and 2 see an all-zero input, the last layer's output and every h_n/c_n are left alone."""
+    torch.manual_seed(3)
+    tdtype = getattr(torch, dtype)
+    module = torch.nn.LSTM(4, 6, num_layers=3, dropout=1.0).to(tdtype).train()
+    x = np.random.default_rng(0).standard_normal((5, 2, 4)).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    tout, (th, tc) = module(tx)
+    (tout.sum() + th.sum() + tc.sum()).backward()
+
+    variables = jax_lstm.from_torch(module.state_dict())
+    layer = jax_lstm.LSTM(6, num_layers=3, dropout=1.0)
+    rngs = {"dropout": jax.random.key(0)}
+
+    def loss(params, xs):
+        out, (h, c) = layer.apply({"params": params}, xs, deterministic=False, rngs=rngs)
+        return jnp.sum(out) + jnp.sum(h) + jnp.sum(c), (out, h, c)
+
+    (_, (out, h, c)), (gparams, gx) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+        variables["params"], jnp.asarray(x)
+    )
+    # With the input zeroed, layer 0 receives no gradient through layer 1's input.
+    assert np.count_nonzero(np.asarray(out)) == out.size
+    pairs = {
+        "output": (np.asarray(out), tout.detach().numpy()),
+        "h_n": (np.asarray(h), th.detach().numpy()),
+        "c_n": (np.asarray(c), tc.detach().numpy()),
+        "grad/input": (np.asarray(gx), tx.grad.numpy()),
+    }
+    for name, param in module.named_parameters():
+        pairs[f"grad/{name}"] = (np.asarray(gparams[name]), param.grad.numpy())
+    assert_all_close(pairs, TOLERANCES[dtype])
+    # And it differs from eval mode, where no dropout is applied.
+    eval_out, _ = layer.apply(variables, jnp.asarray(x))
+    assert not np.allclose(np.asarray(eval_out), np.asarray(out))
+
+
+def test_dropout_sits_between_layers_only():
+    """p=0.5: train mode draws from the 'dropout' stream; layer 0's states and the last layer's
+    output are never dropped; eval mode and a single layer apply no dropout at all."""
+    x = jax.random.normal(jax.random.key(1), (7, 16, 3))
+    layer = jax_lstm.LSTM(8, num_layers=2, dropout=0.5)
+    variables = layer.init(jax.random.key(0), x)
+    eval_out, (eval_h, eval_c) = layer.apply(variables, x)
+
+    def train(seed):
+        return layer.apply(variables, x, deterministic=False, rngs={"dropout": jax.random.key(seed)})
+
+    out_a, (h_a, c_a) = train(1)
+    out_b, _ = train(1)
+    out_c, _ = train(2)
+    np.testing.assert_array_equal(out_a, out_b)  # same key, same mask
+    assert not np.allclose(out_a, out_c)  # another key, another mask
+    assert not np.allclose(out_a, eval_out)  # layer 1 saw a dropped input
+    np.testing.assert_array_equal(h_a[0], eval_h[0])  # layer 0 is untouched by dropout
+    np.testing.assert_array_equal(c_a[0], eval_c[0])
+    assert np.count_nonzero(np.asarray(out_a)) == out_a.size  # the last layer is never dropped
+
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        single = jax_lstm.LSTM(8, dropout=0.5)
+        single_vars = single.init(jax.random.key(0), x)
+        np.testing.assert_array_equal(
+            single.apply(single_vars, x, deterministic=False, rngs={"dropout": jax.random.key(1)})[0],
+            single.apply(single_vars, x)[0],
+        )
