@@ -1,0 +1,143 @@
+"""The article's training loop in PyTorch (sections 3.2, 4.1, 4.2), fed the same batches as JAX.
+
+Cross-entropy, Adam, ``clip_grad_norm_`` before each ``step()``, ``ReduceLROnPlateau(optimizer,
+'min', patience=...)`` stepped once per epoch on the epoch's training loss, and the article's log
+line every 10 steps. The one change from the article: batches come from `jax_lstm.data.batch_order`
+instead of a `DataLoader(shuffle=True)`, so that a JAX run can be fed the identical batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
+from jax_lstm.train import TrainConfig
+from torch_ref.parity import make_torch_classifier
+
+__all__ = ["TorchResult", "train_torch", "evaluate_torch"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclasses.dataclass
+class TorchResult:
+    model: nn.Module
+    history: list[dict[str, float]]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1]["test_accuracy"]
+
+
+def _tensors(dataset: Dataset, dtype: torch.dtype):
+    def opt(a):
+        return None if a is None else torch.from_numpy(np.asarray(a, dtype=np.int64))
+
+    return (
+        torch.from_numpy(dataset.x_train).to(dtype),
+        torch.from_numpy(dataset.y_train.astype(np.int64)),
+        opt(dataset.lengths_train),
+        torch.from_numpy(dataset.x_test).to(dtype),
+        torch.from_numpy(dataset.y_test.astype(np.int64)),
+        opt(dataset.lengths_test),
+    )
+
+
+@torch.no_grad()
+def evaluate_torch(model: nn.Module, x, y, lengths, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode, in chunks of `batch_size`."""
+    model.eval()
+    total, correct = 0.0, 0
+    for lo in range(0, len(y), batch_size):
+        hi = min(lo + batch_size, len(y))
+        logits = model(x[lo:hi], None if lengths is None else lengths[lo:hi])
+        total += nn.functional.cross_entropy(logits, y[lo:hi], reduction="sum").item()
+        correct += int((logits.argmax(-1) == y[lo:hi]).sum())
+    return total / len(y), correct / len(y)
+
+
+def train_torch(
+    config: TrainConfig,
+    dataset: Dataset,
+    model: nn.Module | None = None,
+    log: Callable[[str], None] | None = print,
+) -> TorchResult:
+    """Trains the article's torch model with the article's loop on `dataset`.
+
+    Args:
+      config: the same config the JAX side uses (model, sizes, lr, clip, patience, ...).
+      dataset: the same dataset; batches are drawn with `batch_order(seed, epoch)` as in JAX.
+      model: initial model (e.g. loaded with `to_torch` of the JAX initial weights); default: the
+        article's model initialised by torch from `config.seed`.
+    """
+    dataset.validate()
+    dtype = _DTYPES[config.dtype]
+    if model is None:
+        torch.manual_seed(config.seed)
+        model = make_torch_classifier(
+            config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
+        )
+    model = model.to(dtype)
+    x_train, y_train, len_train, x_test, y_test, len_test = _tensors(dataset, dtype)
+
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, "min", patience=config.patience, factor=config.factor
+    )
+    history: list[dict[str, float]] = []
+    num_epochs = config.epochs
+    for epoch in range(num_epochs):
+        model.train()
+        batches = batch_order(len(y_train), config.batch_size, config.seed, epoch)
+        lr_used = float(optimizer.param_groups[0]["lr"])
+        losses: list[float] = []
+        start = time.perf_counter()
+        for i, idx in enumerate(batches):
+            index = torch.from_numpy(idx)
+            inputs, labels = x_train[index], y_train[index]
+            lengths = None if len_train is None else len_train[index]
+            optimizer.zero_grad()
+            # Gradient accumulation (article section 5.3): micro-batch losses weighted by their
+            # share of the batch sum to the batch-mean loss, so the update equals the full batch's.
+            loss_value = 0.0
+            for lo, hi in micro_batch_bounds(len(idx), config.accumulate):
+                weight = (hi - lo) / len(idx)
+                outputs = model(inputs[lo:hi], None if lengths is None else lengths[lo:hi])
+                loss = criterion(outputs, labels[lo:hi]) * weight
+                loss.backward()
+                loss_value += loss.item()
+            if config.clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=config.clip)
+            optimizer.step()
+            losses.append(loss_value)
+            if log and config.log_every and (i + 1) % config.log_every == 0:
+                log(
+                    f"Epoch [{epoch + 1}/{num_epochs}], Step [{i + 1}/{len(batches)}], Loss: {loss_value:.4f}"
+                )
+        train_loss = epoch_mean(losses, [len(idx) for idx in batches])
+        seconds = time.perf_counter() - start
+        test_loss, test_accuracy = evaluate_torch(model, x_test, y_test, len_test, config.eval_batch_size)
+        scheduler.step(train_loss)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "lr": lr_used,
+            "seconds": seconds,
+        }
+        history.append(record)
+        if log:
+            log(
+                f"Epoch [{epoch + 1}/{num_epochs}] train loss {train_loss:.4f}, test loss "
+                f"{test_loss:.4f}, test accuracy {100 * test_accuracy:.2f}%, lr {lr_used:.2e}"
+            )
+    return TorchResult(model, history)
