@@ -22,7 +22,7 @@ from flax import serialization
 from jax_lstm import optim
 from jax_lstm.data import Dataset
 
-__all__ = ["Checkpoint", "CHECKPOINT_NAME", "load", "save"]
+__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load", "save"]
 
 CHECKPOINT_NAME = "checkpoint.msgpack"
 FORMAT = "jax-lstm-checkpoint/1"

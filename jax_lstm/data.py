@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import importlib.resources
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "Dataset",
     "DataError",
+    "Dataset",
+    "TsData",
     "batch_order",
     "digits",
     "epoch_mean",
@@ -29,7 +31,6 @@ __all__ = [
     "micro_batch_bounds",
     "pad_series",
     "synthetic",
-    "TsData",
 ]
 
 
@@ -151,7 +152,7 @@ def micro_batch_bounds(batch: int, accumulate: int) -> list[tuple[int, int]]:
     """Splits a batch of `batch` rows into `accumulate` contiguous, near-equal micro-batches."""
     parts = min(accumulate, batch)
     edges = [round(batch * j / parts) for j in range(parts + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def epoch_mean(batch_losses: Sequence[float], batch_sizes: Sequence[int]) -> float:

@@ -35,7 +35,7 @@ __all__ = [
     "FitResult",
     "TrainConfig",
     "TrainState",
-    "TrainingDiverged",
+    "TrainingDivergedError",
     "create_train_state",
     "cross_entropy",
     "evaluate",
@@ -113,7 +113,7 @@ class TrainState(struct.PyTreeNode):
     key: jax.Array  # (2,) uint32 PRNG key, split once per step for dropout
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDivergedError(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint (if any) is left untouched."""
 
 
@@ -292,7 +292,7 @@ def train_epoch(
     """One epoch (0-based `epoch`): the shuffled batches, evaluation, one scheduler step.
 
     Returns the new train state, the new plateau state and the epoch's record (train_loss,
-    test_loss, test_accuracy, lr used during the epoch). Raises TrainingDiverged on a NaN/inf loss.
+    test_loss, test_accuracy, lr used during the epoch). Raises TrainingDivergedError on a NaN/inf loss.
     """
     batches = batch_order(len(data.y_train), config.batch_size, config.seed, epoch)
     start = time.perf_counter()
@@ -309,7 +309,7 @@ def train_epoch(
     batch_losses = np.asarray(jnp.stack(losses))  # one device sync per epoch
     if not np.isfinite(batch_losses).all():
         bad = int(np.argmax(~np.isfinite(batch_losses)))
-        raise TrainingDiverged(
+        raise TrainingDivergedError(
             f"the training loss became {batch_losses[bad]} at epoch {epoch + 1}, step {bad + 1}; "
             "stopping. Try a lower --lr or --clip, or check the data for extreme values."
         )

@@ -21,7 +21,7 @@ from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
 from jax_lstm.train import TrainConfig
 from torch_ref.parity import make_torch_classifier
 
-__all__ = ["TorchResult", "train_torch", "evaluate_torch"]
+__all__ = ["TorchResult", "evaluate_torch", "train_torch"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
