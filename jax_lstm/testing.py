@@ -43,6 +43,12 @@ TOLERANCES: dict[str, dict[str, Tolerance]] = {
 }
 
 
+# Whole training runs (the article's 10 epochs, identical initial weights and batches): largest
+# relative difference of per-epoch losses allowed between JAX and torch. Measured: 3e-8 (float32)
+# and 2e-16 (float64) on the article's experiment, both models.
+TRAINING_LOSS_RTOL: dict[str, float] = {"float32": 1e-3, "float64": 1e-8}
+
+
 @dataclasses.dataclass(frozen=True)
 class Difference:
     """How far one leaf is from its reference."""

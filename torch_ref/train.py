@@ -9,7 +9,9 @@ instead of a `DataLoader(shuffle=True)`, so that a JAX run can be fed the identi
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +70,8 @@ def train_torch(
     dataset: Dataset,
     model: nn.Module | None = None,
     log: Callable[[str], None] | None = print,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TorchResult:
     """Trains the article's torch model with the article's loop on `dataset`.
 
@@ -76,6 +80,9 @@ def train_torch(
       dataset: the same dataset; batches are drawn with `batch_order(seed, epoch)` as in JAX.
       model: initial model (e.g. loaded with `to_torch` of the JAX initial weights); default: the
         article's model initialised by torch from `config.seed`.
+      checkpoint_dir: if given, model, optimizer, scheduler and history are saved there after every
+        epoch (`torch.save` to a temporary file, then an atomic rename).
+      resume: continue from the checkpoint in `checkpoint_dir`.
     """
     dataset.validate()
     dtype = _DTYPES[config.dtype]
@@ -93,8 +100,15 @@ def train_torch(
         optimizer, "min", patience=config.patience, factor=config.factor
     )
     history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        if checkpoint_dir is None:
+            raise ValueError("resume needs a checkpoint directory")
+        start_epoch, history = _load_checkpoint(checkpoint_dir, config, model, optimizer, scheduler)
+        if log:
+            log(f"resuming from {checkpoint_dir} after epoch {start_epoch}")
     num_epochs = config.epochs
-    for epoch in range(num_epochs):
+    for epoch in range(start_epoch, num_epochs):
         model.train()
         batches = batch_order(len(y_train), config.batch_size, config.seed, epoch)
         lr_used = float(optimizer.param_groups[0]["lr"])
@@ -135,9 +149,50 @@ def train_torch(
             "seconds": seconds,
         }
         history.append(record)
+        if checkpoint_dir is not None:
+            _save_checkpoint(checkpoint_dir, config, model, optimizer, scheduler, epoch + 1, history)
         if log:
             log(
                 f"Epoch [{epoch + 1}/{num_epochs}] train loss {train_loss:.4f}, test loss "
                 f"{test_loss:.4f}, test accuracy {100 * test_accuracy:.2f}%, lr {lr_used:.2e}"
             )
     return TorchResult(model, history)
+
+
+_CHECKPOINT = "torch_checkpoint.pt"
+
+
+def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, history) -> None:
+    path = Path(directory) / _CHECKPOINT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "config": dataclasses.asdict(config),
+    }
+    with open(tmp, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(directory, config, model, optimizer, scheduler) -> tuple[int, list]:
+    path = Path(directory) / _CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    payload = torch.load(path, weights_only=False)
+    saved = {k: v for k, v in payload["config"].items() if k not in ("epochs", "log_every")}
+    wanted = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("epochs", "log_every")}
+    if saved != wanted:
+        raise ValueError(f"cannot resume from {path} with different settings: {saved} vs {wanted}")
+    if payload["epoch"] >= config.epochs:
+        raise ValueError(f"{path} already holds {payload['epoch']} epochs; ask for more with --epochs")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    return payload["epoch"], payload["history"]

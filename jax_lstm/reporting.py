@@ -1,0 +1,145 @@
+"""What runs print and write: environment, metrics JSON, loss/accuracy plots, comparison tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "comparison",
+    "comparison_table",
+    "environment",
+    "plot_history",
+    "write_json",
+]
+
+
+def environment() -> dict[str, Any]:
+    """Versions, devices and machine facts printed and stored with every result."""
+    import flax
+    import jax
+    import optax
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [f"{d.platform}:{d.device_kind}" for d in jax.devices()],
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_model(),
+    }
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["torch_cuda"] = torch.cuda.is_available()
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Writes JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> dict[str, float]:
+    """Largest relative differences between two runs' per-epoch records."""
+
+    def rel(key):
+        a = np.asarray([h[key] for h in jax_history], dtype=np.float64)
+        b = np.asarray([h[key] for h in torch_history], dtype=np.float64)
+        return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+    return {
+        "max_rel_diff_train_loss": rel("train_loss"),
+        "max_rel_diff_test_loss": rel("test_loss"),
+        "max_abs_diff_test_accuracy": float(
+            max(abs(a["test_accuracy"] - b["test_accuracy"]) for a, b in zip(jax_history, torch_history, strict=True))
+        ),
+        "same_lr_trace": [h["lr"] for h in jax_history] == [h["lr"] for h in torch_history],
+    }
+
+
+def comparison_table(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> str:
+    """Per-epoch losses of both sides and their relative difference, as aligned text."""
+    lines = [
+        f"{'epoch':>5}  {'train loss (jax)':>16}  {'train loss (torch)':>18}  {'rel diff':>9}  "
+        f"{'test acc jax':>12}  {'test acc torch':>14}  {'lr jax':>8}  {'lr torch':>8}"
+    ]
+    for a, b in zip(jax_history, torch_history, strict=True):
+        diff = abs(a["train_loss"] - b["train_loss"]) / abs(b["train_loss"])
+        lines.append(
+            f"{a['epoch']:>5}  {a['train_loss']:>16.10f}  {b['train_loss']:>18.10f}  {diff:>9.2e}  "
+            f"{100 * a['test_accuracy']:>11.2f}%  {100 * b['test_accuracy']:>13.2f}%  "
+            f"{a['lr']:>8.1e}  {b['lr']:>8.1e}"
+        )
+    return "\n".join(lines)
+
+
+def plot_history(
+    path: str | Path,
+    jax_history: Sequence[dict],
+    torch_history: Sequence[dict] | None = None,
+    title: str = "",
+) -> Path:
+    """Loss and accuracy curves per epoch as a PNG; both sides when a torch history is given."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError as err:
+        raise ImportError("--plot needs matplotlib: pip install 'jax-lstm[plot]'") from err
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    # JAX wide and pale, torch thin with markers on top: where the runs agree both stay visible.
+    runs = [("JAX", jax_history, {"linestyle": "-", "linewidth": 4, "alpha": 0.45})]
+    if torch_history is not None:
+        runs.append(("PyTorch", torch_history, {"linestyle": "--", "linewidth": 1.2, "marker": "x"}))
+    for label, history, style in runs:
+        epochs = [h["epoch"] for h in history]
+        loss_ax.plot(epochs, [h["train_loss"] for h in history], color="C0", label=f"{label} train", **style)
+        loss_ax.plot(epochs, [h["test_loss"] for h in history], color="C1", label=f"{label} test", **style)
+        acc_ax.plot(
+            epochs, [100 * h["test_accuracy"] for h in history], color="C2", label=f"{label} test", **style
+        )
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="test accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

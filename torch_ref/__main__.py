@@ -1,0 +1,85 @@
+"""``python -m torch_ref train``: the article's PyTorch training run, with the flags of ``jax-lstm train``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+
+from jax_lstm.cli import add_train_arguments, config_from_args, dataset_from_args
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from jax_lstm import reporting
+    from jax_lstm.data import DataError
+    from torch_ref.train import train_torch
+
+    try:
+        if args.dtype == "float64":
+            import jax
+
+            jax.config.update("jax_enable_x64", True)  # TrainConfig checks it for float64
+        dataset = dataset_from_args(args)
+        config = config_from_args(args)
+        dataset.validate()
+        if args.resume and not args.checkpoint_dir:
+            raise ValueError("--resume needs --checkpoint-dir")
+    except (DataError, ValueError, FileNotFoundError) as err:
+        print(f"torch_ref: error: {err}", file=sys.stderr)
+        return 2
+    print(dataset.describe())
+    print(
+        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}: "
+        f"hidden {config.hidden_size}, layers {config.num_layers} | {config.epochs} epochs, batch "
+        f"{config.batch_size}, lr {config.lr}, clip {config.clip}, patience {config.patience}, "
+        f"seed {config.seed}, {config.dtype}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    try:
+        result = train_torch(
+            config,
+            dataset,
+            log=None if args.quiet else (lambda line: print(line, flush=True)),
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"torch_ref: error: {err}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - start
+    print(f"PyTorch: test accuracy {100 * result.test_accuracy:.2f}% after {config.epochs} epochs ({seconds:.1f} s)")
+    if args.metrics_json:
+        payload = {
+            "dataset": dataset.describe(),
+            "config": dataclasses.asdict(config),
+            "environment": reporting.environment(),
+            "epochs": result.history,
+            "test_accuracy": result.test_accuracy,
+            "seconds": seconds,
+        }
+        print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
+    if args.plot:
+        title = f"{dataset.name}, {config.model} (PyTorch), seed {config.seed}"
+        print(f"plot written to {reporting.plot_history(args.plot, result.history, title=title)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m torch_ref", description="The article's PyTorch models and training loop."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train the article's torch model (same flags as jax-lstm train)")
+    add_train_arguments(train)
+    train.set_defaults(func=_train)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
