@@ -131,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
     from jax_lstm import reporting
     from jax_lstm.data import DataError
     from jax_lstm.testing import TRAINING_LOSS_RTOL
-    from jax_lstm.train import TrainingDivergedError, create_train_state, fit
+    from jax_lstm.train import TrainingDivergedError, fit, initial_variables
 
     try:
         dataset = dataset_from_args(args)
@@ -148,22 +148,14 @@ def _train(args: argparse.Namespace) -> int:
     variables = None
     if args.compare_torch:
         try:
-            import torch
+            from torch_ref.train import torch_twin
         except ImportError:
             return _fail("--compare-torch needs PyTorch: pip install 'jax-lstm[torch]'")
-        import jax_lstm
-        from torch_ref.parity import make_torch_classifier
 
         if config.dropout > 0:
             print("note: with dropout the two sides draw different masks; losses will differ")
-        state = create_train_state(config, dataset.num_features, dataset.num_classes)
-        variables = {"params": state.params}
-        if state.batch_stats:
-            variables["batch_stats"] = state.batch_stats
-        torch_model = make_torch_classifier(
-            config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
-        )
-        torch_model.load_state_dict(jax_lstm.to_torch(variables), strict=True)
+        variables = initial_variables(config, dataset.num_features, dataset.num_classes)
+        torch_model = torch_twin(config, dataset, variables)
 
     env = reporting.environment()
     print(dataset.describe())
@@ -211,7 +203,10 @@ def _train(args: argparse.Namespace) -> int:
 
         start = time.perf_counter()
         torch_result = train_torch(
-            config, dataset, model=torch_model, log=_log_function(None, "[torch] ") if not args.quiet else None
+            config,
+            dataset,
+            model=torch_model,
+            log=_log_function(None, "[torch] ") if not args.quiet else None,
         )
         torch_seconds = time.perf_counter() - start
         torch_history = torch_result.history
@@ -221,12 +216,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"PyTorch: test accuracy {100 * torch_result.test_accuracy:.2f}% ({torch_seconds:.1f} s)")
         print(reporting.comparison_table(result.history, torch_history))
         print(
-            f"largest relative difference of per-epoch losses: train {summary['max_rel_diff_train_loss']:.2e}, "
-            f"test {summary['max_rel_diff_test_loss']:.2e} (tolerance {tolerance:.0e} in {config.dtype}): "
-            + ("agree" if agree else "DISAGREE")
+            "largest relative difference of per-epoch losses: "
+            f"train {summary['max_rel_diff_train_loss']:.2e}, "
+            f"test {summary['max_rel_diff_test_loss']:.2e} "
+            f"(tolerance {tolerance:.0e} in {config.dtype}): " + ("agree" if agree else "DISAGREE")
         )
-        payload["torch"] = {"epochs": torch_history, "test_accuracy": torch_result.test_accuracy,
-                            "seconds": torch_seconds}
+        payload["torch"] = {
+            "epochs": torch_history,
+            "test_accuracy": torch_result.test_accuracy,
+            "seconds": torch_seconds,
+        }
         payload["comparison"] = {**summary, "tolerance": tolerance, "agree": agree}
         status = 0 if agree else 1
     if args.metrics_json:
@@ -264,8 +263,9 @@ def _parity(args: argparse.Namespace) -> int:
     try:
         import torch
     except ImportError:
-        return _fail("jax-lstm parity compares against PyTorch, which is not installed: "
-                     "pip install 'jax-lstm[torch]'")
+        return _fail(
+            "jax-lstm parity compares against PyTorch, which is not installed: pip install 'jax-lstm[torch]'"
+        )
     from torch_ref.report import run_parity_report
 
     device = args.device

@@ -80,7 +80,10 @@ def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> di
         "max_rel_diff_train_loss": rel("train_loss"),
         "max_rel_diff_test_loss": rel("test_loss"),
         "max_abs_diff_test_accuracy": float(
-            max(abs(a["test_accuracy"] - b["test_accuracy"]) for a, b in zip(jax_history, torch_history, strict=True))
+            max(
+                abs(a["test_accuracy"] - b["test_accuracy"])
+                for a, b in zip(jax_history, torch_history, strict=True)
+            )
         ),
         "same_lr_trace": [h["lr"] for h in jax_history] == [h["lr"] for h in torch_history],
     }

@@ -40,6 +40,7 @@ __all__ = [
     "cross_entropy",
     "evaluate",
     "fit",
+    "initial_variables",
     "make_eval_step",
     "make_model",
     "make_optimizer",
@@ -138,6 +139,18 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
+def _keys(config: TrainConfig) -> tuple[jax.Array, jax.Array]:
+    """(init key, train-state key) derived from the seed."""
+    init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    return init_key, state_key
+
+
+def initial_variables(config: TrainConfig, num_features: int, num_classes: int) -> dict[str, Any]:
+    """The Flax variables a run with this config starts from (torch's init, drawn from the seed)."""
+    dummy = jnp.zeros((1, 1, num_features), jnp.dtype(config.dtype))
+    return make_model(config, num_classes).init(_keys(config)[0], dummy)
+
+
 def create_train_state(
     config: TrainConfig,
     num_features: int,
@@ -145,11 +158,9 @@ def create_train_state(
     variables: dict[str, Any] | None = None,
 ) -> TrainState:
     """A fresh train state: weights from `variables` (e.g. `from_torch`) or initialised from the seed."""
-    model = make_model(config, num_classes)
-    init_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    _, state_key = _keys(config)
     if variables is None:
-        dummy = jnp.zeros((1, 1, num_features), jnp.dtype(config.dtype))
-        variables = model.init(init_key, dummy)
+        variables = initial_variables(config, num_features, num_classes)
     params = variables["params"]
     tx = make_optimizer(config)
     # A learning rate of fixed dtype from the start, so the scheduler's updates never retrace.

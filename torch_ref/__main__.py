@@ -52,7 +52,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"torch_ref: error: {err}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - start
-    print(f"PyTorch: test accuracy {100 * result.test_accuracy:.2f}% after {config.epochs} epochs ({seconds:.1f} s)")
+    print(
+        f"PyTorch: test accuracy {100 * result.test_accuracy:.2f}% after {config.epochs} epochs "
+        f"({seconds:.1f} s)"
+    )
     if args.metrics_json:
         payload = {
             "dataset": dataset.describe(),

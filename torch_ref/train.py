@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,17 @@ def _tensors(dataset: Dataset, dtype: torch.dtype):
         torch.from_numpy(dataset.y_test.astype(np.int64)),
         opt(dataset.lengths_test),
     )
+
+
+def torch_twin(config: TrainConfig, dataset: Dataset, variables: dict[str, Any]) -> nn.Module:
+    """The article's torch model holding exactly the weights (and BN statistics) in `variables`."""
+    import jax_lstm
+
+    model = make_torch_classifier(
+        config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
+    )
+    model.load_state_dict(jax_lstm.to_torch(variables), strict=True)
+    return model
 
 
 @torch.no_grad()
