@@ -59,6 +59,9 @@ def torch_twin(config: TrainConfig, dataset: Dataset, variables: dict[str, Any])
     model = make_torch_classifier(
         config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
     )
+    # Cast first: load_state_dict copies into the existing tensors, so a float32 model would round
+    # float64 weights.
+    model = model.to(_DTYPES[config.dtype])
     model.load_state_dict(jax_lstm.to_torch(variables), strict=True)
     return model
 
