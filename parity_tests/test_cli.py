@@ -1,12 +1,18 @@
-"""The `jax-lstm parity` command: it reports, and it can fail."""
+"""The commands: `jax-lstm parity` (it reports, and it can fail), `jax-lstm train`, `jax-lstm export`,
+`python -m torch_ref train`."""
 
 from __future__ import annotations
 
 import io
+import json
+
+import numpy as np
+import torch
 
 import jax_lstm.testing
 from jax_lstm.cli import main
-from torch_ref import report
+from torch_ref import MultiDimLSTM, report
+from torch_ref.__main__ import main as torch_main
 
 
 def test_parity_command_passes_and_prints_the_table(capsys):
@@ -30,3 +36,75 @@ def test_parity_report_fails_when_a_difference_exceeds_its_tolerance(monkeypatch
 def test_unknown_case_filter_is_an_error(capsys):
     assert main(["parity", "--cases", "no-such-case", "--dtype", "float32"]) == 2
     assert "no case name contains" in capsys.readouterr().out
+
+
+# --- jax-lstm train / export, python -m torch_ref train ----------------------------------------
+
+SMALL = ["--dataset", "synthetic", "--hidden-size", "16", "--num-layers", "1", "--quiet"]
+
+
+def test_train_writes_metrics_plot_and_checkpoints_and_resumes(tmp_path, capsys):
+    metrics, plot, ckpt = tmp_path / "m.json", tmp_path / "curves.png", tmp_path / "ckpt"
+    args = ["train", *SMALL, "--metrics-json", str(metrics), "--checkpoint-dir", str(ckpt)]
+    assert main([*args, "--epochs", "2", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic: 800 train / 200 test series, 5 features" in out
+    assert "JAX: test accuracy" in out
+    payload = json.loads(metrics.read_text())
+    assert [e["epoch"] for e in payload["epochs"]] == [1, 2]
+    for record in payload["epochs"]:
+        assert {"train_loss", "test_loss", "test_accuracy", "lr"} <= set(record)
+        assert 0.6 < record["train_loss"] < 0.8  # random binary labels: about ln 2
+    assert payload["test_accuracy"] == payload["epochs"][-1]["test_accuracy"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert main([*args, "--epochs", "3", "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    resumed = json.loads(metrics.read_text())
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
+    assert resumed["epochs"][:2] == payload["epochs"]
+
+    exported = tmp_path / "model.pt"
+    assert main(["export", str(ckpt), str(exported)]) == 0
+    model = MultiDimLSTM(5, 16, 1, 2)
+    model.load_state_dict(torch.load(exported), strict=True)
+
+
+def test_compare_torch_reports_agreement_and_records_both_sides(tmp_path, capsys):
+    metrics = tmp_path / "m.json"
+    status = main(["train", *SMALL, "--epochs", "2", "--compare-torch", "--metrics-json", str(metrics)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "train loss (torch)" in out and ": agree" in out
+    payload = json.loads(metrics.read_text())
+    assert len(payload["torch"]["epochs"]) == 2
+    assert payload["comparison"]["agree"] is True
+    assert payload["comparison"]["max_rel_diff_train_loss"] < 1e-5
+    jax_losses = [e["train_loss"] for e in payload["epochs"]]
+    torch_losses = [e["train_loss"] for e in payload["torch"]["epochs"]]
+    np.testing.assert_allclose(jax_losses, torch_losses, rtol=1e-5)
+
+
+def test_torch_reference_command_runs_the_same_flags(tmp_path, capsys):
+    metrics = tmp_path / "t.json"
+    assert torch_main(["train", *SMALL, "--epochs", "1", "--metrics-json", str(metrics)]) == 0
+    assert "PyTorch: test accuracy" in capsys.readouterr().out
+    payload = json.loads(metrics.read_text())
+    assert len(payload["epochs"]) == 1 and "torch" in payload["environment"]
+
+
+def test_train_refuses_bad_input_before_training(tmp_path, capsys):
+    bad = tmp_path / "bad.ts"
+    bad.write_text("@dimensions 2\n@classLabel true a b\n@data\n1,2:3,4:a\n1,2:b\n")
+    cases = [
+        (["--data", str(bad)], "--data and --test-data go together"),
+        (["--data", str(bad), "--test-data", str(bad)], "bad.ts:5: expected 2 dimensions"),
+        (["--data", str(tmp_path / "none.ts"), "--test-data", str(bad)], "none.ts: no such file"),
+        (["--dataset", "synthetic", "--batch-size", "0"], "batch_size must be at least 1"),
+        (["--dataset", "synthetic", "--resume"], "--resume needs --checkpoint-dir"),
+    ]
+    for extra, message in cases:
+        assert main(["train", *extra]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err
+        assert "Epoch" not in captured.out  # nothing was trained
