@@ -92,7 +92,7 @@ def test_train_and_test_files_must_have_the_same_channels(tmp_path):
     test = write_ts(
         tmp_path, "test.ts", ["1,2:3,4:5,6:a"], header=HEADER.replace("@dimensions 2", "@dimensions 3")
     )
-    with pytest.raises(data.DataError, match="has 2 dimensions but .*test.ts has 3"):
+    with pytest.raises(data.DataError, match=r"has 2 dimensions but .*test\.ts has 3"):
         data.from_ts_files(train, test)
 
 
