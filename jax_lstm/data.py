@@ -309,10 +309,19 @@ def load_ts(path: str | Path) -> TsData:
 
 
 def pad_series(series: Sequence[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pads (T_i, F) series with zeros to (N, T, F); returns it and the (N,) lengths."""
+    """Right-pads (T_i, F) series with zeros to (N, T, F); returns it and the (N,) int32 lengths.
+
+    The padded array has the series' common floating dtype (float32 stays float32).
+    """
+    series = [np.asarray(s) for s in series]
+    if not series or any(s.ndim != 2 for s in series):
+        raise DataError("pad_series needs a non-empty list of 2-D (time, features) arrays")
+    if len({s.shape[-1] for s in series}) != 1:
+        raise DataError(f"series have different feature counts: {sorted({s.shape[-1] for s in series})}")
     lengths = np.asarray([len(s) for s in series], dtype=np.int32)
     total = int(lengths.max()) if length is None else length
-    x = np.zeros((len(series), total, series[0].shape[-1]), dtype=np.float64)
+    dtype = np.result_type(np.float32, *series)
+    x = np.zeros((len(series), total, series[0].shape[-1]), dtype=dtype)
     for i, s in enumerate(series):
         x[i, : len(s)] = s
     return x, lengths

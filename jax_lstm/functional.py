@@ -16,12 +16,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
 
 __all__ = [
     "LayerWeights",
+    "as_array",
     "check_input",
     "check_lengths",
     "check_rank_and_dtype",
@@ -172,9 +174,21 @@ def dropout(x: Array, rate: float, key: Array) -> Array:
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def as_array(x, name: str = "LSTM") -> Array:
+    """`jnp.asarray`, except that a list of sequences of different lengths gets a message on padding."""
+    if isinstance(x, list | tuple) and len({np.shape(item) for item in x}) > 1:
+        lengths = [np.shape(item)[0] if np.ndim(item) else 0 for item in x]
+        raise ValueError(
+            f"{name}: got ragged input (a list of {len(x)} sequences of lengths {lengths[:8]}); pad "
+            "them to one (batch, time, features) array and pass the valid lengths: "
+            "x, lengths = jax_lstm.data.pad_series(sequences); apply(variables, x, lengths=lengths)"
+        )
+    return jnp.asarray(x) if not isinstance(x, jax.Array) else x
+
+
 def check_rank_and_dtype(x: Array, name: str = "LSTM") -> Array:
     """Rejects inputs that are not 2-D or 3-D floating-point arrays, with torch's wording."""
-    x = jnp.asarray(x) if not isinstance(x, jax.Array) else x
+    x = as_array(x, name)
     if x.ndim not in (2, 3):
         raise ValueError(
             f"{name}: Expected input to be 2D or 3D, got {x.ndim}D instead (shape {tuple(x.shape)}); "
@@ -216,7 +230,10 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
     if not jnp.issubdtype(lengths.dtype, jnp.integer):
         raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
     if not isinstance(lengths, jax.core.Tracer):
-        lo, hi = int(lengths.min()), int(lengths.max())
+        # Concrete values (also constants closed over by a jitted function): checked with numpy,
+        # so the check itself creates no traced operation. Traced lengths cannot be inspected.
+        concrete = np.asarray(lengths)
+        lo, hi = int(concrete.min()), int(concrete.max())
         if lo < 1:
             raise ValueError(
                 f"lengths must be at least 1 (torch: 'Length of all samples has to be greater than "

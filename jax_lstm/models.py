@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.functional import check_lengths
+from jax_lstm.functional import as_array, check_lengths
 from jax_lstm.layer import LSTM, torch_uniform
 
 __all__ = ["BNLSTMClassifier", "BatchNorm1d", "LSTMClassifier", "Linear"]
@@ -108,7 +108,7 @@ class BatchNorm1d(nn.Module):
 
 
 def _check_batch(x: jax.Array, name: str) -> jax.Array:
-    x = jnp.asarray(x) if not isinstance(x, jax.Array) else x
+    x = as_array(x, name)
     if x.ndim != 3:
         hint = " (add a batch axis with x[None])" if x.ndim == 2 else ""
         raise ValueError(

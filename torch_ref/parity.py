@@ -95,6 +95,24 @@ LSTM_CASES: tuple[LSTMCase, ...] = (
     ),
     LSTMCase("long_sequence", input_size=3, hidden_size=16, seq_len=120, batch=2),
     LSTMCase("no_bias_bidirectional_proj", bias=False, bidirectional=True, proj_size=2, batch=2),
+    # Right-padded batches with per-sequence lengths against torch's PackedSequence path
+    # (pack_padded_sequence(enforce_sorted=False) / pad_packed_sequence): unsorted lengths,
+    # length 1, a full-length sequence, both directions, several layers, given states.
+    LSTMCase("packed", lengths=(4, 6, 2)),
+    LSTMCase("packed_batch_first_2_layers", batch_first=True, num_layers=2, batch=4, lengths=(3, 6, 1, 5)),
+    LSTMCase("packed_bidirectional", bidirectional=True, batch=4, lengths=(2, 6, 1, 4)),
+    LSTMCase(
+        "packed_bidirectional_3_layers_proj_state",
+        bidirectional=True,
+        num_layers=3,
+        proj_size=3,
+        initial_state=True,
+        batch_first=True,
+        batch=5,
+        seq_len=7,
+        lengths=(7, 1, 4, 7, 2),
+    ),
+    LSTMCase("packed_all_length_1", bidirectional=True, num_layers=2, batch=3, lengths=(1, 1, 1)),
 )
 
 
@@ -222,6 +240,7 @@ class ClassifierCase:
     batch: int = 8
     seq_len: int = 10
     offset: float = 0.0  # shifts the features: BatchNorm's variance must survive large offsets
+    lengths: tuple[int, ...] | None = None  # right-padded batch: torch's packed path
 
 
 CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
@@ -231,6 +250,17 @@ CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
     ClassifierCase("bn_lstm_train", model="bn-lstm", train=True),
     ClassifierCase("bn_lstm_train_offset_features", model="bn-lstm", train=True, offset=300.0),
     ClassifierCase("bn_lstm_train_batch_1", model="bn-lstm", train=True, batch=1, seq_len=4),
+    ClassifierCase("multidim_lstm_packed", batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
+    ClassifierCase("bn_lstm_eval_packed", model="bn-lstm", batch=4, seq_len=7, lengths=(3, 7, 1, 6)),
+    ClassifierCase(
+        "bn_lstm_train_packed",
+        model="bn-lstm",
+        train=True,
+        batch=5,
+        seq_len=6,
+        lengths=(6, 2, 4, 1, 5),
+        offset=50.0,
+    ),
 )
 
 
@@ -266,6 +296,11 @@ def classifier_parity(
     scales = rng.uniform(0.5, 3.0, case.input_size)
     x = (rng.standard_normal(shape) * scales + case.offset).astype(dtype)
     y = rng.integers(0, case.num_classes, case.batch)
+    lengths = None if case.lengths is None else np.asarray(case.lengths, np.int32)
+    tlengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)
+    if lengths is not None:
+        # Padding holds garbage, not zeros: it must not leak into anything.
+        x = np.where(np.arange(case.seq_len)[None, :, None] < lengths[:, None, None], x, 1e3).astype(dtype)
     if case.model == "bn-lstm":
         # Non-trivial BN parameters and running statistics on both sides.
         with torch.no_grad():
@@ -274,12 +309,12 @@ def classifier_parity(
             module.train()
             for _ in range(2):
                 warm = (rng.standard_normal(shape) * scales + case.offset).astype(dtype)
-                module(torch.tensor(warm, device=dev))
+                module(torch.tensor(warm, device=dev), tlengths)
     module.train(case.train)
     variables = jax_lstm.from_torch(module.state_dict())
 
     tx = torch.tensor(x, device=dev, requires_grad=True)
-    tlogits = module(tx)
+    tlogits = module(tx, tlengths)
     loss = nn.functional.cross_entropy(tlogits, torch.tensor(y, device=dev))
     loss.backward()
 
@@ -288,7 +323,9 @@ def classifier_parity(
     mutable = ["batch_stats"] if case.train and "batch_stats" in variables else False
 
     def loss_fn(params, xs):
-        result = model.apply({"params": params, **others}, xs, train=case.train, mutable=mutable)
+        result = model.apply(
+            {"params": params, **others}, xs, train=case.train, lengths=lengths, mutable=mutable
+        )
         logits, updates = result if mutable else (result, {})
         labels = jax.nn.one_hot(y, case.num_classes, dtype=logits.dtype)
         loss = -jnp.mean(jnp.sum(labels * jax.nn.log_softmax(logits), axis=-1))
