@@ -3,11 +3,13 @@
 `import jax_lstm` never imports torch; only `to_torch` needs it, and imports it when called.
 """
 
-from jax_lstm import functional
+from jax_lstm import data, functional
 from jax_lstm.interop import from_torch, to_torch
 from jax_lstm.layer import LSTM
 from jax_lstm.models import BatchNorm1d, BNLSTMClassifier, Linear, LSTMClassifier
+from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
 from jax_lstm.spec import LSTMSpec
+from jax_lstm.train import TrainConfig, TrainState, fit
 
 __version__ = "0.1.0"
 
@@ -16,9 +18,28 @@ __all__ = [
     "BNLSTMClassifier",
     "BatchNorm1d",
     "LSTMClassifier",
+    "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",
+    "PlateauState",
+    "TrainConfig",
+    "TrainState",
+    "adam",
+    "clip_grad_norm",
+    "data",
+    "fit",
     "from_torch",
     "functional",
+    "reduce_lr_on_plateau",
     "to_torch",
 ]
+
+
+def __getattr__(name: str):
+    # The scikit-learn estimator is imported on first use: scikit-learn's estimator machinery is
+    # slow to import and most users of the layer never need it.
+    if name == "LSTMSequenceClassifier":
+        from jax_lstm.estimator import LSTMSequenceClassifier
+
+        return LSTMSequenceClassifier
+    raise AttributeError(f"module 'jax_lstm' has no attribute {name!r}")

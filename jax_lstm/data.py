@@ -27,6 +27,7 @@ __all__ = [
     "from_series",
     "from_ts_files",
     "japanese_vowels",
+    "japanese_vowels_ts",
     "load_ts",
     "micro_batch_bounds",
     "pad_series",
@@ -78,12 +79,15 @@ class Dataset:
     def astype(self, dtype: str) -> Dataset:
         return dataclasses.replace(self, x_train=self.x_train.astype(dtype), x_test=self.x_test.astype(dtype))
 
-    def validate(self) -> Dataset:
-        """Raises DataError, before any training, for data that would give NaNs or torch errors."""
-        for split, x, y, lengths in (
-            ("train", self.x_train, self.y_train, self.lengths_train),
-            ("test", self.x_test, self.y_test, self.lengths_test),
-        ):
+    def validate(self, require_test: bool = True) -> Dataset:
+        """Raises DataError, before any training, for data that would give NaNs or torch errors.
+
+        With ``require_test=False`` an empty test split is allowed (training without evaluation).
+        """
+        splits = [("train", self.x_train, self.y_train, self.lengths_train)]
+        if require_test or len(self.y_test):
+            splits.append(("test", self.x_test, self.y_test, self.lengths_test))
+        for split, x, y, lengths in splits:
             if x.ndim != 3:
                 raise DataError(f"{split} data must be (samples, time, features), got shape {x.shape}")
             if len(x) == 0:
@@ -412,15 +416,29 @@ def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bo
     )
 
 
-def japanese_vowels(standardize: bool = True) -> Dataset:
-    """The UEA JapaneseVowels benchmark, shipped inside the package (no download).
-
-    9 speakers (classes), 12 LPC cepstrum channels, lengths 7 to 29, 270 train / 370 test series
-    (Kudo, Toyama and Shimbo 1999; UEA multivariate archive, Bagnall et al. 2018).
-    """
+def japanese_vowels_ts() -> tuple[TsData, TsData]:
+    """The embedded JapaneseVowels train and test files as read (series of different lengths,
+    string labels "1".."9"), e.g. for `LSTMSequenceClassifier.fit(train.series, train.labels)`."""
     root = importlib.resources.files("jax_lstm") / "datasets"
     with (
         importlib.resources.as_file(root / "JapaneseVowels_TRAIN.ts.gz") as train,
         importlib.resources.as_file(root / "JapaneseVowels_TEST.ts.gz") as test,
     ):
-        return from_ts_files(train, test, standardize=standardize)
+        return load_ts(train), load_ts(test)
+
+
+def japanese_vowels(standardize: bool = True) -> Dataset:
+    """The UEA JapaneseVowels benchmark, shipped inside the package (no download).
+
+    9 speakers (classes), 12 LPC cepstrum channels, lengths 7 to 29, 270 train / 370 test series
+    (Kudo, Toyama and Shimbo 1999; UEA multivariate archive, Bagnall et al. 2018), standardised
+    per channel with statistics of the training split.
+    """
+    train, test = japanese_vowels_ts()
+    return from_series(
+        train.problem_name,
+        (train.series, train.labels),
+        (test.series, test.labels),
+        classes=train.class_labels,
+        standardize=standardize,
+    )

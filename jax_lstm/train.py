@@ -269,8 +269,8 @@ class _DeviceData:
     x_train: jax.Array
     y_train: jax.Array
     len_train: jax.Array | None
-    x_test: jax.Array
-    y_test: jax.Array
+    x_test: jax.Array | None  # None: no test split, nothing is evaluated
+    y_test: jax.Array | None
     len_test: jax.Array | None
 
     @classmethod
@@ -278,13 +278,14 @@ class _DeviceData:
         def dev(a, dtype=None):
             return None if a is None else jnp.asarray(a if dtype is None else a.astype(dtype))
 
+        has_test = len(dataset.y_test) > 0
         return cls(
             dev(dataset.x_train),
             dev(dataset.y_train, np.int32),
             dev(dataset.lengths_train, np.int32),
-            dev(dataset.x_test),
-            dev(dataset.y_test, np.int32),
-            dev(dataset.lengths_test, np.int32),
+            dev(dataset.x_test) if has_test else None,
+            dev(dataset.y_test, np.int32) if has_test else None,
+            dev(dataset.lengths_test, np.int32) if has_test else None,
         )
 
 
@@ -326,9 +327,11 @@ def train_epoch(
         )
     train_loss = epoch_mean(batch_losses, [len(idx) for idx in batches])
     train_seconds = time.perf_counter() - start
-    test_loss, test_accuracy = evaluate(
-        eval_step, state, data.x_test, data.y_test, data.len_test, config.eval_batch_size
-    )
+    test_loss = test_accuracy = math.nan
+    if data.x_test is not None:
+        test_loss, test_accuracy = evaluate(
+            eval_step, state, data.x_test, data.y_test, data.len_test, config.eval_batch_size
+        )
     lr_used = plateau.lr
     plateau = scheduler.update(plateau, train_loss)
     if plateau.lr != lr_used:
@@ -383,7 +386,7 @@ def fit(
     Args:
       config: hyperparameters; validated first.
       dataset: validated first (labels in range, no NaN, matching features): errors come before
-        any training.
+        any training. With an empty test split nothing is evaluated (test metrics are NaN).
       variables: initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
       checkpoint_dir: if given, the full training state is saved there atomically after every epoch.
       resume: continue from the checkpoint in `checkpoint_dir` up to `config.epochs`; the result is
@@ -395,7 +398,7 @@ def fit(
     from jax_lstm import checkpoint as ckpt
 
     config.validate()
-    dataset = dataset.validate().astype(config.dtype)
+    dataset = dataset.validate(require_test=False).astype(config.dtype)
     num_classes, num_features = dataset.num_classes, dataset.num_features
     scheduler = make_scheduler(config)
     history: list[dict[str, float]] = []

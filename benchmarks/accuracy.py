@@ -1,0 +1,91 @@
+"""Test accuracy on JapaneseVowels over several seeds: jax_lstm and the torch reference, default flags.
+
+    python -m benchmarks.accuracy [--seeds 5] [--out benchmarks/results/accuracy.json]
+
+Each seed trains `jax-lstm train`'s default configuration (the article's LSTM classifier: hidden 128,
+2 layers, Adam 1e-3, clip 1.0, ReduceLROnPlateau(patience=2), batch 32, 30 epochs) on the embedded UEA
+split, then the torch reference with torch's own initialisation from the same seed and the same
+batches. Prints a Markdown table with the published reference points and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from jax_lstm import data, reporting, train
+from jax_lstm.cli import DEFAULT_EPOCHS
+
+# Published results on the standard JapaneseVowels split (test accuracy).
+PUBLISHED = [
+    ("LSTM, PyTorch (this issue's reference: mean of 5 seeds)", "96.6% (96.2-97.8)"),
+    ("FCN (Fawaz et al. 2019)", "99.3%"),
+    ("ResNet (Fawaz et al. 2019)", "99.2%"),
+    ("MLSTM-FCN (Karim et al. 2019)", "100%"),
+]
+
+
+def run(seeds: int, with_torch: bool = True) -> dict:
+    dataset = data.japanese_vowels()
+    rows: dict[str, list[dict]] = {"jax": [], "torch": []}
+    for seed in range(seeds):
+        config = train.TrainConfig(seed=seed, epochs=DEFAULT_EPOCHS["japanese-vowels"], log_every=0)
+        start = time.perf_counter()
+        result = train.fit(config, dataset, log=None)
+        seconds = time.perf_counter() - start
+        rows["jax"].append({"seed": seed, "test_accuracy": result.test_accuracy, "seconds": seconds})
+        print(f"jax   seed {seed}: {100 * result.test_accuracy:.2f}% in {seconds:.1f} s", flush=True)
+        if with_torch:
+            from torch_ref.train import train_torch
+
+            start = time.perf_counter()
+            torch_result = train_torch(config, dataset, log=None)
+            seconds = time.perf_counter() - start
+            rows["torch"].append(
+                {"seed": seed, "test_accuracy": torch_result.test_accuracy, "seconds": seconds}
+            )
+            print(
+                f"torch seed {seed}: {100 * torch_result.test_accuracy:.2f}% in {seconds:.1f} s", flush=True
+            )
+    return {"dataset": dataset.describe(), "environment": reporting.environment(), "runs": rows}
+
+
+def summary(runs: list[dict]) -> str:
+    accs = [100 * r["test_accuracy"] for r in runs]
+    secs = [r["seconds"] for r in runs]
+    return f"{statistics.mean(accs):.1f}% ({min(accs):.1f}-{max(accs):.1f}) | {statistics.median(secs):.1f} s"
+
+
+def markdown(result: dict) -> str:
+    runs = result["runs"]
+    n = len(runs["jax"])
+    lines = [
+        "| model | test accuracy, mean of seeds (range) | training time per run (median) |",
+        "|---|---|---|",
+        f"| jax_lstm.LSTMClassifier, `jax-lstm train` defaults ({n} seeds) | {summary(runs['jax'])} |",
+    ]
+    if runs["torch"]:
+        lines.append(
+            f"| torch_ref.MultiDimLSTM, same flags and batches ({n} seeds) | {summary(runs['torch'])} |"
+        )
+    lines += [f"| {name} | {acc} | |" for name, acc in PUBLISHED]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results/accuracy.json")
+    args = parser.parse_args()
+    result = run(args.seeds, with_torch=not args.no_torch)
+    table = markdown(result)
+    result["markdown"] = table
+    reporting.write_json(args.out, result)
+    print(table)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""`LSTMSequenceClassifier`: the LSTM classifier as a scikit-learn estimator.
+
+    clf = LSTMSequenceClassifier(epochs=30).fit(X_train, y_train)   # X: (n, T, F) or a list of (T_i, F)
+    clf.predict(X_test); clf.predict_proba(X_test); clf.score(X_test, y_test)
+
+Works in `cross_val_score`, `GridSearchCV` and `Pipeline`. Series may have different lengths (pass a
+list of 2-D arrays); they are padded and run with PackedSequence semantics. A 2-D array (n, T) is
+read as n univariate series of length T, the convention of time-series libraries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from jax_lstm import data, train
+
+__all__ = ["LSTMSequenceClassifier"]
+
+
+def _as_series(X, name: str, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, T, F) float32 array and (n,) lengths (None when every series is full length).
+
+    Arrays go through scikit-learn's `check_array` (3-D allowed), so sparse, complex, object, empty
+    and non-finite input get scikit-learn's own messages. A list of 2-D arrays of different
+    lengths is padded (its lengths returned).
+    """
+    if isinstance(X, list | tuple) and X and all(np.ndim(s) == 2 for s in X):
+        shapes = {np.shape(s) for s in X}
+        if len(shapes) > 1:
+            # check_array on each series: NaN/inf, dtype and emptiness, named by series index.
+            series = [
+                check_array(s, dtype=np.float32, input_name=f"{name}: series {i}") for i, s in enumerate(X)
+            ]
+            if len({s.shape[1] for s in series}) > 1:
+                raise ValueError(
+                    f"{name}: series have different feature counts {sorted({s.shape[1] for s in series})}"
+                )
+            x, lengths = data.pad_series(series)
+            return x.astype(np.float32), lengths
+    x = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=min_samples, input_name="X")
+    if x.ndim == 2:
+        x = x[:, :, None]  # (n, T): univariate series
+    if x.ndim != 3:
+        raise ValueError(
+            f"{name}: expected a (n_series, time, features) array or a list of (time, features) "
+            f"arrays, got an array of shape {x.shape}"
+        )
+    if x.shape[2] == 0:
+        raise ValueError(f"{name}: 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
+    return x, None
+
+
+class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
+    """Multivariate time-series classifier: the article's LSTM (or BN-LSTM) trained with Adam,
+    gradient clipping and ReduceLROnPlateau, behind scikit-learn's estimator API.
+
+    Parameters mirror `jax-lstm train`'s flags. Series are standardised per channel with statistics
+    fitted on the training data (``standardize=True``). Labels may be any hashable values.
+
+    Attributes after `fit`: ``classes_`` (n_classes,), ``n_features_in_``, ``variables_`` (Flax
+    variables, exportable with `jax_lstm.to_torch`), ``history_`` (per-epoch training loss and lr),
+    ``mean_`` and ``scale_`` (F,) of the standardisation.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        model: str = "lstm",
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        clip: float | None = 1.0,
+        patience: int = 2,
+        weight_decay: float = 0.0,
+        dropout: float = 0.0,
+        standardize: bool = True,
+        random_state: int | None = 0,
+        verbose: int = 0,
+    ):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.model = model
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.clip = clip
+        self.patience = patience
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.standardize = standardize
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (n, time, features)
+        tags.input_tags.two_d_array = True  # (n, time): univariate series
+        tags.non_deterministic = False
+        return tags
+
+    def _config(self) -> train.TrainConfig:
+        # An int fixes weights and batch order; None draws a fresh seed (sklearn's convention).
+        seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
+        return train.TrainConfig(
+            model=self.model,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            clip=self.clip,
+            patience=self.patience,
+            weight_decay=self.weight_decay,
+            dropout=self.dropout,
+            seed=seed,
+            log_every=10 if self.verbose > 1 else 0,
+        ).validate()
+
+    def _transform(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+        if not self.standardize:
+            return x
+        out = (x - self.mean_) / self.scale_
+        if lengths is not None:
+            out = np.where((np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None], out, 0.0)
+        return out.astype(np.float32)
+
+    def fit(self, X, y) -> LSTMSequenceClassifier:
+        """Trains on X: (n, T, F) array, list of (T_i, F) arrays, or (n, T) univariate; y: (n,) labels."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        config = self._config()
+        x, lengths = _as_series(X, "fit", min_samples=2)
+        y = column_or_1d(y, warn=True)
+        if len(y) != len(x):
+            raise ValueError(f"fit: {len(x)} series but {len(y)} labels")
+        check_classification_targets(y)
+        try:
+            self.classes_, y_index = np.unique(y, return_inverse=True)
+        except TypeError as err:
+            raise ValueError(
+                f"fit: labels must be mutually comparable (all numbers or all strings): {err}"
+            ) from err
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"fit: need samples of at least 2 classes, got one class {self.classes_.tolist()}"
+            )
+        self.n_features_in_ = x.shape[-1]
+        values = (
+            x.reshape(-1, x.shape[-1])
+            if lengths is None
+            else x[np.arange(x.shape[1])[None, :] < lengths[:, None]]
+        )
+        self.mean_ = values.mean(axis=0)
+        scale = values.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        x = self._transform(x, lengths)
+        empty = np.zeros((0, x.shape[1], x.shape[2]), np.float32)
+        dataset = data.Dataset(
+            "fit",
+            x,
+            y_index.astype(np.int64),
+            empty,
+            np.zeros(0, np.int64),
+            tuple(str(c) for c in self.classes_),
+            lengths,
+            None if lengths is None else np.zeros(0, np.int32),
+        )
+        log = print if self.verbose else None
+        progress = None
+        if self.verbose:
+            from tqdm import tqdm
+
+            def progress(total, initial):
+                return tqdm(total=total, initial=initial, unit="step", leave=False)
+
+        result = train.fit(config, dataset, log=log, progress=progress)
+        self.variables_ = jax.device_get(result.variables())
+        self.history_ = [{k: h[k] for k in ("epoch", "train_loss", "lr")} for h in result.history]
+        self.config_ = dataclasses.asdict(config)
+        return self
+
+    def _logits(self, X) -> np.ndarray:
+        check_is_fitted(self, "variables_")
+        x, lengths = _as_series(X, "predict")
+        if x.shape[-1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {x.shape[-1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        x = self._transform(x, lengths)
+        apply = _compiled_apply(tuple(sorted(self.config_.items())), len(self.classes_))
+        chunk = 1024
+        parts = []
+        for lo in range(0, len(x), chunk):
+            lb = None if lengths is None else jnp.asarray(lengths[lo : lo + chunk])
+            parts.append(np.asarray(apply(self.variables_, jnp.asarray(x[lo : lo + chunk]), lb)))
+        return np.concatenate(parts)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, n_classes) class probabilities, columns in the order of ``classes_``."""
+        logits = self._logits(X).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """(n,) predicted labels (values from ``classes_``)."""
+        logits = self._logits(X)  # first: it raises NotFittedError before classes_ is touched
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy. Labels that never occurred in `fit` are an error, not a silent miss."""
+        check_is_fitted(self, "variables_")
+        unseen = np.setdiff1d(np.asarray(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"score: labels {unseen.tolist()[:5]} were not seen during fit (classes_ = "
+                f"{self.classes_.tolist()}); the classifier can never predict them"
+            )
+        return super().score(X, y, sample_weight=sample_weight)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_apply(config_items: tuple, num_classes: int):
+    """One jitted eval-mode forward per model configuration, shared by all fitted estimators
+    (kept outside the estimator so that predict leaves its __dict__ unchanged)."""
+    model = train.make_model(train.TrainConfig(**dict(config_items)), num_classes)
+    return jax.jit(lambda variables, x, lengths: model.apply(variables, x, lengths=lengths))
