@@ -65,15 +65,15 @@ class Dataset:
         return int(self.x_train.shape[-1])
 
     def describe(self) -> str:
-        def span(x, lengths):
-            if lengths is None:
-                return f"length {x.shape[1]}"
-            return f"lengths {int(lengths.min())}-{int(lengths.max())}"
-
+        if self.lengths_train is None:
+            span = f"length {self.x_train.shape[1]}"
+        else:
+            both = [self.lengths_train] + ([self.lengths_test] if self.lengths_test is not None else [])
+            lengths = np.concatenate(both)
+            span = f"lengths {int(lengths.min())}-{int(lengths.max())}"
         return (
             f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test series, "
-            f"{self.num_features} features, {span(self.x_train, self.lengths_train)}, "
-            f"{self.num_classes} classes"
+            f"{self.num_features} features, {span}, {self.num_classes} classes"
         )
 
     def astype(self, dtype: str) -> Dataset:
