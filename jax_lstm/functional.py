@@ -19,7 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jax_lstm import fused
 from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
+
+IMPLEMENTATIONS = ("fused", "scan")
 
 __all__ = [
     "LayerWeights",
@@ -104,6 +107,7 @@ def lstm_layer(
     *,
     reverse: bool = False,
     lengths: Array | None = None,
+    implementation: str = "fused",
 ) -> tuple[Array, Array, Array]:
     """Runs one layer in one direction over a time-major sequence with `lax.scan`.
 
@@ -118,10 +122,15 @@ def lstm_layer(
         only its first ``lengths[b]`` steps (the reverse direction starts at its own last element),
         its final state is taken at its own last step, and padded outputs are 0, as torch's
         PackedSequence path does.
+      implementation: "fused" (default: `jax_lstm.fused.recurrence`, a hand-written backward pass
+        and an inference-specific forward) or "scan" (the reference: a plain `lax.scan`
+        differentiated by JAX). Both compute the same function; the parity suite runs both.
 
     Returns:
       (outputs (T, B, P), h_n (B, P), c_n (B, H)).
     """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     num_steps = x.shape[0]
     if reverse and lengths is not None:
         order = _reverse_within_lengths(num_steps, lengths)  # (T, B)
@@ -129,6 +138,16 @@ def lstm_layer(
         scan_reverse = False  # the sequences are already reversed inside their lengths
     else:
         scan_reverse = reverse
+
+    if implementation == "fused":
+        valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths[None, :]
+        bias = None if weights.b_ih is None else weights.b_ih + weights.b_hh
+        out, h_n, c_n = fused.recurrence(
+            x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, scan_reverse
+        )
+        if reverse and lengths is not None:
+            out = jnp.take_along_axis(out, order[:, :, None], axis=0)
+        return out, h_n, c_n
 
     # The input projection of every timestep is one matmul outside the recurrence, as in torch's
     # own decomposition; the recurrent matmul is the only one left inside the loop.
@@ -253,6 +272,7 @@ def lstm(
     dropout_rate: float = 0.0,
     dropout_key: Array | None = None,
     lengths: Array | None = None,
+    implementation: str = "fused",
 ) -> tuple[Array, tuple[Array, Array]]:
     """A stacked (bi)directional LSTM, exactly `torch.nn.LSTM.forward`.
 
@@ -269,6 +289,7 @@ def lstm(
         (train mode), to the outputs of every layer but the last, never to h_n/c_n.
       dropout_key: PRNG key for dropout; None means eval mode.
       lengths: optional (B,) valid lengths of right-padded sequences (PackedSequence semantics).
+      implementation: "fused" (default) or "scan" (the reference); see `lstm_layer`.
 
     Returns:
       ``output, (h_n, c_n)``: output (T, B, D*P) (or batch-first / unbatched like `x`),
@@ -320,6 +341,7 @@ def lstm(
                 layer_weights(params, layer, direction),
                 reverse=direction == 1,
                 lengths=lengths,
+                implementation=implementation,
             )
             outputs.append(out)
             h_n.append(h)

@@ -54,6 +54,7 @@ class LSTM(nn.Module):
     bidirectional: bool = False
     proj_size: int = 0
     param_dtype: Any = jnp.float32
+    implementation: str = "fused"  # or "scan", the reference recurrence (same function, slower)
 
     def __post_init__(self) -> None:
         check_config(
@@ -65,6 +66,10 @@ class LSTM(nn.Module):
             self.batch_first,
             self.bidirectional,
         )
+        if self.implementation not in functional.IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {functional.IMPLEMENTATIONS}, got {self.implementation!r}"
+            )
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
@@ -132,4 +137,5 @@ class LSTM(nn.Module):
             dropout_rate=self.dropout,
             dropout_key=dropout_key,
             lengths=lengths,
+            implementation=self.implementation,
         )

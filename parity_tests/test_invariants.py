@@ -156,3 +156,50 @@ def test_import_does_not_need_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "(2, 3)" in result.stdout
     assert "pip install 'jax-lstm[torch]'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_layers": 2, "bidirectional": True, "proj_size": 3},
+        {"num_layers": 2, "bias": False, "lengths": (5, 1, 7, 3)},
+        {"bidirectional": True, "lengths": (7, 2, 4, 4)},
+    ],
+    ids=["bidirectional_proj", "no_bias_packed", "bidirectional_packed"],
+)
+def test_fused_recurrence_equals_the_reference_scan(x64, kwargs):
+    """The hand-written backward pass and the inference loop compute what autodiff of the plain
+    scan computes, to rounding, for every parameter, the input and the initial states."""
+    kwargs = dict(kwargs)
+    lengths = kwargs.pop("lengths", None)
+    lengths = None if lengths is None else np.asarray(lengths, np.int32)
+    x = jax.random.normal(jax.random.key(1), (7, 4, 3), jnp.float64)
+    h0 = jax.random.normal(
+        jax.random.key(2), (2 * kwargs.get("num_layers", 1), 4, kwargs.get("proj_size", 0) or 6), jnp.float64
+    )
+    c0 = jax.random.normal(jax.random.key(3), (2 * kwargs.get("num_layers", 1), 4, 6), jnp.float64)
+    if not kwargs.get("bidirectional"):
+        h0, c0 = h0[: kwargs.get("num_layers", 1)], c0[: kwargs.get("num_layers", 1)]
+    layers = {
+        impl: jax_lstm.LSTM(6, param_dtype=jnp.float64, implementation=impl, **kwargs)
+        for impl in ("fused", "scan")
+    }
+    variables = layers["scan"].init(jax.random.key(0), x)
+
+    def loss(impl, params, xs, state):
+        out, (h, c) = layers[impl].apply({"params": params}, xs, state, lengths=lengths)
+        return jnp.sum(jnp.sin(out)) + jnp.sum(h**2) + jnp.sum(c**3)
+
+    results = {}
+    for impl in layers:
+        value, grads = jax.value_and_grad(lambda *a, impl=impl: loss(impl, *a), argnums=(0, 1, 2))(
+            variables["params"], x, (h0, c0)
+        )
+        results[impl] = (layers[impl].apply(variables, x, (h0, c0), lengths=lengths), value, grads)
+    for a, b in zip(jax.tree.leaves(results["fused"]), jax.tree.leaves(results["scan"]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-13)
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        jax_lstm.LSTM(4, implementation="cuda")

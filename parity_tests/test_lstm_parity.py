@@ -20,9 +20,12 @@ from torch_ref.parity import (
 )
 
 
+@pytest.mark.parametrize("implementation", ["fused", "scan"])
 @pytest.mark.parametrize("case", LSTM_CASES, ids=lambda c: c.name)
-def test_lstm_matches_torch(case: LSTMCase, dtype: str):
-    pairs = lstm_parity(case, dtype)
+def test_lstm_matches_torch(case: LSTMCase, dtype: str, implementation: str):
+    """Both recurrences against torch: "fused" (the default: inference loop, hand-written backward)
+    and "scan" (the reference). Outputs come from the inference path, gradients from the backward."""
+    pairs = lstm_parity(case, dtype, implementation=implementation)
     # Every torch parameter has its gradient compared, plus the input's (and the states' if given).
     num_params = len(jax_lstm.spec.param_shapes(_spec(case)))
     assert sum(name.startswith("grad/") for name in pairs) == (

@@ -130,7 +130,13 @@ def _device(device: str | None) -> torch.device:
     return torch.device(device or "cpu")
 
 
-def lstm_parity(case: LSTMCase, dtype: str = "float32", seed: int = 0, device: str | None = None) -> Pairs:
+def lstm_parity(
+    case: LSTMCase,
+    dtype: str = "float32",
+    seed: int = 0,
+    device: str | None = None,
+    implementation: str = "fused",
+) -> Pairs:
     """Outputs, final states and gradients of one `nn.LSTM` configuration on both sides.
 
     The loss is a fixed random linear function of output, h_n and c_n, so every element of each
@@ -196,7 +202,7 @@ def lstm_parity(case: LSTMCase, dtype: str = "float32", seed: int = 0, device: s
 
     # JAX side, from the same weights
     variables = jax_lstm.from_torch(module.state_dict())
-    layer = jax_lstm.LSTM(case.hidden_size, **case.module_kwargs())
+    layer = jax_lstm.LSTM(case.hidden_size, **case.module_kwargs(), implementation=implementation)
     jlengths = None if lengths is None else jnp.asarray(lengths)
 
     def run(params, xs, init):
