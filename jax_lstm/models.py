@@ -57,6 +57,10 @@ class BatchNorm1d(nn.Module):
     momentum: float = 0.1
     eps: float = 1e-5
     param_dtype: Any = jnp.float32
+    axis_name: str | None = None  # a mapped axis the batch is split over (data parallelism)
+
+    def _all(self, value: jax.Array) -> jax.Array:
+        return value if self.axis_name is None else jax.lax.psum(value, self.axis_name)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, mask: jax.Array | None = None) -> jax.Array:
@@ -77,16 +81,21 @@ class BatchNorm1d(nn.Module):
         # torch keeps an int64 counter; int32 here (JAX's default integer) converts exactly.
         num_batches_tracked = self.variable("batch_stats", "num_batches_tracked", jnp.zeros, (), jnp.int32)
         if train:
-            if mask is None:
+            if mask is None and self.axis_name is None:
                 n = x.shape[0]
                 mean = jnp.mean(x, axis=0)
                 # two-pass, biased: used to normalise
                 var = jnp.mean(jnp.square(x - mean), axis=0)
             else:
-                weights = mask.astype(x.dtype)[:, None]  # (N, 1)
-                n = jnp.sum(weights)  # in x's dtype, so n / (n - 1) does not promote
-                mean = jnp.sum(x * weights, axis=0) / n
-                var = jnp.sum(jnp.square(x - mean) * weights, axis=0) / n
+                # Sums over the rows that count, across all shards of the batch when the batch
+                # is split over devices (axis_name): the statistics of the whole batch, as torch.
+                if mask is None:
+                    weights = jnp.ones((x.shape[0], 1), x.dtype)
+                else:
+                    weights = mask.astype(x.dtype)[:, None]  # (N, 1)
+                n = self._all(jnp.sum(weights))  # in x's dtype, so n / (n - 1) does not promote
+                mean = self._all(jnp.sum(x * weights, axis=0)) / n
+                var = self._all(jnp.sum(jnp.square(x - mean) * weights, axis=0)) / n
             if not isinstance(n, jax.core.Tracer) and int(n) <= 1:
                 raise ValueError(
                     "Expected more than 1 value per channel when training, got input size "
@@ -135,6 +144,9 @@ class LSTMClassifier(nn.Module):
     num_classes: int
     dropout: float = 0.0
     param_dtype: Any = jnp.float32
+    # A mapped axis the batch is split over (data parallelism): BatchNorm then reduces its batch
+    # statistics across it. Unused by the plain LSTM model, whose samples are independent.
+    axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
@@ -173,7 +185,7 @@ class BNLSTMClassifier(LSTMClassifier):
         """(B, T, F) -> logits (B, C)."""
         x = _check_batch(x, type(self).__name__)
         batch, steps, features = x.shape
-        bn = BatchNorm1d(param_dtype=self.param_dtype, name="bn")
+        bn = BatchNorm1d(param_dtype=self.param_dtype, axis_name=self.axis_name, name="bn")
         if lengths is None:
             # The article's reshape to (B*T, F): statistics over batch and time.
             x = bn(x.reshape(batch * steps, features), train=train).reshape(batch, steps, features)

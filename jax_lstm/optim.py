@@ -93,11 +93,12 @@ def learning_rate(opt_state) -> jax.Array:
     return opt_state.hyperparams["learning_rate"]
 
 
-def set_learning_rate(opt_state, lr: float):
-    """A copy of an `adam(...)` state with the learning rate replaced (same dtype, so no recompile)."""
+def set_learning_rate(opt_state, lr):
+    """A copy of an `adam(...)` state with the learning rate replaced (same dtype and shape, so no
+    recompile). `lr` is a float, or a (K,) array for a vmapped stack of K optimizer states."""
     current = opt_state.hyperparams["learning_rate"]
     hyperparams = dict(opt_state.hyperparams)
-    hyperparams["learning_rate"] = jnp.asarray(lr, dtype=current.dtype)
+    hyperparams["learning_rate"] = jnp.broadcast_to(jnp.asarray(lr, dtype=current.dtype), current.shape)
     return opt_state._replace(hyperparams=hyperparams)
 
 

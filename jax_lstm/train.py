@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jax_lstm import optim
 from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
@@ -38,10 +40,13 @@ __all__ = [
     "TrainingDivergedError",
     "create_train_state",
     "cross_entropy",
+    "data_parallel_mesh",
     "evaluate",
     "fit",
+    "fit_many",
     "initial_variables",
     "make_eval_step",
+    "make_forward",
     "make_model",
     "make_optimizer",
     "make_train_step",
@@ -129,6 +134,48 @@ def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
     )
 
 
+DATA_AXIS = "data"
+
+
+def data_parallel_mesh(devices=None) -> Mesh | None:
+    """A 1-D mesh over the local devices (None when there is only one).
+
+    On CPU, `jax-lstm` starts JAX with one host device per core (XLA_FLAGS
+    ``--xla_force_host_platform_device_count``): XLA runs each program on one thread, and the
+    recurrent matmuls of a small batch are too small to be split inside one, so splitting the
+    *batch* across host devices is what puts every core to work.
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    if len(devices) < 2:
+        return None
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+# Below this many rows per device, splitting a batch costs more (cross-device reduction, one more
+# program) than it saves: measured on 2 host devices, a batch of 8 took 3.7 ms split and 2.9 ms whole,
+# a batch of 32 took 7.1 ms split and 7.9 ms whole (benchmarks/NOTES.md).
+MIN_ROWS_PER_DEVICE = 16
+
+
+class _Dispatch:
+    """Calls the data-parallel program when the leading size splits evenly over the mesh into
+    shards of at least `min_per_shard`, and the single-program version otherwise (e.g. a shorter
+    last batch)."""
+
+    def __init__(self, sharded, fallback, shards: int, size_of: Callable[..., int], min_per_shard: int = 1):
+        self.sharded, self.fallback, self.shards, self.size_of = sharded, fallback, shards, size_of
+        self.min_per_shard = min_per_shard
+
+    def __call__(self, *args):
+        size = self.size_of(*args)
+        if size % self.shards == 0 and size // self.shards >= self.min_per_shard:
+            return self.sharded(*args)
+        return self.fallback(*args)
+
+    def _cache_size(self) -> int:
+        return self.sharded._cache_size() + self.fallback._cache_size()
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """clip_grad_norm_ then Adam, as in the article; the learning rate is injectable."""
     return optim.adam(config.lr, weight_decay=config.weight_decay, max_grad_norm=config.clip)
@@ -178,8 +225,36 @@ def _variables(params, batch_stats) -> dict[str, Any]:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
+def _over_models(fn: Callable, per_model: int | None = None) -> Callable:
+    """Applies `fn` to each model of a stack, one model after another, inside one program.
+
+    The first argument (and the last, for a train step's batch indices; or the first `per_model`
+    arguments) carry the leading model axis; the rest are shared. `lax.map` rather than `jax.vmap`:
+    measured on XLA:CPU, vmapping 8 article-sized models made every recurrent matmul a batched one
+    whose weights (8 x 256 KB per layer) no longer stay in cache, 71 ms per step of all 8 against
+    47 ms running them one after another (benchmarks/NOTES.md).
+    """
+
+    def mapped(*args):
+        if per_model is None:
+            stacked, shared, last = args[0], args[1:-1], args[-1]
+
+            def one(item):
+                return fn(item[0], *shared, item[1])
+
+            return jax.lax.map(one, (stacked, last))
+        stacked, shared = args[:per_model], args[per_model:]
+        return jax.lax.map(lambda item: fn(*item, *shared), stacked)
+
+    return mapped
+
+
 def make_train_step(
-    model: nn.Module, tx: optax.GradientTransformation, accumulate: int = 1
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    accumulate: int = 1,
+    many: bool = False,
+    mesh: Mesh | None = None,
 ) -> Callable[..., tuple[TrainState, jax.Array]]:
     """A jitted ``step(state, x, y, lengths, idx) -> (state, loss)``.
 
@@ -188,58 +263,104 @@ def make_train_step(
     are summed, weighted by their share of the batch, before one update: the same update as the whole
     batch for the LSTM model (the BN model normalises each micro-batch with its own statistics, as
     torch would).
+
+    With ``many=True`` the step trains K models in one program: every leaf of `state` has a
+    leading model axis, idx is (K, B) (each model its own batch), and the loss comes back as (K,).
+
+    With a `mesh` (see `data_parallel_mesh`) the work is split over its devices: the batch (one
+    model; gradients and BatchNorm statistics are summed across devices, so the update is the whole
+    batch's) or the models (``many``). Sizes that do not split evenly run undivided.
     """
 
-    def loss_fn(params, batch_stats, xb, yb, lb, key):
-        variables = _variables(params, batch_stats)
-        rngs = {"dropout": key}
-        if batch_stats:
-            logits, updates = model.apply(
-                variables, xb, train=True, lengths=lb, rngs=rngs, mutable=["batch_stats"]
-            )
-            batch_stats = updates["batch_stats"]
-        else:
-            logits = model.apply(variables, xb, train=True, lengths=lb, rngs=rngs)
-        return cross_entropy(logits, yb), batch_stats
+    def build(model: nn.Module, shards: int, axis_name: str | None):
+        def loss_fn(params, batch_stats, xb, yb, lb, key):
+            variables = _variables(params, batch_stats)
+            rngs = {"dropout": key}
+            if batch_stats:
+                logits, updates = model.apply(
+                    variables, xb, train=True, lengths=lb, rngs=rngs, mutable=["batch_stats"]
+                )
+                batch_stats = updates["batch_stats"]
+            else:
+                logits = model.apply(variables, xb, train=True, lengths=lb, rngs=rngs)
+            return cross_entropy(logits, yb), batch_stats
 
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def step(state: TrainState, x, y, lengths, idx):
-        xb, yb = x[idx], y[idx]
-        lb = None if lengths is None else lengths[idx]
-        key, dropout_key = jax.random.split(state.key)
-        batch = idx.shape[0]
-        batch_stats = state.batch_stats
-        loss = grads = None
-        for j, (lo, hi) in enumerate(micro_batch_bounds(batch, accumulate)):
-            weight = (hi - lo) / batch
-            (micro_loss, batch_stats), micro_grads = grad_fn(
-                state.params,
-                batch_stats,
-                xb[lo:hi],
-                yb[lo:hi],
-                None if lb is None else lb[lo:hi],
-                jax.random.fold_in(dropout_key, j),
+        def step(state: TrainState, x, y, lengths, idx):
+            xb, yb = x[idx], y[idx]
+            lb = None if lengths is None else lengths[idx]
+            key, dropout_key = jax.random.split(state.key)
+            if axis_name is not None:  # each shard draws its own dropout masks
+                dropout_key = jax.random.fold_in(dropout_key, jax.lax.axis_index(axis_name))
+            batch = idx.shape[0]
+            total = batch * shards  # the whole batch, across shards
+            batch_stats = state.batch_stats
+            loss = grads = None
+            for j, (lo, hi) in enumerate(micro_batch_bounds(batch, accumulate)):
+                weight = (hi - lo) / total
+                (micro_loss, batch_stats), micro_grads = grad_fn(
+                    state.params,
+                    batch_stats,
+                    xb[lo:hi],
+                    yb[lo:hi],
+                    None if lb is None else lb[lo:hi],
+                    jax.random.fold_in(dropout_key, j),
+                )
+                micro_grads = jax.tree.map(lambda g, w=weight: g * w, micro_grads)
+                grads = micro_grads if grads is None else jax.tree.map(jnp.add, grads, micro_grads)
+                loss = micro_loss * weight if loss is None else loss + micro_loss * weight
+            if axis_name is not None:
+                grads, loss = jax.lax.psum((grads, loss), axis_name)
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+            new_state = state.replace(
+                step=state.step + 1,
+                params=params,
+                batch_stats=batch_stats,
+                opt_state=opt_state,
+                key=key,
             )
-            micro_grads = jax.tree.map(lambda g, w=weight: g * w, micro_grads)
-            grads = micro_grads if grads is None else jax.tree.map(jnp.add, grads, micro_grads)
-            loss = micro_loss * weight if loss is None else loss + micro_loss * weight
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=params,
-            batch_stats=batch_stats,
-            opt_state=opt_state,
-            key=key,
+            return new_state, loss
+
+        return step
+
+    single = build(model, 1, None)
+    if many:
+        single = _over_models(single)
+    fallback = jax.jit(single)
+    if mesh is None or mesh.size < 2:
+        return fallback
+    if many:
+        # Whole models per device: no communication at all. (check_vma=False: the scan carries
+        # start replicated and become per-device, which the type check rejects; the parity
+        # tests compare these programs with the single-device ones.)
+        specs = (P(DATA_AXIS), P(), P(), P(), P(DATA_AXIS))
+        sharded = jax.shard_map(
+            single, mesh=mesh, in_specs=specs, out_specs=(P(DATA_AXIS), P(DATA_AXIS)), check_vma=False
         )
-        return new_state, loss
+    else:
+        split_model = model.clone(axis_name=DATA_AXIS) if hasattr(model, "axis_name") else model
+        step = build(split_model, mesh.size, DATA_AXIS)
+        specs = (P(), P(), P(), P(), P(DATA_AXIS))
+        sharded = jax.shard_map(step, mesh=mesh, in_specs=specs, out_specs=(P(), P()), check_vma=False)
+    return _Dispatch(
+        jax.jit(sharded),
+        fallback,
+        mesh.size,
+        lambda *args: args[-1].shape[0],
+        min_per_shard=1 if many else MIN_ROWS_PER_DEVICE,
+    )
 
-    return jax.jit(step)
 
+def make_eval_step(
+    model: nn.Module, many: bool = False, mesh: Mesh | None = None
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """A jitted ``eval(params, batch_stats, x, y, lengths) -> (summed loss, correct count)`` (eval mode).
 
-def make_eval_step(model: nn.Module) -> Callable[..., tuple[jax.Array, jax.Array]]:
-    """A jitted ``eval(params, batch_stats, x, y, lengths) -> (summed loss, correct count)`` (eval mode)."""
+    With ``many=True``, params and batch_stats carry a leading model axis and both results are (K,).
+    With a `mesh`, the chunk of data (one model) or the models (``many``) are split over its devices.
+    """
 
     def eval_step(params, batch_stats, x, y, lengths):
         logits = model.apply(_variables(params, batch_stats), x, train=False, lengths=lengths)
@@ -247,11 +368,56 @@ def make_eval_step(model: nn.Module) -> Callable[..., tuple[jax.Array, jax.Array
         correct = jnp.sum(jnp.argmax(logits, axis=-1) == y)
         return jnp.sum(losses), correct
 
-    return jax.jit(eval_step)
+    single = _over_models(eval_step, per_model=2) if many else eval_step
+    fallback = jax.jit(single)
+    if mesh is None or mesh.size < 2:
+        return fallback
+    if many:
+        specs = (P(DATA_AXIS), P(DATA_AXIS), P(), P(), P())
+        sharded = jax.shard_map(
+            single, mesh=mesh, in_specs=specs, out_specs=(P(DATA_AXIS), P(DATA_AXIS)), check_vma=False
+        )
+        return _Dispatch(
+            jax.jit(sharded), fallback, mesh.size, lambda *args: jax.tree.leaves(args[0])[0].shape[0]
+        )
+
+    def split_eval(params, batch_stats, x, y, lengths):
+        return jax.lax.psum(eval_step(params, batch_stats, x, y, lengths), DATA_AXIS)
+
+    specs = (P(), P(), P(DATA_AXIS), P(DATA_AXIS), P(DATA_AXIS))
+    sharded = jax.shard_map(split_eval, mesh=mesh, in_specs=specs, out_specs=(P(), P()), check_vma=False)
+    return _Dispatch(
+        jax.jit(sharded), fallback, mesh.size, lambda *args: args[2].shape[0], MIN_ROWS_PER_DEVICE
+    )
 
 
-def evaluate(eval_step, state: TrainState, x, y, lengths, batch_size: int) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a split, in chunks of `batch_size`."""
+def make_forward(model: nn.Module, mesh: Mesh | None = None) -> Callable[..., jax.Array]:
+    """A jitted eval-mode ``forward(variables, x, lengths=None) -> logits``, the batch split over
+    `mesh` when it divides evenly (see `data_parallel_mesh`)."""
+
+    def forward(variables, x, lengths=None):
+        return model.apply(variables, x, train=False, lengths=lengths)
+
+    fallback = jax.jit(forward)
+    if mesh is None or mesh.size < 2:
+        return fallback
+    specs = (P(), P(DATA_AXIS), P(DATA_AXIS))
+    sharded = jax.shard_map(forward, mesh=mesh, in_specs=specs, out_specs=P(DATA_AXIS), check_vma=False)
+    dispatch = _Dispatch(
+        jax.jit(sharded), fallback, mesh.size, lambda *args: args[1].shape[0], MIN_ROWS_PER_DEVICE
+    )
+
+    def call(variables, x, lengths=None):
+        return dispatch(variables, x, lengths)
+
+    return call
+
+
+def evaluate(eval_step, state: TrainState, x, y, lengths, batch_size: int):
+    """Mean cross-entropy and accuracy over a split, in chunks of `batch_size`.
+
+    Floats for one model; (K,) float64 arrays for a `many=True` eval step.
+    """
     total_loss, correct = 0.0, 0
     n = len(y)
     for lo in range(0, n, batch_size):
@@ -259,8 +425,10 @@ def evaluate(eval_step, state: TrainState, x, y, lengths, batch_size: int) -> tu
         loss_sum, hits = eval_step(
             state.params, state.batch_stats, x[lo:hi], y[lo:hi], None if lengths is None else lengths[lo:hi]
         )
-        total_loss += float(loss_sum)
-        correct += int(hits)
+        total_loss = total_loss + np.asarray(loss_sum, np.float64)
+        correct = correct + np.asarray(hits, np.int64)
+    if np.ndim(total_loss) == 0:
+        return float(total_loss) / n, int(correct) / n
     return total_loss / n, correct / n
 
 
@@ -274,9 +442,15 @@ class _DeviceData:
     len_test: jax.Array | None
 
     @classmethod
-    def put(cls, dataset: Dataset) -> _DeviceData:
+    def put(cls, dataset: Dataset, mesh: Mesh | None = None) -> _DeviceData:
+        """The dataset on the device, or replicated on every device of `mesh`."""
+        placement = None if mesh is None else NamedSharding(mesh, P())
+
         def dev(a, dtype=None):
-            return None if a is None else jnp.asarray(a if dtype is None else a.astype(dtype))
+            if a is None:
+                return None
+            a = a if dtype is None else a.astype(dtype)
+            return jnp.asarray(a) if placement is None else jax.device_put(a, placement)
 
         has_test = len(dataset.y_test) > 0
         return cls(
@@ -366,6 +540,19 @@ class FitResult:
         return _variables(self.state.params, self.state.batch_stats)
 
 
+def _mesh_for(config: TrainConfig, data_parallel: bool | None) -> Mesh | None:
+    mesh = data_parallel_mesh() if data_parallel in (None, True) else None
+    if data_parallel and mesh is None:
+        raise ValueError(
+            "data_parallel=True needs more than one device; on CPU start Python with "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=<cores>"
+        )
+    if mesh is not None and config.accumulate > 1 and config.model == "bn-lstm":
+        # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
+        return None
+    return mesh
+
+
 def make_scheduler(config: TrainConfig) -> optim.ReduceLROnPlateau:
     """The article's `ReduceLROnPlateau(optimizer, 'min', patience=...)`."""
     return optim.reduce_lr_on_plateau("min", factor=config.factor, patience=config.patience)
@@ -380,6 +567,7 @@ def fit(
     resume: bool = False,
     log: Callable[[str], None] | None = print,
     progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
 ) -> FitResult:
     """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each.
 
@@ -394,6 +582,9 @@ def fit(
       log: receives the article's "Epoch [e/E], Step [s/S], Loss: x" lines and epoch summaries.
       progress: ``progress(total_steps, initial_steps)`` returns a tqdm-like bar (``update(n)``,
         ``close()``), or None for no bar.
+      data_parallel: split each batch over the local devices (see `data_parallel_mesh`); None
+        (default) does so whenever there is more than one device. The update is the whole batch's;
+        only the order of floating-point sums changes.
     """
     from jax_lstm import checkpoint as ckpt
 
@@ -415,10 +606,13 @@ def fit(
         state = create_train_state(config, num_features, num_classes, variables)
         plateau = scheduler.init(config.lr)
 
+    mesh = _mesh_for(config, data_parallel)
     model = make_model(config, num_classes)
-    train_step = make_train_step(model, make_optimizer(config), config.accumulate)
-    eval_step = make_eval_step(model)
-    data = _DeviceData.put(dataset)
+    train_step = make_train_step(model, make_optimizer(config), config.accumulate, mesh=mesh)
+    eval_step = make_eval_step(model, mesh=mesh)
+    data = _DeviceData.put(dataset, mesh)
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, P()))
 
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
@@ -442,3 +636,108 @@ def fit(
         if bar is not None:
             bar.close()
     return FitResult(state, plateau, history, config, num_classes)
+
+
+def fit_many(
+    config: TrainConfig,
+    dataset: Dataset,
+    seeds: list[int],
+    *,
+    log: Callable[[str], None] | None = print,
+    progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
+) -> list[FitResult]:
+    """Trains one model per seed in a single compiled program; returns one FitResult per seed.
+
+    Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
+    initial weights, its own batch order, its own plateau scheduler): the train step maps the
+    single-model step over a leading model axis, and with several devices (`data_parallel`,
+    default: whenever there are) the models are divided among them, so that K small models keep
+    every core busy. Results equal the one-at-a-time runs on one device.
+    """
+    if not seeds:
+        raise ValueError("fit_many needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    config.validate()
+    dataset = dataset.validate(require_test=False).astype(config.dtype)
+    num_classes, num_features = dataset.num_classes, dataset.num_features
+    configs = [dataclasses.replace(config, seed=int(seed)) for seed in seeds]
+    states = [create_train_state(c, num_features, num_classes) for c in configs]
+    state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)  # leading model axis (K, ...)
+    scheduler = make_scheduler(config)
+    plateaus = [scheduler.init(config.lr) for _ in seeds]
+    mesh = data_parallel_mesh() if data_parallel in (None, True) else None
+    if mesh is not None and len(seeds) % mesh.size:
+        mesh = None  # whole models per device only
+    model = make_model(config, num_classes)
+    train_step = make_train_step(model, make_optimizer(config), config.accumulate, many=True, mesh=mesh)
+    eval_step = make_eval_step(model, many=True, mesh=mesh)
+    data = _DeviceData.put(dataset, mesh)
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, P(DATA_AXIS)))
+    histories: list[list[dict[str, float]]] = [[] for _ in seeds]
+    n = len(dataset.y_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    bar = progress(config.epochs * steps_per_epoch, 0) if progress else None
+    try:
+        for epoch in range(config.epochs):
+            orders = [batch_order(n, config.batch_size, c.seed, epoch) for c in configs]
+            start = time.perf_counter()
+            losses = []
+            for i in range(steps_per_epoch):
+                idx = jnp.asarray(np.stack([order[i] for order in orders]))  # (K, B)
+                state, loss = train_step(state, data.x_train, data.y_train, data.len_train, idx)
+                losses.append(loss)
+                if bar is not None:
+                    bar.update(1)
+            batch_losses = np.asarray(jnp.stack(losses))  # (steps, K)
+            seconds = time.perf_counter() - start
+            if not np.isfinite(batch_losses).all():
+                step, k = np.argwhere(~np.isfinite(batch_losses))[0]
+                raise TrainingDivergedError(
+                    f"the training loss of seed {seeds[k]} became {batch_losses[step, k]} at epoch "
+                    f"{epoch + 1}, step {step + 1}; stopping. Try a lower --lr or --clip."
+                )
+            sizes = [len(idx) for idx in orders[0]]
+            if data.x_test is not None:
+                test_loss, test_accuracy = evaluate(
+                    eval_step, state, data.x_test, data.y_test, data.len_test, config.eval_batch_size
+                )
+            else:
+                test_loss = test_accuracy = np.full(len(seeds), math.nan)
+            new_lrs = []
+            for k in range(len(seeds)):
+                train_loss = epoch_mean(batch_losses[:, k], sizes)
+                lr_used = plateaus[k].lr
+                plateaus[k] = scheduler.update(plateaus[k], train_loss)
+                new_lrs.append(plateaus[k].lr)
+                histories[k].append(
+                    {
+                        "epoch": epoch + 1,
+                        "train_loss": train_loss,
+                        "test_loss": float(test_loss[k]),
+                        "test_accuracy": float(test_accuracy[k]),
+                        "lr": lr_used,
+                        "seconds": seconds,
+                    }
+                )
+            lr_leaf = optim.learning_rate(state.opt_state)
+            state = state.replace(
+                opt_state=optim.set_learning_rate(state.opt_state, jnp.asarray(new_lrs, lr_leaf.dtype))
+            )
+            if log:
+                accuracies = ", ".join(f"{100 * h[-1]['test_accuracy']:.1f}" for h in histories)
+                log(
+                    f"Epoch [{epoch + 1}/{config.epochs}] {len(seeds)} models: mean train loss "
+                    f"{np.mean([h[-1]['train_loss'] for h in histories]):.4f}, test accuracy % "
+                    f"[{accuracies}]"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    results = []
+    for k, c in enumerate(configs):
+        state_k = jax.tree.map(lambda leaf, k=k: leaf[k], state)
+        results.append(FitResult(state_k, plateaus[k], histories[k], c, num_classes))
+    return results

@@ -1,0 +1,193 @@
+"""The benchmark cases: what each side runs, built from one config, plus analytic FLOP counts.
+
+Every case builds a JAX callable and a torch callable doing the same work on the same shapes; each
+callable blocks until done. JAX runs the library's production paths (the jitted train step of
+`jax_lstm.train`, the jitted eval-mode forward, `fit`, `fit_many`); torch runs `torch_ref`, eager,
+exactly as the article writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jax_lstm import data, train
+from torch_ref.parity import make_torch_classifier
+from torch_ref.train import torch_twin, train_torch
+
+__all__ = ["Shape", "forward_flops", "jax_inference", "jax_train_step", "torch_inference", "torch_train_step"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """One model and batch: B batch, T steps, F features, H hidden, L layers, C classes."""
+
+    batch: int
+    steps: int
+    features: int
+    hidden: int
+    layers: int
+    classes: int = 2
+
+    def label(self) -> str:
+        return f"B={self.batch} T={self.steps} F={self.features} H={self.hidden} L={self.layers}"
+
+    def config(self, **overrides) -> train.TrainConfig:
+        return train.TrainConfig(
+            hidden_size=self.hidden, num_layers=self.layers, batch_size=self.batch, log_every=0, **overrides
+        )
+
+
+def forward_flops(shape: Shape) -> float:
+    """Matmul FLOPs of one forward pass: every layer's input and recurrent products, and the head.
+
+    Element-wise gate math (about 20 FLOPs per hidden unit and step) is left out; a train step is
+    counted as 3x the forward (forward, input gradients, weight gradients), the usual convention.
+    """
+    total = 0.0
+    for layer in range(shape.layers):
+        inputs = shape.features if layer == 0 else shape.hidden
+        total += 2.0 * shape.steps * shape.batch * (inputs + shape.hidden) * 4 * shape.hidden
+    return total + 2.0 * shape.batch * shape.hidden * shape.classes
+
+
+def _data(shape: Shape, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((shape.batch, shape.steps, shape.features)).astype(np.float32)
+    y = rng.integers(0, shape.classes, shape.batch)
+    return x, y
+
+
+def jax_train_step(shape: Shape, many: int = 0, mesh=None) -> Callable[[], None]:
+    """One optimizer step (forward, backward, clip, Adam) of the jitted production train step.
+
+    With ``many = K`` the vmapped step of K models, each on its own batch of `shape.batch`. With a
+    `mesh` (`train.data_parallel_mesh()`), the batch (or the models) split over its devices.
+    """
+    config = shape.config()
+    x, y = _data(shape)
+    model = train.make_model(config, shape.classes)
+    step = train.make_train_step(model, train.make_optimizer(config), many=bool(many), mesh=mesh)
+    if many:
+        states = [
+            train.create_train_state(dataclasses.replace(config, seed=s), shape.features, shape.classes)
+            for s in range(many)
+        ]
+        state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+        idx = jnp.tile(jnp.arange(shape.batch), (many, 1))
+    else:
+        state = train.create_train_state(config, shape.features, shape.classes)
+        idx = jnp.arange(shape.batch)
+    xs, ys = jnp.asarray(x), jnp.asarray(y, jnp.int32)
+    if mesh is not None:
+        replicated = NamedSharding(mesh, P())
+        xs, ys = jax.device_put(xs, replicated), jax.device_put(ys, replicated)
+        state_spec = P(train.DATA_AXIS) if many and many % mesh.size == 0 else P()
+        state = jax.device_put(state, NamedSharding(mesh, state_spec))
+
+    def run() -> None:
+        nonlocal state
+        state, loss = step(state, xs, ys, None, idx)
+        loss.block_until_ready()
+
+    return run
+
+
+def torch_train_step(shape: Shape) -> Callable[[], None]:
+    """The article's step: zero_grad, forward, cross-entropy, backward, clip_grad_norm_, Adam step."""
+    x, y = _data(shape)
+    torch.manual_seed(0)
+    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    criterion = torch.nn.CrossEntropyLoss()
+    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+
+    def run() -> None:
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        optimizer.step()
+
+    return run
+
+
+def jax_inference(shape: Shape, mesh=None) -> Callable[[], None]:
+    """The jitted eval-mode forward pass of the classifier (logits), batch split over `mesh`."""
+    config = shape.config()
+    x, _ = _data(shape)
+    model = train.make_model(config, shape.classes)
+    variables = train.initial_variables(config, shape.features, shape.classes)
+    forward = train.make_forward(model, mesh)
+    xs = jnp.asarray(x)
+    if mesh is not None:
+        variables = jax.device_put(variables, NamedSharding(mesh, P()))
+
+    def run() -> None:
+        forward(variables, xs).block_until_ready()
+
+    return run
+
+
+def torch_inference(shape: Shape) -> Callable[[], None]:
+    """The classifier in eval mode under torch.inference_mode."""
+    x, _ = _data(shape)
+    torch.manual_seed(0)
+    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes).eval()
+    inputs = torch.from_numpy(x)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(inputs)
+
+    return run
+
+
+def whole_runs(epochs: int, num_samples: int, hidden: int, layers: int) -> dict[str, float]:
+    """The article's experiment end to end on both sides from the same weights (seconds).
+
+    JAX: `fit` in this process with fresh jitted functions, so its time includes compilation; its
+    first epoch minus the median later epoch estimates the compile time. torch: `train_torch`.
+    """
+    config = train.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
+    dataset = data.synthetic(num_samples=num_samples)
+    variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
+    twin = torch_twin(config, dataset, variables)
+    start = time.perf_counter()
+    result = train.fit(config, dataset, variables=variables, log=None)
+    jax_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    train_torch(config, dataset, model=twin, log=None)
+    torch_seconds = time.perf_counter() - start
+    epoch_seconds = [h["seconds"] for h in result.history]
+    later = float(np.median(epoch_seconds[1:])) if len(epoch_seconds) > 1 else 0.0
+    return {
+        "jax_s": jax_seconds,
+        "torch_s": torch_seconds,
+        "jax_compile_s": max(0.0, epoch_seconds[0] - later),
+        "jax_steady_s": jax_seconds - max(0.0, epoch_seconds[0] - later),
+    }
+
+
+def many_models_runs(
+    models: int, epochs: int, num_samples: int, hidden: int, layers: int
+) -> dict[str, float]:
+    """K models of the article's experiment: one vmapped JAX program vs torch one after another."""
+    config = train.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
+    dataset = data.synthetic(num_samples=num_samples)
+    start = time.perf_counter()
+    train.fit_many(config, dataset, list(range(models)), log=None)
+    jax_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for seed in range(models):
+        train_torch(dataclasses.replace(config, seed=seed), dataset, log=None)
+    torch_seconds = time.perf_counter() - start
+    return {"jax_s": jax_seconds, "torch_s": torch_seconds}
