@@ -1,7 +1,17 @@
 """Shared fixtures. JAX's 64-bit mode is off by default, as for users; float64 tests switch it on
-for their own duration only, so the float32 tests run the configuration people actually use."""
+for their own duration only, so the float32 tests run the configuration people actually use. JAX
+sees two CPU devices (see below)."""
 
 from __future__ import annotations
+
+import os
+
+# Two CPU devices, as `jax-lstm` sets up on a 2-core machine, so that the data-parallel paths run
+# (and are compared with torch) in this suite. Must precede JAX's backend initialisation.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
 
 import jax
 import pytest

@@ -21,10 +21,10 @@ from jax_lstm.testing import TRAINING_LOSS_RTOL
 from torch_ref.train import torch_twin, train_torch
 
 
-def run_both(config: train.TrainConfig, dataset: data.Dataset):
+def run_both(config: train.TrainConfig, dataset: data.Dataset, data_parallel: bool | None = None):
     variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
     twin = torch_twin(config, dataset, variables)
-    jax_result = train.fit(config, dataset, variables=variables, log=None)
+    jax_result = train.fit(config, dataset, variables=variables, log=None, data_parallel=data_parallel)
     torch_result = train_torch(config, dataset, model=twin, log=None)
     return jax_result, torch_result
 
@@ -51,12 +51,17 @@ def assert_runs_agree(jax_result, torch_result, dtype, check_params):
             )
 
 
-@pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
-def test_article_experiment_float64_follows_torch(x64, model):
-    """The article's experiment as written: 10 epochs, 1000 x 20 x 5, H=128, 2 layers, batch 32."""
+@pytest.mark.parametrize(
+    "model, data_parallel",
+    [("lstm", None), ("bn-lstm", None), ("lstm", False)],
+    ids=["lstm_2_devices", "bn_lstm_2_devices", "lstm_1_device"],
+)
+def test_article_experiment_float64_follows_torch(x64, model, data_parallel):
+    """The article's experiment as written: 10 epochs, 1000 x 20 x 5, H=128, 2 layers, batch 32,
+    with each batch split over the suite's two devices (as `jax-lstm` runs) and on one device."""
     config = train.TrainConfig(model=model, dtype="float64", log_every=0)
     dataset = data.synthetic().astype("float64")
-    jax_result, torch_result = run_both(config, dataset)
+    jax_result, torch_result = run_both(config, dataset, data_parallel=data_parallel)
     assert len(jax_result.history) == 10
     assert_runs_agree(jax_result, torch_result, "float64", check_params=True)
     if model == "bn-lstm":

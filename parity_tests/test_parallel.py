@@ -1,0 +1,187 @@
+"""The speed paths: data parallelism over devices, many models in one program, the benchmark suite.
+
+Each must compute what the plain single-device path computes (itself checked against torch):
+to rounding where sums are split across devices, bit for bit where the work is only rearranged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_lstm import data, train
+from jax_lstm.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_suite_runs_with_two_devices():
+    assert len(jax.devices()) == 2  # conftest; otherwise the data-parallel tests prove nothing
+    assert train.data_parallel_mesh().size == 2
+
+
+def _vowels(n_train=96, n_test=40):
+    full = data.japanese_vowels()
+    return dataclasses.replace(
+        full,
+        x_train=full.x_train[:n_train],
+        y_train=full.y_train[:n_train],
+        lengths_train=full.lengths_train[:n_train],
+        x_test=full.x_test[:n_test],
+        y_test=full.y_test[:n_test],
+        lengths_test=full.lengths_test[:n_test],
+    )
+
+
+@pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
+def test_data_parallel_step_equals_the_single_device_step(x64, model):
+    """One step on a padded batch of 32 split over 2 devices: gradients, BatchNorm statistics (over
+    the valid steps of both halves) and the loss are the whole batch's."""
+    config = train.TrainConfig(model=model, hidden_size=12, dtype="float64", log_every=0)
+    dataset = _vowels().astype("float64")
+    mesh = train.data_parallel_mesh()
+    net = train.make_model(config, dataset.num_classes)
+    state = train.create_train_state(config, dataset.num_features, dataset.num_classes)
+    single = train.make_train_step(net, train.make_optimizer(config))
+    split = train.make_train_step(net, train.make_optimizer(config), mesh=mesh)
+    device = train._DeviceData.put(dataset)
+    idx = jnp.arange(3, 35)
+    a, loss_a = single(state, device.x_train, device.y_train, device.len_train, idx)
+    b, loss_b = split(state, device.x_train, device.y_train, device.len_train, idx)
+    assert split.sharded._cache_size() == 1  # it really ran split
+    np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-14)
+    for x, y in zip(jax.tree.leaves(b), jax.tree.leaves(a), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-11, atol=1e-14)
+
+
+def test_small_or_uneven_batches_are_not_split():
+    config = train.TrainConfig(hidden_size=8, num_layers=1, log_every=0)
+    dataset = _vowels()
+    mesh = train.data_parallel_mesh()
+    step = train.make_train_step(train.make_model(config, 9), train.make_optimizer(config), mesh=mesh)
+    state = train.create_train_state(config, 12, 9)
+    device = train._DeviceData.put(dataset)
+    for size in (31, 16, 2):  # odd, or under MIN_ROWS_PER_DEVICE rows per device
+        state, _ = step(state, device.x_train, device.y_train, device.len_train, jnp.arange(size))
+    assert step.sharded._cache_size() == 0 and step.fallback._cache_size() == 3
+
+
+def test_data_parallel_forward_equals_the_single_device_forward():
+    config = train.TrainConfig(model="bn-lstm", hidden_size=8, log_every=0)
+    dataset = _vowels()
+    net = train.make_model(config, 9)
+    variables = train.initial_variables(config, 12, 9)
+    split = train.make_forward(net, train.data_parallel_mesh())
+    whole = train.make_forward(net)
+    x, lengths = dataset.x_train[:64], dataset.lengths_train[:64]
+    np.testing.assert_allclose(
+        split(variables, x, lengths), whole(variables, x, lengths), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_fit_many_equals_one_fit_per_seed(x64):
+    """Each model of a multi-model run is the run `fit` gives that seed, scheduler included (the
+    learning rate is cut for one seed and not the other here). The learning rate is high enough for
+    the scheduler to act, which also makes training amplify rounding differences (the two programs
+    fuse operations differently): measured 2.5e-8 apart after 6 epochs in float64."""
+    config = train.TrainConfig(
+        model="bn-lstm",
+        hidden_size=8,
+        num_layers=1,
+        epochs=6,
+        lr=0.3,
+        patience=0,
+        batch_size=16,
+        dtype="float64",
+        log_every=0,
+    )
+    dataset = _vowels().astype("float64")
+    seeds = [3, 4]
+    many = train.fit_many(config, dataset, seeds, log=None)
+    traces = []
+    for seed, result in zip(seeds, many, strict=True):
+        alone = train.fit(dataclasses.replace(config, seed=seed), dataset, log=None)
+        for a, b in zip(jax.tree.leaves(result.state), jax.tree.leaves(alone.state), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+        assert [h["lr"] for h in result.history] == [h["lr"] for h in alone.history]
+        np.testing.assert_allclose(
+            [h["train_loss"] for h in result.history], [h["train_loss"] for h in alone.history], rtol=1e-8
+        )
+        assert result.config.seed == seed
+        traces.append([h["lr"] for h in result.history])
+    assert traces[0] != traces[1]  # each model has its own scheduler
+
+
+def test_fit_many_on_one_device_equals_the_single_runs(x64):
+    config = train.TrainConfig(
+        model="bn-lstm", hidden_size=8, num_layers=1, epochs=2, batch_size=16, dtype="float64", log_every=0
+    )
+    dataset = _vowels().astype("float64")
+    many = train.fit_many(config, dataset, [0, 1], log=None, data_parallel=False)
+    alone = train.fit(dataclasses.replace(config, seed=1), dataset, log=None, data_parallel=False)
+    for a, b in zip(jax.tree.leaves(many[1].state), jax.tree.leaves(alone.state), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+
+
+def test_fit_many_refuses_bad_seed_lists():
+    config = train.TrainConfig(hidden_size=4, num_layers=1, epochs=1, log_every=0)
+    with pytest.raises(ValueError, match="distinct"):
+        train.fit_many(config, _vowels(), [1, 1])
+    with pytest.raises(ValueError, match="at least one seed"):
+        train.fit_many(config, _vowels(), [])
+
+
+def test_cli_seeds_trains_several_models(tmp_path, capsys):
+    metrics = tmp_path / "m.json"
+    args = ["train", "--dataset", "synthetic", "--hidden-size", "8", "--num-layers", "1", "--epochs", "2"]
+    assert main([*args, "--seeds", "3", "--quiet", "--metrics-json", str(metrics)]) == 0
+    out = capsys.readouterr().out
+    assert "3 models (seeds 0-2) trained at once" in out and "test accuracy mean" in out
+    payload = json.loads(metrics.read_text())
+    assert [m["seed"] for m in payload["models"]] == [0, 1, 2]
+    assert all(len(m["epochs"]) == 2 for m in payload["models"])
+    assert payload["test_accuracy_mean"] == pytest.approx(
+        np.mean([m["test_accuracy"] for m in payload["models"]])
+    )
+    assert main([*args, "--seeds", "2", "--compare-torch"]) == 2
+    assert "does not combine with --compare-torch" in capsys.readouterr().err
+
+
+def test_jax_lstm_uses_every_core():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    code = "from jax_lstm.cli import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == min(os.cpu_count(), 8)
+
+
+def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
+    """Seconds on tiny shapes; it asserts the reports' content, nothing about speed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    assert report["mode"] == "quick" and report["environment"]["torch"]
+    kinds = {row["kind"] for row in report["results"]}
+    assert kinds == {"train step", "inference", "batch sweep", "length sweep", "many models"}
+    for row in report["results"]:
+        for side in ("jax", "torch"):
+            assert row[side]["median_s"] > 0 and row[side]["min_s"] <= row[side]["median_s"]
+        assert row["jax"]["compile_s"] >= 0
+        assert row["speedup"] == pytest.approx(row["torch"]["median_s"] / row["jax"]["median_s"])
+    assert report["whole_run"]["jax_s"] > 0 and report["many_models"]["torch_s"] > 0
+    assert "| train step: tiny |" in (tmp_path / "benchmark.md").read_text()
+    assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
