@@ -95,7 +95,7 @@ def learning_rate(opt_state) -> jax.Array:
 
 def set_learning_rate(opt_state, lr):
     """A copy of an `adam(...)` state with the learning rate replaced (same dtype and shape, so no
-    recompile). `lr` is a float, or a (K,) array for a vmapped stack of K optimizer states."""
+    recompile). `lr` is a float, or a (K,) array for a stack of K optimizer states (`fit_many`)."""
     current = opt_state.hyperparams["learning_rate"]
     hyperparams = dict(opt_state.hyperparams)
     hyperparams["learning_rate"] = jnp.broadcast_to(jnp.asarray(lr, dtype=current.dtype), current.shape)

@@ -297,3 +297,27 @@ def test_resume_refuses_other_settings(tmp_path):
         train.fit(
             dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path / "none", resume=True
         )
+
+
+@pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
+def test_initial_variables_have_the_models_structure_and_torch_init(model):
+    """`initial_variables` draws torch's init without running the model; its tree must be exactly
+    what `model.init` builds, and its values inside torch's bounds, seeded and reproducible."""
+    config = train.TrainConfig(model=model, hidden_size=64)
+    variables = train.initial_variables(config, 7, 3)
+    reference = train.make_model(config, 3).init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 7)))
+    assert jax.tree.structure(variables) == jax.tree.structure(reference)
+    for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    bound = 1 / np.sqrt(64)
+    for name, value in jax_lstm.interop.flatten_variables(variables).items():
+        value = np.asarray(value)
+        if name.startswith(("lstm.", "fc.")):
+            assert np.abs(value).max() <= bound and value.min() < -0.5 * bound < 0.5 * bound < value.max(), (
+                name
+            )
+    again = train.initial_variables(config, 7, 3)
+    other = train.initial_variables(dataclasses.replace(config, seed=1), 7, 3)
+    first = np.asarray(variables["params"]["lstm"]["weight_hh_l1"])
+    np.testing.assert_array_equal(first, np.asarray(again["params"]["lstm"]["weight_hh_l1"]))
+    assert not np.array_equal(first, np.asarray(other["params"]["lstm"]["weight_hh_l1"]))
