@@ -10,12 +10,16 @@ batches. Prints a Markdown table with the published reference points and writes 
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
+from jax_lstm.cli import use_all_cores
 
-from jax_lstm import data, reporting, train
-from jax_lstm.cli import DEFAULT_EPOCHS
+use_all_cores()  # as `jax-lstm train` runs: one host device per core, before JAX starts
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+from jax_lstm import data, reporting, train  # noqa: E402
+from jax_lstm.cli import DEFAULT_EPOCHS  # noqa: E402
 
 # Published results on the standard JapaneseVowels split (test accuracy).
 PUBLISHED = [

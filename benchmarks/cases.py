@@ -73,6 +73,8 @@ def jax_train_step(shape: Shape, many: int = 0, mesh=None) -> Callable[[], None]
     `mesh` (`train.data_parallel_mesh()`), the batch (or the models) split over its devices.
     """
     config = shape.config()
+    if mesh is not None and not many:
+        mesh = train.mesh_for(config, None)  # the decision `fit` makes for this batch size
     x, y = _data(shape)
     model = train.make_model(config, shape.classes)
     step = train.make_train_step(model, train.make_optimizer(config), many=bool(many), mesh=mesh)

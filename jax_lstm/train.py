@@ -51,6 +51,7 @@ __all__ = [
     "make_model",
     "make_optimizer",
     "make_train_step",
+    "mesh_for",
     "train_epoch",
 ]
 
@@ -575,7 +576,7 @@ class FitResult:
         return _variables(self.state.params, self.state.batch_stats)
 
 
-def _mesh_for(config: TrainConfig, data_parallel: bool | None) -> Mesh | None:
+def mesh_for(config: TrainConfig, data_parallel: bool | None) -> Mesh | None:
     mesh = data_parallel_mesh() if data_parallel in (None, True) else None
     if data_parallel and mesh is None:
         raise ValueError(
@@ -584,6 +585,10 @@ def _mesh_for(config: TrainConfig, data_parallel: bool | None) -> Mesh | None:
         )
     if mesh is not None and config.accumulate > 1 and config.model == "bn-lstm":
         # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
+        return None
+    if mesh is not None and data_parallel is None and config.batch_size < MIN_ROWS_PER_DEVICE * mesh.size:
+        # Too small to split: one device, with nothing replicated (a replicated program that does
+        # not split its batch runs the whole step on every device).
         return None
     return mesh
 
@@ -641,7 +646,7 @@ def fit(
         state = create_train_state(config, num_features, num_classes, variables)
         plateau = scheduler.init(config.lr)
 
-    mesh = _mesh_for(config, data_parallel)
+    mesh = mesh_for(config, data_parallel)
     model = make_model(config, num_classes)
     train_step = make_train_step(model, make_optimizer(config), config.accumulate, mesh=mesh)
     eval_step = make_eval_step(model, mesh=mesh)
