@@ -3,7 +3,7 @@
     python -m benchmarks.accuracy [--seeds 5] [--out benchmarks/results/accuracy.json]
 
 Each seed trains `jax-lstm train`'s default configuration (the article's LSTM classifier: hidden 128,
-2 layers, Adam 1e-3, clip 1.0, ReduceLROnPlateau(patience=2), batch 32, 30 epochs) on the embedded UEA
+2 layers, Adam 1e-3, clip 1.0, ReduceLROnPlateau(patience=2); batch 16, 30 epochs) on the embedded UEA
 split, then the torch reference with torch's own initialisation from the same seed and the same
 batches. Prints a Markdown table with the published reference points and writes JSON.
 """
@@ -19,7 +19,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 from jax_lstm import data, reporting, train  # noqa: E402
-from jax_lstm.cli import DEFAULT_EPOCHS  # noqa: E402
+from jax_lstm.cli import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
 
 # Published results on the standard JapaneseVowels split (test accuracy).
 PUBLISHED = [
@@ -34,7 +34,12 @@ def run(seeds: int, with_torch: bool = True) -> dict:
     dataset = data.japanese_vowels()
     rows: dict[str, list[dict]] = {"jax": [], "torch": []}
     for seed in range(seeds):
-        config = train.TrainConfig(seed=seed, epochs=DEFAULT_EPOCHS["japanese-vowels"], log_every=0)
+        config = train.TrainConfig(
+            seed=seed,
+            epochs=DEFAULT_EPOCHS["japanese-vowels"],
+            batch_size=DEFAULT_BATCH_SIZE["japanese-vowels"],
+            log_every=0,
+        )
         start = time.perf_counter()
         result = train.fit(config, dataset, log=None)
         seconds = time.perf_counter() - start
