@@ -226,14 +226,7 @@ def _train(args: argparse.Namespace) -> int:
         f"JAX: test accuracy {100 * result.test_accuracy:.2f}% after {config.epochs} epochs "
         f"({seconds:.1f} s including compilation)"
     )
-    payload: dict[str, Any] = {
-        "dataset": dataset.describe(),
-        "config": dataclasses.asdict(config),
-        "environment": env,
-        "epochs": result.history,
-        "test_accuracy": result.test_accuracy,
-        "seconds": seconds,
-    }
+    payload: dict[str, Any] = reporting.run_record(dataset, config, result.history, seconds, env)
     torch_history = None
     status = 0
     if torch_model is not None:

@@ -407,6 +407,10 @@ def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bo
             f"{train_path} has {train.series[0].shape[-1]} dimensions but {test_path} has "
             f"{test.series[0].shape[-1]}: train and test files must have the same channels"
         )
+    return _from_ts(train, test, standardize)
+
+
+def _from_ts(train: TsData, test: TsData, standardize: bool) -> Dataset:
     return from_series(
         train.problem_name,
         (train.series, train.labels),
@@ -434,11 +438,4 @@ def japanese_vowels(standardize: bool = True) -> Dataset:
     (Kudo, Toyama and Shimbo 1999; UEA multivariate archive, Bagnall et al. 2018), standardised
     per channel with statistics of the training split.
     """
-    train, test = japanese_vowels_ts()
-    return from_series(
-        train.problem_name,
-        (train.series, train.labels),
-        (test.series, test.labels),
-        classes=train.class_labels,
-        standardize=standardize,
-    )
+    return _from_ts(*japanese_vowels_ts(), standardize)

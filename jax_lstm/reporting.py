@@ -17,6 +17,7 @@ __all__ = [
     "comparison_table",
     "environment",
     "plot_history",
+    "run_record",
     "write_json",
 ]
 
@@ -56,6 +57,20 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def run_record(dataset, config, history, seconds: float, env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy."""
+    import dataclasses
+
+    return {
+        "dataset": dataset.describe(),
+        "config": dataclasses.asdict(config),
+        "environment": env if env is not None else environment(),
+        "epochs": history,
+        "test_accuracy": history[-1]["test_accuracy"],
+        "seconds": seconds,
+    }
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

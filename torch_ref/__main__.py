@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -57,14 +56,7 @@ def _train(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)"
     )
     if args.metrics_json:
-        payload = {
-            "dataset": dataset.describe(),
-            "config": dataclasses.asdict(config),
-            "environment": reporting.environment(),
-            "epochs": result.history,
-            "test_accuracy": result.test_accuracy,
-            "seconds": seconds,
-        }
+        payload = reporting.run_record(dataset, config, result.history, seconds)
         print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
     if args.plot:
         title = f"{dataset.name}, {config.model} (PyTorch), seed {config.seed}"
