@@ -9,7 +9,7 @@ from jax_lstm.layer import LSTM
 from jax_lstm.models import BatchNorm1d, BNLSTMClassifier, Linear, LSTMClassifier
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
 from jax_lstm.spec import LSTMSpec
-from jax_lstm.train import TrainConfig, TrainState, fit
+from jax_lstm.train import TrainConfig, TrainState, fit, fit_many
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "clip_grad_norm",
     "data",
     "fit",
+    "fit_many",
     "from_torch",
     "functional",
     "reduce_lr_on_plateau",

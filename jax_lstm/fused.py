@@ -56,10 +56,6 @@ def _scan_inputs(xs: Array, valid: Array | None):
     return xs if valid is None else (xs, valid)
 
 
-def _masked(new: Array, old: Array, keep: Array | None) -> Array:
-    return new if keep is None else jnp.where(keep, new, old)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(8,))
 def recurrence(x, h0, c0, w_ih, w_hh, bias, w_hr, valid, reverse: bool):
     """One LSTM layer in one direction. x (T, B, I) -> (out (T, B, P), h_n (B, P), c_n (B, H)).
