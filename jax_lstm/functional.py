@@ -62,16 +62,6 @@ def layer_weights(params: Mapping[str, Array], layer: int, direction: int) -> La
     )
 
 
-def _gate_math(gates: Array, c: Array, w_hr: Array | None) -> tuple[Array, Array]:
-    """gates (B, 4H) stacked i, f, g, o; c (B, H) -> new (h (B, P), c (B, H))."""
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    if w_hr is not None:
-        h = h @ w_hr.T  # (B, H) @ (H, P): the projection; c keeps size H, as in torch
-    return h, c
-
-
 def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Array, Array]:
     """One timestep of one layer, exactly torch's update.
 
@@ -87,7 +77,7 @@ def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Ar
     gates = x_t @ weights.w_ih.T + h @ weights.w_hh.T  # (B, 4H)
     if weights.b_ih is not None:
         gates = gates + weights.b_ih + weights.b_hh
-    return _gate_math(gates, c, weights.w_hr)
+    return fused.cell_update(fused.activations(gates), c, weights.w_hr)
 
 
 def _reverse_within_lengths(num_steps: int, lengths: Array) -> Array:
@@ -132,53 +122,37 @@ def lstm_layer(
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     num_steps = x.shape[0]
-    if reverse and lengths is not None:
+    reorder = reverse and lengths is not None
+    if reorder:
         order = _reverse_within_lengths(num_steps, lengths)  # (T, B)
         x = jnp.take_along_axis(x, order[:, :, None], axis=0)
-        scan_reverse = False  # the sequences are already reversed inside their lengths
-    else:
-        scan_reverse = reverse
+        reverse = False  # the sequences are already reversed inside their lengths
+    valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths[None, :]  # (T, B)
+    bias = None if weights.b_ih is None else weights.b_ih + weights.b_hh
 
     if implementation == "fused":
-        valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths[None, :]
-        bias = None if weights.b_ih is None else weights.b_ih + weights.b_hh
         out, h_n, c_n = fused.recurrence(
-            x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, scan_reverse
+            x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, reverse
         )
-        if reverse and lengths is not None:
-            out = jnp.take_along_axis(out, order[:, :, None], axis=0)
-        return out, h_n, c_n
-
-    # The input projection of every timestep is one matmul outside the recurrence, as in torch's
-    # own decomposition; the recurrent matmul is the only one left inside the loop.
-    xw = jnp.einsum("tbi,gi->tbg", x, weights.w_ih)  # (T, B, 4H)
-    if weights.b_ih is not None:
-        xw = xw + weights.b_ih + weights.b_hh
-    w_hh_t = weights.w_hh.T  # (P, 4H)
-
-    if lengths is None:
-
-        def step(carry, xw_t):
-            h, c = carry
-            h, c = _gate_math(xw_t + h @ w_hh_t, c, weights.w_hr)
-            return (h, c), h
-
-        (h_n, c_n), out = lax.scan(step, (h0, c0), xw, reverse=scan_reverse)
     else:
-        valid = jnp.arange(num_steps)[:, None] < lengths[None, :]  # (T, B)
+        # The reference: the input projection of every step as one matmul, then a plain scan that
+        # JAX differentiates itself.
+        xw = jnp.einsum("tbi,gi->tbg", x, weights.w_ih)  # (T, B, 4H)
+        if bias is not None:
+            xw = xw + bias
+        w_hh_t = weights.w_hh.T  # (P, 4H)
 
         def step(carry, inputs):
             h, c = carry
-            xw_t, valid_t = inputs
-            h_new, c_new = _gate_math(xw_t + h @ w_hh_t, c, weights.w_hr)
-            keep = valid_t[:, None]  # (B, 1): padding steps leave the state untouched
-            h = jnp.where(keep, h_new, h)
-            c = jnp.where(keep, c_new, c)
-            return (h, c), jnp.where(keep, h_new, jnp.zeros_like(h_new))
+            xw_t, keep = inputs if valid is not None else (inputs, None)
+            acts = fused.activations(xw_t + h @ w_hh_t)
+            h, c, out = fused.masked_update(keep, *fused.cell_update(acts, c, weights.w_hr), h, c)
+            return (h, c), out
 
-        (h_n, c_n), out = lax.scan(step, (h0, c0), (xw, valid), reverse=scan_reverse)
-        if reverse:
-            out = jnp.take_along_axis(out, order[:, :, None], axis=0)
+        inputs = xw if valid is None else (xw, valid)
+        (h_n, c_n), out = lax.scan(step, (h0, c0), inputs, reverse=reverse)
+    if reorder:
+        out = jnp.take_along_axis(out, order[:, :, None], axis=0)
     return out, h_n, c_n
 
 
