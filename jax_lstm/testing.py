@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TOLERANCES", "Difference", "Tolerance", "assert_all_close", "assert_close", "compare"]
+__all__ = [
+    "TOLERANCES",
+    "TRAINING_LOSS_RTOL",
+    "Difference",
+    "Tolerance",
+    "assert_all_close",
+    "compare",
+    "kind_of",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,14 +107,6 @@ def compare(name: str, actual: Any, expected: Any, tolerance: Tolerance) -> Diff
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(diff == 0, 0.0, diff / bound)
     return Difference(name, float(diff.max()), float(ratio.max()), tolerance)
-
-
-def assert_close(name: str, actual: Any, expected: Any, tolerance: Tolerance) -> Difference:
-    """`compare`, raising AssertionError that names the leaf, the difference and the tolerance."""
-    difference = compare(name, actual, expected, tolerance)
-    if not difference.ok:
-        raise AssertionError(str(difference))
-    return difference
 
 
 def assert_all_close(

@@ -499,6 +499,31 @@ class _DeviceData:
         )
 
 
+def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None = None) -> None:
+    """Raises TrainingDivergedError at the first NaN/inf in (steps,) or (steps, K) losses."""
+    bad = np.argwhere(~np.isfinite(batch_losses))
+    if not len(bad):
+        return
+    step = int(bad[0][0])
+    whose = "" if seeds is None else f" of seed {seeds[int(bad[0][1])]}"
+    raise TrainingDivergedError(
+        f"the training loss{whose} became {batch_losses[tuple(bad[0])]} at epoch {epoch + 1}, "
+        f"step {step + 1}; stopping. Try a lower --lr or --clip, or check the data for extreme values."
+    )
+
+
+def _record(epoch: int, train_loss: float, test_loss, test_accuracy, lr: float, seconds: float) -> dict:
+    """One epoch's entry of a run's history (0-based `epoch`; `lr` as used during the epoch)."""
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
+        "lr": lr,
+        "seconds": seconds,
+    }
+
+
 def train_epoch(
     state: TrainState,
     plateau: optim.PlateauState,
@@ -529,12 +554,7 @@ def train_epoch(
                 f"Epoch [{epoch + 1}/{config.epochs}], Step [{i + 1}/{len(batches)}], Loss: {float(loss):.4f}"
             )
     batch_losses = np.asarray(jnp.stack(losses))  # one device sync per epoch
-    if not np.isfinite(batch_losses).all():
-        bad = int(np.argmax(~np.isfinite(batch_losses)))
-        raise TrainingDivergedError(
-            f"the training loss became {batch_losses[bad]} at epoch {epoch + 1}, step {bad + 1}; "
-            "stopping. Try a lower --lr or --clip, or check the data for extreme values."
-        )
+    _check_finite(batch_losses, epoch)
     train_loss = epoch_mean(batch_losses, [len(idx) for idx in batches])
     train_seconds = time.perf_counter() - start
     test_loss = test_accuracy = math.nan
@@ -546,15 +566,7 @@ def train_epoch(
     plateau = scheduler.update(plateau, train_loss)
     if plateau.lr != lr_used:
         state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, plateau.lr))
-    record = {
-        "epoch": epoch + 1,
-        "train_loss": train_loss,
-        "test_loss": test_loss,
-        "test_accuracy": test_accuracy,
-        "lr": lr_used,
-        "seconds": train_seconds,
-    }
-    return state, plateau, record
+    return state, plateau, _record(epoch, train_loss, test_loss, test_accuracy, lr_used, train_seconds)
 
 
 @dataclasses.dataclass
@@ -576,13 +588,20 @@ class FitResult:
         return _variables(self.state.params, self.state.batch_stats)
 
 
-def mesh_for(config: TrainConfig, data_parallel: bool | None) -> Mesh | None:
+def mesh_for(config: TrainConfig, data_parallel: bool | None, models: int | None = None) -> Mesh | None:
+    """The mesh `fit` (or, with `models`, `fit_many`) splits its work over, or None for one device.
+
+    ``data_parallel=None`` splits only where it pays; True insists (and fails without devices).
+    """
     mesh = data_parallel_mesh() if data_parallel in (None, True) else None
     if data_parallel and mesh is None:
         raise ValueError(
             "data_parallel=True needs more than one device; on CPU start Python with "
             "XLA_FLAGS=--xla_force_host_platform_device_count=<cores>"
         )
+    if models is not None:
+        # Whole models per device, so the count must divide evenly.
+        return mesh if mesh is not None and models % mesh.size == 0 else None
     if mesh is not None and config.accumulate > 1 and config.model == "bn-lstm":
         # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
         return None
@@ -707,9 +726,7 @@ def fit_many(
     state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)  # leading model axis (K, ...)
     scheduler = make_scheduler(config)
     plateaus = [scheduler.init(config.lr) for _ in seeds]
-    mesh = data_parallel_mesh() if data_parallel in (None, True) else None
-    if mesh is not None and len(seeds) % mesh.size:
-        mesh = None  # whole models per device only
+    mesh = mesh_for(config, data_parallel, models=len(seeds))
     model = make_model(config, num_classes)
     train_step = make_train_step(model, make_optimizer(config), config.accumulate, many=True, mesh=mesh)
     eval_step = make_eval_step(model, many=True, mesh=mesh)
@@ -733,12 +750,7 @@ def fit_many(
                     bar.update(1)
             batch_losses = np.asarray(jnp.stack(losses))  # (steps, K)
             seconds = time.perf_counter() - start
-            if not np.isfinite(batch_losses).all():
-                step, k = np.argwhere(~np.isfinite(batch_losses))[0]
-                raise TrainingDivergedError(
-                    f"the training loss of seed {seeds[k]} became {batch_losses[step, k]} at epoch "
-                    f"{epoch + 1}, step {step + 1}; stopping. Try a lower --lr or --clip."
-                )
+            _check_finite(batch_losses, epoch, seeds)
             sizes = [len(idx) for idx in orders[0]]
             if data.x_test is not None:
                 test_loss, test_accuracy = evaluate(
@@ -753,19 +765,9 @@ def fit_many(
                 plateaus[k] = scheduler.update(plateaus[k], train_loss)
                 new_lrs.append(plateaus[k].lr)
                 histories[k].append(
-                    {
-                        "epoch": epoch + 1,
-                        "train_loss": train_loss,
-                        "test_loss": float(test_loss[k]),
-                        "test_accuracy": float(test_accuracy[k]),
-                        "lr": lr_used,
-                        "seconds": seconds,
-                    }
+                    _record(epoch, train_loss, test_loss[k], test_accuracy[k], lr_used, seconds)
                 )
-            lr_leaf = optim.learning_rate(state.opt_state)
-            state = state.replace(
-                opt_state=optim.set_learning_rate(state.opt_state, jnp.asarray(new_lrs, lr_leaf.dtype))
-            )
+            state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, np.asarray(new_lrs)))
             if log:
                 accuracies = ", ".join(f"{100 * h[-1]['test_accuracy']:.1f}" for h in histories)
                 log(
