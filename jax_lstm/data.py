@@ -331,18 +331,24 @@ def pad_series(series: Sequence[np.ndarray], length: int | None = None) -> tuple
     return x, lengths
 
 
-def _standardize(x_train, len_train, x_test, len_test):
-    """Per-channel standardisation fitted on the valid steps of the training split only."""
-    values = _valid_values(x_train, len_train)
-    mean = values.mean(axis=0)
+def channel_statistics(x: np.ndarray, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (F,) over the valid steps of (N, T, F) series.
+
+    A constant channel gets a scale of 1, so standardising it gives zeros rather than NaN.
+    """
+    values = x.reshape(-1, x.shape[-1]) if lengths is None else _valid_values(x, lengths)
     std = values.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    return values.mean(axis=0), np.where(std > 0, std, 1.0)
 
-    def apply(x, lengths):
-        mask = (np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None]
-        return np.where(mask, (x - mean) / std, 0.0)
 
-    return apply(x_train, len_train), apply(x_test, len_test)
+def standardize_channels(
+    x: np.ndarray, lengths: np.ndarray | None, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """(x - mean) / scale on the valid steps of (N, T, F) series; padding stays 0."""
+    out = (x - mean) / scale
+    if lengths is None:
+        return out
+    return np.where((np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None], out, 0.0)
 
 
 def from_series(
@@ -375,7 +381,10 @@ def from_series(
     if min(len_train.min(), len_test.min()) < 1:
         raise DataError(f"{name}: a series has length 0")
     if standardize:
-        x_train, x_test = _standardize(x_train, len_train, x_test, len_test)
+        # Fitted on the training split only.
+        mean, scale = channel_statistics(x_train, len_train)
+        x_train = standardize_channels(x_train, len_train, mean, scale)
+        x_test = standardize_channels(x_test, len_test, mean, scale)
     equal = (len_train == length).all() and (len_test == length).all()
     y_train = np.asarray([index[c] for c in train_labels], dtype=np.int64)
     y_test = np.asarray([index[c] for c in test_labels], dtype=np.int64)

@@ -128,10 +128,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     def _transform(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
         if not self.standardize:
             return x
-        out = (x - self.mean_) / self.scale_
-        if lengths is not None:
-            out = np.where((np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None], out, 0.0)
-        return out.astype(np.float32)
+        return data.standardize_channels(x, lengths, self.mean_, self.scale_).astype(np.float32)
 
     def fit(self, X, y) -> LSTMSequenceClassifier:
         """Trains on X: (n, T, F) array, list of (T_i, F) arrays, or (n, T) univariate; y: (n,) labels."""
@@ -154,14 +151,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
                 f"fit: need samples of at least 2 classes, got one class {self.classes_.tolist()}"
             )
         self.n_features_in_ = x.shape[-1]
-        values = (
-            x.reshape(-1, x.shape[-1])
-            if lengths is None
-            else x[np.arange(x.shape[1])[None, :] < lengths[:, None]]
-        )
-        self.mean_ = values.mean(axis=0)
-        scale = values.std(axis=0)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.mean_, self.scale_ = data.channel_statistics(x, lengths)
         x = self._transform(x, lengths)
         empty = np.zeros((0, x.shape[1], x.shape[2]), np.float32)
         dataset = data.Dataset(
