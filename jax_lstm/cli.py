@@ -115,6 +115,8 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed,
         dtype=args.dtype,
         log_every=0 if args.quiet else 10,
+        # Only `jax-lstm train` has the flag; torch_ref's train shares the rest.
+        implementation=getattr(args, "implementation", "fused"),
     ).validate()
 
 
@@ -351,11 +353,24 @@ def _parity(args: argparse.Namespace) -> int:
         )
     from torch_ref.report import run_parity_report
 
+    if args.implementation == "cudnn":
+        from jax_lstm import cudnn
+
+        if not cudnn.available():
+            return _fail(
+                "--implementation cudnn needs a CUDA GPU as JAX's default backend; "
+                "run it on a GPU machine, or check the default implementation (fused) here"
+            )
     device = args.device
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return run_parity_report(
-        dtypes=args.dtype, torch_device=device, name_filter=args.cases, seed=args.seed, verbose=args.verbose
+        dtypes=args.dtype,
+        torch_device=device,
+        name_filter=args.cases,
+        seed=args.seed,
+        verbose=args.verbose,
+        implementation=args.implementation,
     )
 
 
@@ -383,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="K",
         help="train K models (seeds --seed .. --seed+K-1) at once, in one program, spread over the cores",
+    )
+    train.add_argument(
+        "--implementation",
+        choices=["fused", "scan", "cudnn"],
+        default="fused",
+        help="the LSTM recurrence: fused (default, any device), scan (the plain reference), "
+        "cudnn (cuDNN's fused LSTM; CUDA GPU, float32)",
     )
     train.add_argument(
         "--compare-torch",
@@ -424,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="one row per compared leaf instead of the worst per kind"
     )
     parity.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
+    parity.add_argument(
+        "--implementation",
+        choices=["fused", "scan", "cudnn"],
+        default="fused",
+        help="the JAX recurrence to check (cudnn: CUDA GPU, float32, no projections)",
+    )
     parity.set_defaults(func=_parity)
     return parser
 

@@ -19,10 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jax_lstm import fused
+from jax_lstm import cudnn, fused
 from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
 
-IMPLEMENTATIONS = ("fused", "scan")
+IMPLEMENTATIONS = ("fused", "scan", "cudnn")
+LAYER_IMPLEMENTATIONS = ("fused", "scan")  # cuDNN runs whole stacks only: see `lstm`
 
 __all__ = [
     "LayerWeights",
@@ -119,8 +120,14 @@ def lstm_layer(
     Returns:
       (outputs (T, B, P), h_n (B, P), c_n (B, H)).
     """
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation not in LAYER_IMPLEMENTATIONS:
+        hint = ""
+        if implementation == "cudnn":
+            hint = " (cuDNN runs whole stacks: use lstm(..., implementation='cudnn'))"
+        raise ValueError(
+            f"lstm_layer's implementation must be one of {LAYER_IMPLEMENTATIONS}, "
+            f"got {implementation!r}{hint}"
+        )
     num_steps = x.shape[0]
     reorder = reverse and lengths is not None
     if reorder:
@@ -237,6 +244,40 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
     return lengths
 
 
+def _layer_runs(num_layers: int, together: bool) -> list[range]:
+    """The layers run by one call each: all of them at once (cuDNN without dropout), else one by one."""
+    return [range(num_layers)] if together else [range(k, k + 1) for k in range(num_layers)]
+
+
+def _run_layer(
+    params: Mapping[str, Array],
+    spec: LSTMSpec,
+    layer: int,
+    x: Array,
+    h0: Array,
+    c0: Array,
+    lengths: Array | None,
+    implementation: str,
+) -> tuple[Array, Array, Array]:
+    """One layer, both directions: (outputs (T, B, D*P), h_n (D, B, P), c_n (D, B, H))."""
+    outputs, h_n, c_n = [], [], []
+    for direction in range(spec.num_directions):
+        out, h, c = lstm_layer(
+            x,
+            h0[direction],
+            c0[direction],
+            layer_weights(params, layer, direction),
+            reverse=direction == 1,
+            lengths=lengths,
+            implementation=implementation,
+        )
+        outputs.append(out)
+        h_n.append(h)
+        c_n.append(c)
+    out = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
+    return out, jnp.stack(h_n), jnp.stack(c_n)
+
+
 def lstm(
     params: Mapping[str, Array],
     x: Array,
@@ -263,12 +304,16 @@ def lstm(
         (train mode), to the outputs of every layer but the last, never to h_n/c_n.
       dropout_key: PRNG key for dropout; None means eval mode.
       lengths: optional (B,) valid lengths of right-padded sequences (PackedSequence semantics).
-      implementation: "fused" (default) or "scan" (the reference); see `lstm_layer`.
+      implementation: "fused" (default) or "scan" (the reference), see `lstm_layer`; or "cudnn":
+        the whole stack as cuDNN's fused LSTM on a CUDA GPU (float32, no projections; see
+        `jax_lstm.cudnn`).
 
     Returns:
       ``output, (h_n, c_n)``: output (T, B, D*P) (or batch-first / unbatched like `x`),
       h_n (L*D, B, P), c_n (L*D, B, H) (2-D for unbatched input); h_n is indexed ``layer*D + direction``.
     """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     spec = spec_from_params(params)
     x = check_input(x, spec)
     batched = x.ndim == 3
@@ -282,6 +327,7 @@ def lstm(
     num_states = spec.num_layers * spec.num_directions
     dtype = jnp.result_type(x.dtype, params["weight_ih_l0"].dtype)
     x = x.astype(dtype)
+    kernel = cudnn.resolve_kernel(spec, dtype) if implementation == "cudnn" else None
 
     if lengths is not None:
         if not batched:
@@ -301,32 +347,28 @@ def lstm(
         if not batched:
             h0, c0 = h0[:, None, :], c0[:, None, :]
 
+    dropping = dropout_key is not None and dropout_rate > 0
     layer_input = x
-    h_n, c_n = [], []
+    h_n, c_n = [], []  # (k*D, B, P) and (k*D, B, H) per run of k layers
     key = dropout_key
-    for layer in range(spec.num_layers):
-        outputs = []
-        for direction in range(spec.num_directions):
-            index = layer * spec.num_directions + direction
-            out, h, c = lstm_layer(
-                layer_input,
-                h0[index],
-                c0[index],
-                layer_weights(params, layer, direction),
-                reverse=direction == 1,
-                lengths=lengths,
-                implementation=implementation,
+    for layers in _layer_runs(spec.num_layers, implementation == "cudnn" and not dropping):
+        states = slice(layers.start * spec.num_directions, layers.stop * spec.num_directions)
+        if implementation == "cudnn":
+            layer_input, h, c = cudnn.run_layers(
+                params, spec, layers, layer_input, h0[states], c0[states], lengths, kernel
             )
-            outputs.append(out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_input = outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=-1)
-        if key is not None and dropout_rate > 0 and layer < spec.num_layers - 1:
+        else:
+            layer_input, h, c = _run_layer(
+                params, spec, layers.start, layer_input, h0[states], c0[states], lengths, implementation
+            )
+        h_n.append(h)
+        c_n.append(c)
+        if dropping and layers.stop < spec.num_layers:
             key, sub = jax.random.split(key)
             layer_input = dropout(layer_input, dropout_rate, sub)
 
     output = layer_input  # (T, B, D*P)
-    h_n, c_n = jnp.stack(h_n), jnp.stack(c_n)  # (L*D, B, P), (L*D, B, H)
+    h_n, c_n = jnp.concatenate(h_n), jnp.concatenate(c_n)  # (L*D, B, P), (L*D, B, H)
     if not batched:
         return output[:, 0], (h_n[:, 0], c_n[:, 0])
     if batch_first:

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm import functional
+from jax_lstm import cudnn, functional
 from jax_lstm.spec import LSTMSpec, check_config, check_params, param_shapes
 
 __all__ = ["LSTM", "torch_uniform"]
@@ -54,7 +54,9 @@ class LSTM(nn.Module):
     bidirectional: bool = False
     proj_size: int = 0
     param_dtype: Any = jnp.float32
-    implementation: str = "fused"  # or "scan", the reference recurrence (same function, slower)
+    # "fused" (everywhere), "scan" (the reference recurrence: same function, slower) or "cudnn"
+    # (cuDNN's fused LSTM on a CUDA GPU; float32, no projections): see `functional.lstm`.
+    implementation: str = "fused"
 
     def __post_init__(self) -> None:
         check_config(
@@ -70,6 +72,8 @@ class LSTM(nn.Module):
             raise ValueError(
                 f"implementation must be one of {functional.IMPLEMENTATIONS}, got {self.implementation!r}"
             )
+        if self.implementation == "cudnn":
+            cudnn.check_projection(self.proj_size)
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn(
                 "dropout option adds dropout after all but last recurrent layer, so non-zero dropout "

@@ -147,6 +147,7 @@ class LSTMClassifier(nn.Module):
     # A mapped axis the batch is split over (data parallelism): BatchNorm then reduces its batch
     # statistics across it. Unused by the plain LSTM model, whose samples are independent.
     axis_name: str | None = None
+    implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
@@ -164,6 +165,7 @@ class LSTMClassifier(nn.Module):
             batch_first=True,
             dropout=self.dropout,
             param_dtype=self.param_dtype,
+            implementation=self.implementation,
             name="lstm",
         )(x, deterministic=not train, lengths=lengths)
         return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(_last_step(out, lengths))

@@ -29,8 +29,9 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jax_lstm import optim
+from jax_lstm import cudnn, optim
 from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
+from jax_lstm.functional import IMPLEMENTATIONS
 from jax_lstm.models import BNLSTMClassifier, LSTMClassifier
 from jax_lstm.spec import LSTMSpec, param_shapes
 
@@ -78,6 +79,7 @@ class TrainConfig:
     dtype: str = "float32"  # "float32" or "float64" (needs jax_enable_x64)
     log_every: int = 10  # a log line every this many steps (0: none)
     eval_batch_size: int = 1024
+    implementation: str = "fused"  # the LSTM recurrence: "fused", "scan" or "cudnn" (CUDA GPU only)
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -99,6 +101,14 @@ class TrainConfig:
             (0 <= self.dropout <= 1, f"dropout must be in [0, 1], got {self.dropout}"),
             (self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
+            (
+                self.implementation in IMPLEMENTATIONS,
+                f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}",
+            ),
+            (
+                self.implementation != "cudnn" or self.dtype == "float32",
+                "implementation 'cudnn' runs float32 only; use implementation 'fused' for float64",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -107,6 +117,11 @@ class TrainConfig:
             raise ValueError(
                 "dtype float64 needs JAX's 64-bit mode: call "
                 "jax.config.update('jax_enable_x64', True) at startup"
+            )
+        if self.implementation == "cudnn" and not cudnn.available():
+            raise ValueError(
+                "implementation 'cudnn' needs a CUDA GPU as JAX's default backend (found "
+                f"{jax.default_backend()!r}); use implementation 'fused', which runs everywhere"
             )
         return self
 
@@ -133,6 +148,7 @@ def make_model(config: TrainConfig, num_classes: int) -> nn.Module:
         num_classes,
         dropout=config.dropout,
         param_dtype=jnp.dtype(config.dtype),
+        implementation=config.implementation,
     )
 
 

@@ -278,13 +278,19 @@ def make_torch_classifier(
     return cls(input_size, hidden_size, num_layers, num_classes)
 
 
-def make_jax_classifier(model: str, hidden_size: int, num_layers: int, num_classes: int):
+def make_jax_classifier(
+    model: str, hidden_size: int, num_layers: int, num_classes: int, implementation: str = "fused"
+):
     cls = {"lstm": jax_lstm.LSTMClassifier, "bn-lstm": jax_lstm.BNLSTMClassifier}[model]
-    return cls(hidden_size, num_layers, num_classes)
+    return cls(hidden_size, num_layers, num_classes, implementation=implementation)
 
 
 def classifier_parity(
-    case: ClassifierCase, dtype: str = "float32", seed: int = 0, device: str | None = None
+    case: ClassifierCase,
+    dtype: str = "float32",
+    seed: int = 0,
+    device: str | None = None,
+    implementation: str = "fused",
 ) -> Pairs:
     """Logits and cross-entropy gradients of the article's models; running stats in BN train mode.
 
@@ -324,7 +330,9 @@ def classifier_parity(
     loss = nn.functional.cross_entropy(tlogits, torch.tensor(y, device=dev))
     loss.backward()
 
-    model = make_jax_classifier(case.model, case.hidden_size, case.num_layers, case.num_classes)
+    model = make_jax_classifier(
+        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation
+    )
     others = {k: v for k, v in variables.items() if k != "params"}
     mutable = ["batch_stats"] if case.train and "batch_stats" in variables else False
 

@@ -30,6 +30,17 @@ def _environment(torch_device: str) -> str:
     )
 
 
+def _not_applicable(implementation: str, dtype: str, case: object) -> str | None:
+    """Why `implementation` cannot run this case, or None."""
+    if implementation != "cudnn":
+        return None
+    if dtype != "float32":
+        return "cuDNN path runs float32 only"
+    if getattr(case, "proj_size", 0):
+        return "cuDNN path has no projections"
+    return None
+
+
 def _worst_per_kind(differences: Sequence[Difference]) -> dict[str, Difference]:
     """The leaf to show per kind ("forward", "grad"): a failing one first, else the closest to its bound."""
     worst: dict[str, Difference] = {}
@@ -48,8 +59,12 @@ def run_parity_report(
     seed: int = 0,
     verbose: bool = False,
     out: TextIO | None = None,
+    implementation: str = "fused",
 ) -> int:
     """Runs every LSTM and classifier parity case and prints one row per case, dtype and kind.
+
+    `implementation` picks the JAX recurrence. With "cudnn" the cases cuDNN cannot run (projections,
+    float64) are listed as not applicable instead of compared.
 
     Returns the process exit status: 0 when every leaf is within its tolerance, 1 otherwise.
     """
@@ -59,7 +74,7 @@ def run_parity_report(
         # set to "highest" around each run below.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    print(_environment(torch_device), file=out)
+    print(f"{_environment(torch_device)} | implementation {implementation}", file=out)
     cases = [("lstm", c) for c in LSTM_CASES] + [("classifier", c) for c in CLASSIFIER_CASES]
     if name_filter:
         cases = [(k, c) for k, c in cases if name_filter in c.name]
@@ -74,12 +89,18 @@ def run_parity_report(
     print("-" * len(header), file=out)
     failures = 0
     start = time.perf_counter()
+    not_applicable = 0
     for dtype in dtypes:
         for kind_name, case in cases:
+            reason = _not_applicable(implementation, dtype, case)
+            if reason:
+                not_applicable += 1
+                print(f"{case.name:<36} {dtype:<8} {'-':<8} n/a: {reason}", file=out, flush=True)
+                continue
             run = lstm_parity if kind_name == "lstm" else classifier_parity
             # x64 only for the float64 runs, and only for their duration.
             with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
-                pairs = run(case, dtype, seed=seed, device=torch_device)
+                pairs = run(case, dtype, seed=seed, device=torch_device, implementation=implementation)
             differences = [
                 compare(name, a, b, TOLERANCES[dtype][kind_of(name)]) for name, (a, b) in pairs.items()
             ]
@@ -95,7 +116,10 @@ def run_parity_report(
                     flush=True,
                 )
     elapsed = time.perf_counter() - start
-    total = len(cases) * len(dtypes)
+    total = len(cases) * len(dtypes) - not_applicable
+    if total == 0:
+        print(f"\nnothing compared: no selected case applies to implementation {implementation}", file=out)
+        return 2
     if failures:
         print(
             f"\nFAILED: {failures} leaves outside their tolerance ({total} runs, {elapsed:.0f} s)",
