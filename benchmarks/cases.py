@@ -66,13 +66,16 @@ def _data(shape: Shape, seed: int = 0):
     return x, y
 
 
-def jax_train_step(shape: Shape, many: int = 0, mesh=None) -> Callable[[], None]:
+def jax_train_step(
+    shape: Shape, many: int = 0, mesh=None, implementation: str = "fused"
+) -> Callable[[], None]:
     """One optimizer step (forward, backward, clip, Adam) of the jitted production train step.
 
     With ``many = K`` the step of K models at once, each on its own batch of `shape.batch`. With a
     `mesh` (`train.data_parallel_mesh()`), the batch (or the models) split over its devices.
+    `implementation` is the LSTM recurrence ("fused", "scan", "cudnn").
     """
-    config = shape.config()
+    config = shape.config(implementation=implementation)
     if mesh is not None and not many:
         mesh = train.mesh_for(config, None)  # the decision `fit` makes for this batch size
     x, y = _data(shape)
@@ -103,14 +106,23 @@ def jax_train_step(shape: Shape, many: int = 0, mesh=None) -> Callable[[], None]
     return run
 
 
-def torch_train_step(shape: Shape) -> Callable[[], None]:
+def _synchronize(device: str) -> Callable[[], None]:
+    """What makes a torch call block until done: nothing on CPU (synchronous), a CUDA sync on GPU."""
+    if device.startswith("cuda"):
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def torch_train_step(shape: Shape, device: str = "cpu") -> Callable[[], None]:
     """The article's step: zero_grad, forward, cross-entropy, backward, clip_grad_norm_, Adam step."""
     x, y = _data(shape)
     torch.manual_seed(0)
     model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     criterion = torch.nn.CrossEntropyLoss()
-    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+    inputs, labels = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    sync = _synchronize(device)
 
     def run() -> None:
         optimizer.zero_grad()
@@ -118,13 +130,14 @@ def torch_train_step(shape: Shape) -> Callable[[], None]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
         optimizer.step()
+        sync()
 
     return run
 
 
-def jax_inference(shape: Shape, mesh=None) -> Callable[[], None]:
+def jax_inference(shape: Shape, mesh=None, implementation: str = "fused") -> Callable[[], None]:
     """The jitted eval-mode forward pass of the classifier (logits), batch split over `mesh`."""
-    config = shape.config()
+    config = shape.config(implementation=implementation)
     x, _ = _data(shape)
     model = train.make_model(config, shape.classes)
     variables = train.initial_variables(config, shape.features, shape.classes)
@@ -139,16 +152,19 @@ def jax_inference(shape: Shape, mesh=None) -> Callable[[], None]:
     return run
 
 
-def torch_inference(shape: Shape) -> Callable[[], None]:
+def torch_inference(shape: Shape, device: str = "cpu") -> Callable[[], None]:
     """The classifier in eval mode under torch.inference_mode."""
     x, _ = _data(shape)
     torch.manual_seed(0)
-    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes).eval()
-    inputs = torch.from_numpy(x)
+    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes)
+    model = model.to(device).eval()
+    inputs = torch.from_numpy(x).to(device)
+    sync = _synchronize(device)
 
     def run() -> None:
         with torch.inference_mode():
             model(inputs)
+        sync()
 
     return run
 

@@ -288,3 +288,23 @@ def test_gpu_article_training_with_cudnn_follows_torch():
         a = np.array([h[key] for h in jax_result.history])
         b = np.array([h[key] for h in torch_result.history])
         np.testing.assert_allclose(a, b, rtol=TRAINING_LOSS_RTOL["float32"], err_msg=key)
+
+
+def test_gpu_benchmark_times_every_recurrence(tmp_path, emulated):
+    """`python -m benchmarks.gpu --quick` (here with the emulated kernel, torch on the CPU) times a
+    column per recurrence against torch and writes its table."""
+    import json
+
+    from benchmarks import gpu
+
+    assert gpu.main(["--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "gpu_benchmark.json").read_text())
+    assert report["implementations"] == ["fused", "cudnn"]
+    assert [row["kind"] for row in report["results"]] == ["train", "inference"]
+    for row in report["results"]:
+        for side in ("torch", "jax_fused", "jax_cudnn"):
+            assert row[side]["median_s"] > 0 and row[side]["rounds"] == 2
+        assert row["speedup_jax_cudnn"] == pytest.approx(
+            row["torch"]["median_s"] / row["jax_cudnn"]["median_s"]
+        )
+    assert "jax_lstm cudnn" in (tmp_path / "gpu_benchmark.md").read_text()

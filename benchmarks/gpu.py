@@ -1,0 +1,167 @@
+"""jax_lstm against PyTorch on a GPU: ``python -m benchmarks.gpu [--quick] [--out DIR]``.
+
+torch runs `torch_ref` eagerly on CUDA (its `nn.LSTM` is cuDNN's); JAX runs the library's jitted
+train step and forward on its default device, once per recurrence: "fused" (XLA) and, where a CUDA
+GPU is present, "cudnn" (`jax.experimental.rnn`). TF32 is off on both sides (true float32, as the
+parity runs): `torch.backends.{cuda.matmul,cudnn}.allow_tf32 = False` and JAX's matmul precision
+"highest". Calls are timed interleaved in one process, each synchronised (`block_until_ready`,
+`torch.cuda.synchronize`), warm-up excluded, compile time reported apart, medians and minima.
+
+Without a GPU it runs the same code on the CPU (torch on CPU, "fused" only) and says so; the
+quick mode is how the test suite checks that it runs. Writes ``gpu_benchmark.json`` and
+``gpu_benchmark.md`` to --out (default benchmarks/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import torch
+
+from benchmarks import cases
+from benchmarks.cases import Shape
+from benchmarks.harness import interleaved, time_first_call
+from jax_lstm import cudnn, reporting
+
+FULL = {
+    "train": [
+        ("article", Shape(32, 20, 5, 128, 2)),
+        ("large", Shape(256, 100, 32, 256, 2)),
+        ("long sequence", Shape(64, 500, 8, 64, 1)),
+    ],
+    "inference": [
+        ("article, batch 32", Shape(32, 20, 5, 128, 2)),
+        ("article, batch 1024", Shape(1024, 20, 5, 128, 2)),
+    ],
+    "rounds": 7,
+}
+QUICK = {
+    "train": [("tiny", Shape(4, 5, 3, 8, 2))],
+    "inference": [("tiny", Shape(4, 5, 3, 8, 2))],
+    "rounds": 2,
+}
+
+
+def _calls_for(seconds: float) -> int:
+    """Calls per round so that a round lasts about 0.2 s (at least one)."""
+    return max(1, int(0.2 / max(seconds, 1e-6)))
+
+
+def compare(name: str, kind: str, shape: Shape, fns: dict, rounds: int) -> dict:
+    """Times `fns` ("torch" and one "jax_<implementation>" per recurrence) interleaved."""
+    compile_s = {side: time_first_call(fn) for side, fn in fns.items() if side != "torch"}
+    fns["torch"]()
+    probe = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    timings = interleaved(fns, rounds, _calls_for((time.perf_counter() - probe) / len(fns)))
+    torch_t = timings["torch"]
+    row = {"name": name, "kind": kind, "shape": shape.label(), "torch": torch_t.as_dict()}
+    line = f"{kind:<10} {name:<20} {shape.label():<34} torch {1e3 * torch_t.median:9.3f} ms"
+    for side, timing in timings.items():
+        if side == "torch":
+            continue
+        row[side] = {**timing.as_dict(), "compile_s": max(0.0, compile_s[side] - timing.median)}
+        row[f"speedup_{side}"] = torch_t.median / timing.median
+        line += f"  {side} {1e3 * timing.median:9.3f} ms ({row[f'speedup_{side}']:.2f}x)"
+    print(line, flush=True)
+    return row
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    sides = report["implementations"]
+    lines = [
+        f"Measured {report['date']} on {report['device']}; jax {env['jax']} ({env['jax_backend']}), torch "
+        f"{env['torch']} (cuDNN {report['cudnn_version']}), Python {env['python']}, host {env['cpu']}. "
+        f"TF32 off on both sides. Medians of {report['rounds']} interleaved rounds (min in brackets); "
+        "speedup = torch time / JAX time.",
+        "",
+        "| case | shape | PyTorch (eager) | "
+        + " | ".join(f"jax_lstm {s} | speedup | compile" for s in sides)
+        + " |",
+        "|---|---|---|" + "---|---|---|" * len(sides),
+    ]
+    for row in report["results"]:
+        t = row["torch"]
+        cells = [
+            f"{row['kind']}: {row['name']}",
+            row["shape"],
+            f"{1e3 * t['median_s']:.3f} ms ({1e3 * t['min_s']:.3f})",
+        ]
+        for side in sides:
+            j = row[f"jax_{side}"]
+            cells += [
+                f"{1e3 * j['median_s']:.3f} ms ({1e3 * j['min_s']:.3f})",
+                f"**{row[f'speedup_jax_{side}']:.2f}x**",
+                f"{j['compile_s']:.2f} s",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds: checks that it runs")
+    parser.add_argument("--out", default="benchmarks/results", help="output folder")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per case")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    rounds = args.rounds or plan["rounds"]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    on_gpu = torch.cuda.is_available() and jax.default_backend() == "gpu"
+    torch_device = "cuda" if on_gpu else "cpu"
+    implementations = ["fused"] + (["cudnn"] if cudnn.available() else [])
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    env = reporting.environment()
+    device = torch.cuda.get_device_name(0) if on_gpu else f"{env['cpu']} (no GPU: a CPU run)"
+    print(
+        f"{device} | jax {env['jax']} on {jax.devices()[0]} | torch {env['torch']} on {torch_device} | "
+        f"implementations {implementations} | {'quick' if args.quick else 'full'} mode",
+        flush=True,
+    )
+
+    results = []
+    # Precision is read when a function is traced: every JAX callable is built and first called
+    # (compiled) inside this context.
+    with jax.default_matmul_precision("highest"):
+        for kind, make_jax, make_torch in (
+            ("train", cases.jax_train_step, cases.torch_train_step),
+            ("inference", cases.jax_inference, cases.torch_inference),
+        ):
+            for name, shape in plan[kind]:
+                fns = {f"jax_{impl}": make_jax(shape, implementation=impl) for impl in implementations}
+                fns["torch"] = make_torch(shape, device=torch_device)
+                results.append(compare(name, kind, shape, fns, rounds))
+
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "device": device,
+        "on_gpu": on_gpu,
+        "cudnn_version": torch.backends.cudnn.version() if on_gpu else None,
+        "mode": "quick" if args.quick else "full",
+        "rounds": rounds,
+        "implementations": implementations,
+        "environment": {**env, "python": platform.python_version()},
+        "results": results,
+    }
+    (out / "gpu_benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    (out / "gpu_benchmark.md").write_text(table + "\n")
+    print(table)
+    print(f"written: {out / 'gpu_benchmark.json'}, {out / 'gpu_benchmark.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
