@@ -203,3 +203,22 @@ def test_fused_recurrence_equals_the_reference_scan(x64, kwargs):
 def test_unknown_implementation_is_refused():
     with pytest.raises(ValueError, match="implementation must be one of"):
         jax_lstm.LSTM(4, implementation="cuda")
+
+
+def test_compare_handles_infinities_and_nan_in_both_directions():
+    from jax_lstm.testing import Tolerance, compare
+
+    tol = Tolerance(rtol=1e-6, atol=1e-6)
+    assert compare("x", np.array([np.inf, 1.0]), np.array([np.inf, 1.0]), tol).ok  # inf - inf is no NaN
+    opposite = compare("x", np.array([np.inf]), np.array([-np.inf]), tol)
+    assert not opposite.ok and opposite.worst == np.inf
+    assert not compare("x", np.array([np.inf]), np.array([1.0]), tol).ok
+    assert (
+        compare("x", np.array([np.nan]), np.array([1.0]), tol).problem == "NaN where the reference has none"
+    )
+    assert (
+        compare("x", np.array([1.0]), np.array([np.nan]), tol).problem
+        == "a number where the reference has NaN"
+    )
+    assert compare("x", np.array([np.nan, 2.0]), np.array([np.nan, 2.0 + 1e-7]), tol).ok
+    assert not compare("x", np.array([2.0]), np.array([2.0 + 1e-5]), tol).ok

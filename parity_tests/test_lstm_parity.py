@@ -80,7 +80,7 @@ def test_dropout_one_zeroes_every_layer_output_but_the_last_as_torch_does(dtype:
     (_, (out, h, c)), (gparams, gx) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
         variables["params"], jnp.asarray(x)
     )
-    # With the input zeroed, layer 0 receives no gradient through layer 1's input.
+    # The last layer's output is never dropped: its input is all zeros, its biases still act.
     assert np.count_nonzero(np.asarray(out)) == out.size
     pairs = {
         "output": (np.asarray(out), tout.detach().numpy()),
@@ -94,6 +94,22 @@ def test_dropout_one_zeroes_every_layer_output_but_the_last_as_torch_does(dtype:
     # And it differs from eval mode, where no dropout is applied.
     eval_out, _ = layer.apply(variables, jnp.asarray(x))
     assert not np.allclose(np.asarray(eval_out), np.asarray(out))
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_keeps_and_scales_as_torch_does(dtype: str, rate: float):
+    """The values of inter-layer dropout, which p=1 cannot show: every element is 0 or exactly
+    torch's kept value 1/(1-p) (torch.nn.functional.dropout, as nn.LSTM applies it), and about a
+    fraction p is dropped."""
+    ones = np.ones(20000, dtype)
+    ours = np.asarray(jax_lstm.functional.dropout(jnp.asarray(ones), rate, jax.random.key(0)))
+    theirs = torch.nn.functional.dropout(torch.tensor(ones), rate, training=True).numpy()
+    assert ours.dtype == theirs.dtype == np.dtype(dtype)
+    kept_torch = np.unique(theirs[theirs != 0])
+    assert kept_torch.size == 1
+    np.testing.assert_array_equal(np.unique(ours), [0.0, kept_torch[0]])
+    # 20000 draws: the dropped fraction is within 0.02 of p (over 5 standard deviations).
+    assert abs(np.mean(ours == 0) - rate) < 0.02
 
 
 def test_dropout_sits_between_layers_only():
