@@ -10,10 +10,10 @@ concatenating in that order (`pack_weights`); JAX differentiates the concatenati
 flow back to the named arrays unchanged. With ``bias=False`` zeros take the biases' place.
 
 What cuDNN's LSTM (as `jax.experimental.rnn` exposes it) does not do, and what is refused here with
-the alternative named: projections (``proj_size > 0``), float64, and running on anything but a CUDA
-GPU. Inter-layer dropout is not cuDNN's: its random mask cannot be reproduced, so with dropout
-active the stack runs one layer per call and jax_lstm's own dropout goes between them (the same
-masks as the other implementations draw from the same key).
+the alternative named: projections (``proj_size > 0``), any dtype but float32, and running on
+anything but a CUDA GPU. Inter-layer dropout is not cuDNN's: its random mask cannot be reproduced,
+so with dropout active the stack runs one layer per call and jax_lstm's own dropout goes between
+them (the same masks as the other implementations draw from the same key).
 
 TF32: `jax.experimental.rnn` lets cuDNN use TF32 tensor cores for float32 unless the matmul
 precision says "highest" (``jax.default_matmul_precision("highest")`` or the ``jax_default_matmul_precision``
@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.spec import LSTMSpec, direction_suffix
+from jax_lstm import fused
+from jax_lstm.spec import LSTMSpec, layer_weights
 
 __all__ = [
     "available",
@@ -133,13 +134,13 @@ def pack_weights(params: Mapping[str, Array], spec: LSTMSpec, layers: range) -> 
     matrices, biases = [], []
     for layer in layers:
         for direction in range(spec.num_directions):
-            sfx = f"_l{layer}{direction_suffix(direction)}"
-            matrices += [params[f"weight_ih{sfx}"].reshape(-1), params[f"weight_hh{sfx}"].reshape(-1)]
-            if spec.bias:
-                biases += [params[f"bias_ih{sfx}"], params[f"bias_hh{sfx}"]]
-            else:
-                zeros = jnp.zeros((4 * spec.hidden_size,), params[f"weight_ih{sfx}"].dtype)
+            w = layer_weights(params, layer, direction)
+            matrices += [w.w_ih.reshape(-1), w.w_hh.reshape(-1)]
+            if w.b_ih is None:  # bias=False: cuDNN's layout always has both biases
+                zeros = jnp.zeros((4 * spec.hidden_size,), w.w_ih.dtype)
                 biases += [zeros, zeros]
+            else:
+                biases += [w.b_ih, w.b_hh]
     return jnp.concatenate(matrices + biases)
 
 
@@ -188,6 +189,5 @@ def run_layers(
     y = jnp.swapaxes(y, 0, 1)  # (T, B, D*H)
     if lengths is not None:
         # torch's padded outputs are exactly 0; cuDNN's padding fill is not part of its contract.
-        valid = jnp.arange(num_steps)[:, None] < seq_lengths[None, :]  # (T, B)
-        y = jnp.where(valid[:, :, None], y, 0)
+        y = jnp.where(fused.valid_steps(seq_lengths, num_steps)[:, :, None], y, 0)
     return y, h_n, c_n

@@ -12,18 +12,16 @@ L num_layers, D directions (1 or 2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jax_lstm import cudnn, fused
-from jax_lstm.spec import LSTMSpec, direction_suffix, spec_from_params
+from jax_lstm.spec import LayerWeights, LSTMSpec, layer_weights, spec_from_params
 
 IMPLEMENTATIONS = ("fused", "scan", "cudnn")
-LAYER_IMPLEMENTATIONS = ("fused", "scan")  # cuDNN runs whole stacks only: see `lstm`
+LAYER_IMPLEMENTATIONS = tuple(i for i in IMPLEMENTATIONS if i != "cudnn")  # cuDNN: whole stacks only
 
 __all__ = [
     "LayerWeights",
@@ -39,28 +37,6 @@ __all__ = [
 ]
 
 Array = jax.Array
-
-
-class LayerWeights(NamedTuple):
-    """The arrays of one layer and direction, in torch's layout."""
-
-    w_ih: Array  # (4H, I)
-    w_hh: Array  # (4H, P)
-    b_ih: Array | None  # (4H,) or None when bias=False
-    b_hh: Array | None  # (4H,) or None when bias=False
-    w_hr: Array | None  # (P, H) or None when proj_size=0
-
-
-def layer_weights(params: Mapping[str, Array], layer: int, direction: int) -> LayerWeights:
-    """Picks layer `layer`, direction `direction` (0 forward, 1 reverse) out of a torch-named mapping."""
-    sfx = f"_l{layer}{direction_suffix(direction)}"
-    return LayerWeights(
-        params[f"weight_ih{sfx}"],
-        params[f"weight_hh{sfx}"],
-        params.get(f"bias_ih{sfx}"),
-        params.get(f"bias_hh{sfx}"),
-        params.get(f"weight_hr{sfx}"),
-    )
 
 
 def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Array, Array]:
@@ -134,7 +110,7 @@ def lstm_layer(
         order = _reverse_within_lengths(num_steps, lengths)  # (T, B)
         x = jnp.take_along_axis(x, order[:, :, None], axis=0)
         reverse = False  # the sequences are already reversed inside their lengths
-    valid = None if lengths is None else jnp.arange(num_steps)[:, None] < lengths[None, :]  # (T, B)
+    valid = None if lengths is None else fused.valid_steps(lengths, num_steps)  # (T, B)
     bias = None if weights.b_ih is None else weights.b_ih + weights.b_hh
 
     if implementation == "fused":
@@ -142,22 +118,9 @@ def lstm_layer(
             x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, reverse
         )
     else:
-        # The reference: the input projection of every step as one matmul, then a plain scan that
-        # JAX differentiates itself.
-        xw = jnp.einsum("tbi,gi->tbg", x, weights.w_ih)  # (T, B, 4H)
-        if bias is not None:
-            xw = xw + bias
-        w_hh_t = weights.w_hh.T  # (P, 4H)
-
-        def step(carry, inputs):
-            h, c = carry
-            xw_t, keep = inputs if valid is not None else (inputs, None)
-            acts = fused.activations(xw_t + h @ w_hh_t)
-            h, c, out = fused.masked_update(keep, *fused.cell_update(acts, c, weights.w_hr), h, c)
-            return (h, c), out
-
-        inputs = xw if valid is None else (xw, valid)
-        (h_n, c_n), out = lax.scan(step, (h0, c0), inputs, reverse=reverse)
+        # The reference: the same forward computation, differentiated by JAX itself.
+        xw = fused.input_projection(x, weights.w_ih, bias)
+        out, h_n, c_n, _, _ = fused.projected_scan(xw, h0, c0, weights.w_hh, weights.w_hr, valid, reverse)
     if reorder:
         out = jnp.take_along_axis(out, order[:, :, None], axis=0)
     return out, h_n, c_n
@@ -304,7 +267,9 @@ def lstm(
         (train mode), to the outputs of every layer but the last, never to h_n/c_n.
       dropout_key: PRNG key for dropout; None means eval mode.
       lengths: optional (B,) valid lengths of right-padded sequences (PackedSequence semantics).
-      implementation: "fused" (default) or "scan" (the reference), see `lstm_layer`; or "cudnn":
+      implementation: "fused" (default) or "scan" (the reference), see `lstm_layer`; "fused" (and
+        "cudnn") define their own backward pass, so they support reverse mode (`jax.grad`, `vjp`,
+        grad of grad) but not forward mode (`jax.jvp`, `jacfwd`, `hessian`): use "scan" there. Or "cudnn":
         the whole stack as cuDNN's fused LSTM on a CUDA GPU (float32, no projections; see
         `jax_lstm.cudnn`).
 

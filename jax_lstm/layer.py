@@ -114,7 +114,8 @@ class LSTM(nn.Module):
         """
         x = functional.check_rank_and_dtype(x)
         if self.has_variable("params", "weight_ih_l0"):
-            # Parameters already exist (apply): the input must fit them, torch's check and wording.
+            # Parameters already exist (apply): they must fit this module's configuration (the
+            # input is checked against them in functional.lstm, with torch's wording).
             input_size = int(self.get_variable("params", "weight_ih_l0").shape[-1])
             spec = self.spec(input_size)
             check_params(self.variables["params"], spec)

@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_lstm import fused
 from jax_lstm.functional import as_array, check_lengths
 from jax_lstm.layer import LSTM, torch_uniform
 
@@ -187,19 +188,11 @@ class BNLSTMClassifier(LSTMClassifier):
         """(B, T, F) -> logits (B, C)."""
         x = _check_batch(x, type(self).__name__)
         batch, steps, features = x.shape
-        bn = BatchNorm1d(param_dtype=self.param_dtype, axis_name=self.axis_name, name="bn")
-        if lengths is None:
-            # The article's reshape to (B*T, F): statistics over batch and time.
-            x = bn(x.reshape(batch * steps, features), train=train).reshape(batch, steps, features)
-        else:
+        valid = None  # (B*T,): the rows that count towards the batch statistics (all, unpadded)
+        if lengths is not None:
             lengths = check_lengths(lengths, batch, steps)
-            x = _masked_batch_norm(bn, x, lengths, train)
-        return self._head(x, train, lengths)
-
-
-def _masked_batch_norm(bn: BatchNorm1d, x: jax.Array, lengths: jax.Array, train: bool) -> jax.Array:
-    """BatchNorm with statistics over the valid steps only: torch's BatchNorm1d on the packed data."""
-    batch, steps, features = x.shape
-    valid = (jnp.arange(steps)[None, :] < lengths[:, None]).reshape(batch * steps)  # (B*T,)
-    y = bn(x.reshape(batch * steps, features), train=train, mask=valid)
-    return y.reshape(batch, steps, features)
+            valid = fused.valid_steps(lengths, steps).T.reshape(batch * steps)
+        bn = BatchNorm1d(param_dtype=self.param_dtype, axis_name=self.axis_name, name="bn")
+        # The article's reshape to (B*T, F): statistics over batch and time.
+        x = bn(x.reshape(batch * steps, features), train=train, mask=valid)
+        return self._head(x.reshape(batch, steps, features), train, lengths)

@@ -17,9 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["LSTMSpec", "check_config", "check_params", "param_shapes", "spec_from_params"]
+__all__ = [
+    "LSTMSpec",
+    "LayerWeights",
+    "check_config",
+    "check_params",
+    "layer_weights",
+    "param_shapes",
+    "spec_from_params",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,29 +73,51 @@ def param_shapes(spec: LSTMSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+class LayerWeights(NamedTuple):
+    """The arrays of one layer and direction, in torch's layout."""
+
+    w_ih: Any  # (4H, I)
+    w_hh: Any  # (4H, P)
+    b_ih: Any | None  # (4H,) or None when bias=False
+    b_hh: Any | None  # (4H,) or None when bias=False
+    w_hr: Any | None  # (P, H) or None when proj_size=0
+
+
+def layer_weights(params: Mapping[str, Any], layer: int, direction: int) -> LayerWeights:
+    """Picks layer `layer`, direction `direction` (0 forward, 1 reverse) out of a torch-named mapping."""
+    sfx = f"_l{layer}{direction_suffix(direction)}"
+    return LayerWeights(
+        params[f"weight_ih{sfx}"],
+        params[f"weight_hh{sfx}"],
+        params.get(f"bias_ih{sfx}"),
+        params.get(f"bias_hh{sfx}"),
+        params.get(f"weight_hr{sfx}"),
+    )
+
+
 def check_config(
     hidden_size: int,
     num_layers: int,
     dropout: float,
     proj_size: int,
-    bias: bool = True,
-    batch_first: bool = False,
-    bidirectional: bool = False,
+    bias: bool,
+    batch_first: bool,
+    bidirectional: bool,
 ) -> None:
-    """Rejects constructor arguments that torch's `nn.LSTM` rejects, with torch's wording."""
+    """Rejects constructor arguments that torch's `nn.LSTM` rejects, with torch's wording and
+    exception type. torch builds a module with a non-bool `bidirectional` and fails in its forward
+    (``lstm() received an invalid combination of arguments``); it is refused here up front."""
     if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
         raise ValueError(
             "dropout should be a number in range [0, 1] representing the probability of an "
             f"element being zeroed, got {dropout!r}"
         )
-    for name, value in (
-        ("bias", bias),
-        ("batch_first", batch_first),
-        ("bidirectional", bidirectional),
-    ):
+    for name, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
         if not isinstance(value, bool):
             raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-    if not isinstance(hidden_size, int) or hidden_size <= 0:
+    if not isinstance(hidden_size, int):
+        raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
+    if hidden_size <= 0:
         raise ValueError(f"hidden_size must be greater than zero, got {hidden_size!r}")
     if not isinstance(num_layers, int) or num_layers <= 0:
         raise ValueError(f"num_layers must be greater than zero, got {num_layers!r}")

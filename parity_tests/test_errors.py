@@ -103,24 +103,31 @@ CONFIG_CASES = {
     "dropout_bool": ({"dropout": True}, "dropout should be a number in range [0, 1]"),
     "zero_layers": ({"num_layers": 0}, "num_layers must be greater than zero"),
     "bias_not_bool": ({"bias": 1}, "bias should be of type bool"),
+    "batch_first_not_bool": ({"batch_first": "yes"}, "batch_first should be of type bool"),
+    "hidden_size_float": ({"hidden_size": 4.0}, "hidden_size should be of type int"),
+    "hidden_size_zero": ({"hidden_size": 0}, "hidden_size must be greater than zero"),
 }
 
 
 @pytest.mark.parametrize("name", CONFIG_CASES)
 def test_bad_constructor_argument_is_refused_like_torch(name):
     kwargs, phrase = CONFIG_CASES[name]
-    torch_kwargs = {"num_layers": 2, **kwargs}
+    torch_kwargs = {"hidden_size": 4, "num_layers": 2, **kwargs}
     with pytest.raises((ValueError, TypeError)) as torch_error:
-        torch.nn.LSTM(3, 4, **torch_kwargs)
+        torch.nn.LSTM(3, **torch_kwargs)
     assert phrase in str(torch_error.value), f"torch now says: {torch_error.value}"
     with pytest.raises((ValueError, TypeError)) as ours:
-        jax_lstm.LSTM(4, **torch_kwargs)
+        jax_lstm.LSTM(**torch_kwargs)
     assert phrase in str(ours.value)
+    assert type(ours.value) is type(torch_error.value)
 
 
-def test_zero_hidden_size_is_refused():
-    with pytest.raises(ValueError, match="hidden_size must be greater than zero"):
-        jax_lstm.LSTM(0)
+def test_a_non_bool_bidirectional_is_refused_where_torch_fails_only_in_forward():
+    module = torch.nn.LSTM(3, 4, bidirectional=1)  # torch builds it...
+    with pytest.raises(TypeError, match="invalid combination of arguments"):
+        module(torch.zeros(5, 2, 3))  # ...and fails when it runs
+    with pytest.raises(TypeError, match="bidirectional should be of type bool, got: int"):
+        jax_lstm.LSTM(4, bidirectional=1)
 
 
 def test_errors_are_raised_at_trace_time_under_jit():
