@@ -1,8 +1,9 @@
-"""Timing machinery: interleaved rounds, load monitoring, robust statistics.
+"""Timing machinery: interleaved rounds, load monitoring, robust statistics, timed `fit` runs.
 
 Both sides of a comparison are timed in the same process, round by round, alternating which goes
-first, after a warm-up, each call synchronised (`block_until_ready` for JAX; torch CPU ops are
-synchronous). Each round also records the CPU share taken by *other* processes (from /proc/stat
+first, after a warm-up, each call synchronised by the callables themselves (`block_until_ready` for
+JAX; for torch, `torch.cuda.synchronize` on a CUDA device, see `cases._synchronize`, while torch's
+CPU ops are synchronous). Each round also records the CPU share taken by *other* processes (from /proc/stat
 and this process's own CPU time); rounds where others took more than a threshold are dropped and
 counted, because on shared machines another process can stall torch's OpenMP threads badly.
 """
@@ -14,8 +15,9 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["LoadMonitor", "Timing", "interleaved", "time_first_call"]
+__all__ = ["LoadMonitor", "Timing", "calls_for", "interleaved", "measure", "time_first_call", "timed_fit"]
 
 
 class LoadMonitor:
@@ -83,6 +85,11 @@ def time_first_call(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def calls_for(seconds: float) -> int:
+    """Calls per round so that a round lasts about 0.2 s (at least one)."""
+    return max(1, int(0.2 / max(seconds, 1e-6)))
+
+
 def interleaved(
     fns: dict[str, Callable[[], object]],
     rounds: int,
@@ -127,3 +134,49 @@ def interleaved(
             loads[name].append(others)
         attempt += 1
     return {n: Timing(kept[n], dropped[n], loads[n]) for n in names}
+
+
+def measure(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[dict[str, Timing], dict[str, float]]:
+    """Times `fns` interleaved after their first calls; returns (timings, compile seconds per JAX side).
+
+    Sides whose name starts with "jax" have their first call timed (tracing, compilation and one
+    execution); their compile estimate is that first call minus the median timed call (at least 0).
+    The other sides get one untimed warm call. One more call of each probes how many calls make a
+    round of about 0.2 s, then `interleaved` times `rounds` rounds.
+    """
+    first_call = {}
+    for side, fn in fns.items():
+        if side.startswith("jax"):
+            first_call[side] = time_first_call(fn)
+        else:
+            fn()
+    probe = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    timings = interleaved(fns, rounds, calls_for((time.perf_counter() - probe) / len(fns)))
+    compile_s = {side: max(0.0, first - timings[side].median) for side, first in first_call.items()}
+    return timings, compile_s
+
+
+def timed_fit(config: Any, dataset: Any, variables: Any) -> dict[str, float]:
+    """`jax_lstm.train.fit` timed: total seconds and a compile estimate, both wall-clock.
+
+    The estimate is the fit's total time minus `epochs` times the median wall time of the epochs
+    after the first, each epoch timed from one end-of-epoch log call to the next, so it includes
+    the evaluation after each epoch: everything the first epoch pays on top of a later one (the
+    train step's and the evaluation's compilation, plus the few milliseconds of building the train
+    state and moving the data to the devices). `config.log_every` must be 0 (one log call per epoch).
+    """
+    from jax_lstm import train
+
+    if config.log_every:
+        raise ValueError("timed_fit needs config.log_every == 0: it times epochs by their log calls")
+    marks: list[float] = []
+    start = time.perf_counter()
+    train.fit(config, dataset, variables=variables, log=lambda _line: marks.append(time.perf_counter()))
+    seconds = time.perf_counter() - start
+    if len(marks) != config.epochs:
+        raise RuntimeError(f"expected one log call per epoch ({config.epochs}), got {len(marks)}")
+    epochs = [b - a for a, b in zip([start, *marks[:-1]], marks, strict=True)]
+    later = statistics.median(epochs[1:]) if len(epochs) > 1 else 0.0
+    return {"seconds": seconds, "compile_s": max(0.0, seconds - config.epochs * later)}

@@ -8,7 +8,11 @@ raises AttributeError on the first call; they are set here exactly as in `MultiD
 One extension, off by default: ``forward(x, lengths)`` accepts the valid lengths of right-padded
 sequences and then runs torch's packed path (`pack_padded_sequence`), reads each sequence's last
 valid step, and (BN_LSTM) normalises with statistics over the valid steps only. Without `lengths`
-the forward pass is the article's, line for line.
+the forward pass is the article's, line for line, but for one addition: h0/c0 are created with
+``dtype=x.dtype`` (the article's `torch.zeros(...)` takes the default float32), so that the models
+also run in float64 for the parity checks; in float32 nothing changes.
+
+`make_torch_classifier` picks one of the two by the CLI's model name.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BN_LSTM", "MultiDimLSTM"]
+__all__ = ["BN_LSTM", "MultiDimLSTM", "make_torch_classifier"]
 
 
 class MultiDimLSTM(nn.Module):
@@ -77,6 +81,14 @@ class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
         out, _ = self.lstm(x, (h0, c0))
         out = out[:, -1, :]
         return self.fc(out)
+
+
+def make_torch_classifier(
+    model: str, input_size: int, hidden_size: int, num_layers: int, num_classes: int
+) -> nn.Module:
+    """The article's torch model by our CLI name: "lstm" (MultiDimLSTM) or "bn-lstm" (BN_LSTM)."""
+    cls = {"lstm": MultiDimLSTM, "bn-lstm": BN_LSTM}[model]
+    return cls(input_size, hidden_size, num_layers, num_classes)
 
 
 def _packed_last_step(lstm: nn.LSTM, x: torch.Tensor, state, lengths: torch.Tensor) -> torch.Tensor:

@@ -20,9 +20,17 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jax_lstm
-from torch_ref.models import BN_LSTM, MultiDimLSTM
+from jax_lstm.train import cross_entropy
+from torch_ref.models import make_torch_classifier  # re-exported: torch_ref.train imports it from here
 
-__all__ = ["CLASSIFIER_CASES", "LSTM_CASES", "LSTMCase", "classifier_parity", "lstm_parity"]
+__all__ = [
+    "CLASSIFIER_CASES",
+    "LSTM_CASES",
+    "LSTMCase",
+    "classifier_parity",
+    "lstm_parity",
+    "make_torch_classifier",
+]
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -270,14 +278,6 @@ CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
 )
 
 
-def make_torch_classifier(
-    model: str, input_size: int, hidden_size: int, num_layers: int, num_classes: int
-) -> nn.Module:
-    """The article's torch model by our CLI name: "lstm" (MultiDimLSTM) or "bn-lstm" (BN_LSTM)."""
-    cls = {"lstm": MultiDimLSTM, "bn-lstm": BN_LSTM}[model]
-    return cls(input_size, hidden_size, num_layers, num_classes)
-
-
 def make_jax_classifier(
     model: str, hidden_size: int, num_layers: int, num_classes: int, implementation: str = "fused"
 ):
@@ -341,9 +341,8 @@ def classifier_parity(
             {"params": params, **others}, xs, train=case.train, lengths=lengths, mutable=mutable
         )
         logits, updates = result if mutable else (result, {})
-        labels = jax.nn.one_hot(y, case.num_classes, dtype=logits.dtype)
-        loss = -jnp.mean(jnp.sum(labels * jax.nn.log_softmax(logits), axis=-1))
-        return loss, (logits, updates)
+        # The library's training loss, so parity covers what `fit` minimises.
+        return cross_entropy(logits, jnp.asarray(y, jnp.int32)), (logits, updates)
 
     (jloss, (jlogits, updates)), (gparams, gx) = jax.jit(
         jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
