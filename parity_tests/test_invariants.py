@@ -222,3 +222,20 @@ def test_compare_handles_infinities_and_nan_in_both_directions():
     )
     assert compare("x", np.array([np.nan, 2.0]), np.array([np.nan, 2.0 + 1e-7]), tol).ok
     assert not compare("x", np.array([2.0]), np.array([2.0 + 1e-5]), tol).ok
+
+
+def test_forward_mode_needs_scan_and_agrees_with_reverse_mode(x64):
+    """As documented: "fused" has a custom VJP, so forward mode refuses it; "scan" supports it, and
+    its forward-mode Jacobian equals the hand-written backward's reverse-mode one."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((5, 2, 3)))
+    layer = jax_lstm.LSTM(4, num_layers=2, param_dtype=jnp.float64)
+    params = layer.init(jax.random.key(0), x)["params"]
+
+    def output(impl):
+        return lambda xs: functional.lstm(params, xs, implementation=impl)[0]
+
+    np.testing.assert_allclose(
+        jax.jacfwd(output("scan"))(x), jax.jacrev(output("fused"))(x), rtol=1e-12, atol=1e-14
+    )
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(output("fused"), (x,), (jnp.ones_like(x),))
