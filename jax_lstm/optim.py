@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = [
@@ -94,11 +95,18 @@ def learning_rate(opt_state) -> jax.Array:
 
 
 def set_learning_rate(opt_state, lr):
-    """A copy of an `adam(...)` state with the learning rate replaced (same dtype and shape, so no
-    recompile). `lr` is a float, or a (K,) array for a stack of K optimizer states (`fit_many`)."""
+    """A copy of an `adam(...)` state with the learning rate replaced (same dtype, shape and sharding,
+    so no recompile). `lr` is a float, or a (K,) array for a stack of K optimizer states (`fit_many`)."""
     current = opt_state.hyperparams["learning_rate"]
+    value = np.broadcast_to(np.asarray(lr, dtype=current.dtype), current.shape)
     hyperparams = dict(opt_state.hyperparams)
-    hyperparams["learning_rate"] = jnp.broadcast_to(jnp.asarray(lr, dtype=current.dtype), current.shape)
+    # Placed as the current rate is (replicated, or split by model, over a mesh): an array on one
+    # device would be another input signature for a sharded step, and recompile it. An uncommitted
+    # rate (a fresh state, not yet placed) stays uncommitted, free to join any placement.
+    if getattr(current, "committed", False):
+        hyperparams["learning_rate"] = jax.device_put(value, current.sharding)
+    else:
+        hyperparams["learning_rate"] = jnp.asarray(value)
     return opt_state._replace(hyperparams=hyperparams)
 
 

@@ -8,7 +8,8 @@ A step is jitted rather than a whole epoch: measured on CPU, compiling an epoch 
 gained nothing (dispatch is small next to a step), while per-step jit keeps the host free to log.
 Each step gathers its batch from the device-resident dataset by index, so no data crosses from the
 host after the first epoch, and nothing recompiles after it (a full and possibly a shorter last
-batch are the only two shapes).
+batch are the only two shapes; a learning rate the scheduler changes keeps its dtype, shape and
+placement, on one device or over a mesh).
 """
 
 from __future__ import annotations
@@ -774,16 +775,16 @@ def fit_many(
                 )
             else:
                 test_loss = test_accuracy = np.full(len(seeds), math.nan)
-            new_lrs = []
+            lrs_used = [p.lr for p in plateaus]
             for k in range(len(seeds)):
                 train_loss = epoch_mean(batch_losses[:, k], sizes)
-                lr_used = plateaus[k].lr
                 plateaus[k] = scheduler.update(plateaus[k], train_loss)
-                new_lrs.append(plateaus[k].lr)
                 histories[k].append(
-                    _record(epoch, train_loss, test_loss[k], test_accuracy[k], lr_used, seconds)
+                    _record(epoch, train_loss, test_loss[k], test_accuracy[k], lrs_used[k], seconds)
                 )
-            state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, np.asarray(new_lrs)))
+            new_lrs = [p.lr for p in plateaus]
+            if new_lrs != lrs_used:
+                state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, np.asarray(new_lrs)))
             if log:
                 accuracies = ", ".join(f"{100 * h[-1]['test_accuracy']:.1f}" for h in histories)
                 log(
