@@ -155,8 +155,8 @@ def _train(args: argparse.Namespace) -> int:
     from jax_lstm.train import TrainingDivergedError, fit, initial_variables
 
     try:
+        config = config_from_args(args)  # first: the synthetic data is drawn from the seed
         dataset = dataset_from_args(args)
-        config = config_from_args(args)
         dataset.validate()
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")

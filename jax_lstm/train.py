@@ -100,6 +100,7 @@ class TrainConfig:
                 f"accumulate ({self.accumulate}) cannot exceed batch_size ({self.batch_size})",
             ),
             (0 <= self.dropout <= 1, f"dropout must be in [0, 1], got {self.dropout}"),
+            (0 <= self.seed < 2**64, f"seed must be in [0, 2**64) (numpy's seeds), got {self.seed}"),
             (self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
             (
@@ -207,8 +208,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def _state_key(config: TrainConfig) -> jax.Array:
     """The train state's PRNG key: for seeds below 2**32 exactly `jax.random.PRNGKey(seed)`
-    (threefry's raw (2,) uint32 layout), built with numpy so that no random program is compiled."""
-    seed = config.seed % 2**64
+    (threefry's raw (2,) uint32 layout; `validate` keeps seeds in [0, 2**64)), built with numpy so
+    that no random program is compiled."""
+    seed = config.seed
     return jnp.asarray(np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32))
 
 

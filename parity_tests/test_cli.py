@@ -101,6 +101,7 @@ def test_train_refuses_bad_input_before_training(tmp_path, capsys):
         (["--data", str(bad), "--test-data", str(bad)], "bad.ts:5: expected 2 dimensions"),
         (["--data", str(tmp_path / "none.ts"), "--test-data", str(bad)], "none.ts: no such file"),
         (["--dataset", "synthetic", "--batch-size", "0"], "batch_size must be at least 1"),
+        (["--dataset", "synthetic", "--seed", "-1"], "seed must be in [0, 2**64)"),
         (["--dataset", "synthetic", "--resume"], "--resume needs --checkpoint-dir"),
     ]
     for extra, message in cases:
