@@ -99,9 +99,7 @@ class Checkpoint:
     data: dict[str, Any]
 
     def variables(self) -> dict[str, Any]:
-        if self.state.batch_stats:
-            return {"params": self.state.params, "batch_stats": self.state.batch_stats}
-        return {"params": self.state.params}
+        return self.state.variables()
 
     def check_compatible(self, config, dataset: Dataset) -> None:
         """Refuses to resume with another model, optimizer setting or dataset (epochs may grow)."""

@@ -137,6 +137,10 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any  # Adam moments, step count and the injected learning rate
     key: jax.Array  # (2,) uint32 PRNG key, split once per step for dropout
 
+    def variables(self) -> dict[str, Any]:
+        """The model's Flax variables (for `apply`, `to_torch`): params, and batch_stats if any."""
+        return _variables(self.params, self.batch_stats)
+
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint (if any) is left untouched."""
@@ -604,7 +608,7 @@ class FitResult:
 
     def variables(self) -> dict[str, Any]:
         """Flax variables of the trained model (for `apply`, `to_torch`)."""
-        return _variables(self.state.params, self.state.batch_stats)
+        return self.state.variables()
 
 
 def mesh_for(config: TrainConfig, data_parallel: bool | None, models: int | None = None) -> Mesh | None:
