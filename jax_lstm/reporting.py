@@ -74,13 +74,10 @@ def run_record(dataset, config, history, seconds: float, env: dict[str, Any] | N
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Writes JSON atomically (`checkpoint.write_atomically`: temporary file, fsync, rename)."""
+    from jax_lstm.checkpoint import write_atomically
+
+    return write_atomically(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
 
 def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> dict[str, float]:

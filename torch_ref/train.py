@@ -9,7 +9,7 @@ instead of a `DataLoader(shuffle=True)`, so that a JAX run can be fed the identi
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from jax_lstm.checkpoint import write_atomically
 from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
 from jax_lstm.train import TrainConfig
 from torch_ref.parity import make_torch_classifier
@@ -95,7 +96,7 @@ def train_torch(
       model: initial model (e.g. loaded with `to_torch` of the JAX initial weights); default: the
         article's model initialised by torch from `config.seed`.
       checkpoint_dir: if given, model, optimizer, scheduler and history are saved there after every
-        epoch (`torch.save` to a temporary file, then an atomic rename).
+        epoch (`torch.save`, written with `jax_lstm.checkpoint.write_atomically`).
       resume: continue from the checkpoint in `checkpoint_dir`.
     """
     dataset.validate()
@@ -177,9 +178,6 @@ _CHECKPOINT = "torch_checkpoint.pt"
 
 
 def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, history) -> None:
-    path = Path(directory) / _CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     payload = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -188,11 +186,9 @@ def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, hist
         "history": history,
         "config": dataclasses.asdict(config),
     }
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomically(Path(directory) / _CHECKPOINT, buffer.getvalue())
 
 
 def _load_checkpoint(directory, config, model, optimizer, scheduler) -> tuple[int, list]:
