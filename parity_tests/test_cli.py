@@ -150,3 +150,19 @@ def test_interrupted_metrics_write_keeps_the_old_file_and_leaves_no_debris(tmp_p
     monkeypatch.undo()
     assert json.loads(path.read_text()) == {"run": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_comparison_of_runs_survives_a_zero_torch_loss():
+    from jax_lstm import reporting
+
+    def history(*losses):
+        return [
+            {"epoch": i + 1, "train_loss": x, "test_loss": x, "test_accuracy": 1.0, "lr": 1e-3}
+            for i, x in enumerate(losses)
+        ]
+
+    jax_runs, torch_runs = history(0.0, 2e-3), history(0.0, 0.0)
+    summary = reporting.comparison(jax_runs, torch_runs)
+    assert summary["max_rel_diff_train_loss"] == 2e-3 / 1e-300  # large and finite, no ZeroDivisionError
+    table = reporting.comparison_table(jax_runs, torch_runs).splitlines()
+    assert "0.00e+00" in table[1] and "2.00e+297" in table[2]
