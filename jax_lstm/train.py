@@ -2,7 +2,9 @@
 
 The loop is the article's (section 3.2 with 4.1 and 4.2): shuffled mini-batches, cross-entropy,
 `clip_grad_norm_(max_norm=1.0)`, Adam, and `ReduceLROnPlateau(patience=2)` stepped once per epoch on
-the epoch's training loss. `torch_ref.train` runs the same loop in PyTorch from the same batches.
+the epoch's mean training loss (the article's `scheduler.step(loss)` would see the last batch's
+loss; `torch_ref.train` lists every departure). `torch_ref.train` runs the same loop in PyTorch
+from the same batches.
 
 A step is jitted rather than a whole epoch: measured on CPU, compiling an epoch into one program
 gained nothing (dispatch is small next to a step), while per-step jit keeps the host free to log.
