@@ -117,11 +117,14 @@ class PlateauState(NamedTuple):
     best: float  # best metric so far; +inf (min) or -inf (max) before the first step
     num_bad_epochs: int
     cooldown_counter: int
-    last_epoch: int  # number of update() calls so far
+    # torch's `last_epoch`: update() calls so far. Nothing here reads it; it keeps the state torch's
+    # (compared field by field in test_optim) and travels in checkpoints.
+    last_epoch: int
 
 
 class ReduceLROnPlateau(NamedTuple):
-    """The scheduler's constant arguments and its two pure functions. Build with `reduce_lr_on_plateau`."""
+    """The scheduler as two pure functions (its arguments live in their closure). Build with
+    `reduce_lr_on_plateau`."""
 
     init: Callable[[float], PlateauState]
     update: Callable[[PlateauState, float], PlateauState]
