@@ -4,7 +4,8 @@ One file, ``<dir>/checkpoint.msgpack`` (Flax serialization), holds the train sta
 stats, optimizer state with its learning rate, PRNG key, step), the plateau scheduler's state, the
 epochs done, the history, the config and a description of the data. It is written to a temporary
 file in the same directory, flushed to disk and renamed over the old one (`os.replace` is atomic on
-POSIX and Windows), so a crash mid-save leaves the previous checkpoint readable.
+POSIX and Windows), so a crash mid-save leaves the previous checkpoint readable: `write_atomically`,
+which the metrics JSON and torch_ref's checkpoints use too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from flax import serialization
 from jax_lstm import optim
 from jax_lstm.data import Dataset
 
-__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load", "save"]
+__all__ = ["CHECKPOINT_NAME", "Checkpoint", "load", "save", "write_atomically"]
 
 CHECKPOINT_NAME = "checkpoint.msgpack"
 FORMAT = "jax-lstm-checkpoint/1"
@@ -42,7 +43,15 @@ def _data_description(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
+def write_atomically(path: str | Path, payload: bytes) -> Path:
+    """Writes `payload` to `path` so that a crash leaves either the old file or the new one.
+
+    A temporary file in the same directory, flushed to disk, renamed over `path` (`os.replace`,
+    atomic on POSIX and Windows), and the directory synced so the rename itself is durable. A
+    failure (or interrupt) before the rename removes the temporary file. Used for checkpoints,
+    metrics JSON (`reporting.write_json`) and torch_ref's checkpoints.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -60,6 +69,7 @@ def _write_atomically(path: Path, payload: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+    return path
 
 
 def save(
@@ -82,7 +92,7 @@ def save(
         "config": json.dumps(dataclasses.asdict(config)),
         "data": json.dumps(_data_description(dataset)),
     }
-    _write_atomically(path, serialization.msgpack_serialize(payload))
+    write_atomically(path, serialization.msgpack_serialize(payload))
     return path
 
 
@@ -99,9 +109,7 @@ class Checkpoint:
     data: dict[str, Any]
 
     def variables(self) -> dict[str, Any]:
-        if self.state.batch_stats:
-            return {"params": self.state.params, "batch_stats": self.state.batch_stats}
-        return {"params": self.state.params}
+        return self.state.variables()
 
     def check_compatible(self, config, dataset: Dataset) -> None:
         """Refuses to resume with another model, optimizer setting or dataset (epochs may grow)."""

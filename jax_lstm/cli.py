@@ -14,6 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# Free: importing jax_lstm.cli runs jax_lstm/__init__, which imports both already (JAX is imported,
+# its backend is not started, so `use_all_cores` still works).
+from jax_lstm.functional import IMPLEMENTATIONS
+from jax_lstm.train import MODELS
+
 __all__ = [
     "add_train_arguments",
     "config_from_args",
@@ -50,7 +55,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help=".ts data: skip the per-channel standardisation fitted on the training split",
     )
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=["lstm", "bn-lstm"], default="lstm")
+    model.add_argument("--model", choices=MODELS, default="lstm")
     model.add_argument("--epochs", type=int, default=None, help="default: 30 (10 for synthetic/digits)")
     model.add_argument("--batch-size", type=int, default=None, help="default: 16 (32 for synthetic/digits)")
     model.add_argument("--hidden-size", type=int, default=128)
@@ -155,8 +160,8 @@ def _train(args: argparse.Namespace) -> int:
     from jax_lstm.train import TrainingDivergedError, fit, initial_variables
 
     try:
+        config = config_from_args(args)  # first: the synthetic data is drawn from the seed
         dataset = dataset_from_args(args)
-        config = config_from_args(args)
         dataset.validate()
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")
@@ -401,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--implementation",
-        choices=["fused", "scan", "cudnn"],
+        choices=IMPLEMENTATIONS,
         default="fused",
         help="the LSTM recurrence: fused (default, any device), scan (the plain reference), "
         "cudnn (cuDNN's fused LSTM; CUDA GPU, float32)",
@@ -448,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default 0)")
     parity.add_argument(
         "--implementation",
-        choices=["fused", "scan", "cudnn"],
+        choices=IMPLEMENTATIONS,
         default="fused",
         help="the JAX recurrence to check (cudnn: CUDA GPU, float32, no projections)",
     )

@@ -106,14 +106,7 @@ class Dataset:
                     f"classes: labels must be in [0, {self.num_classes - 1}] "
                     f"(torch would fail with 'Target {int(y[i])} is out of bounds')"
                 )
-            finite = np.isfinite(x) if lengths is None else np.isfinite(_valid_values(x, lengths))
-            if not finite.all():
-                where = np.argwhere(~finite)[0]
-                raise DataError(
-                    f"{split} data contains NaN or inf (first at series {int(where[0])}); "
-                    "fill or drop missing values before training"
-                )
-            if lengths is not None:
+            if lengths is not None:  # before the values check, which masks the padding by them
                 if lengths.shape != (len(x),):
                     raise DataError(f"{split} lengths must have shape ({len(x)},), got {lengths.shape}")
                 if lengths.min() < 1 or lengths.max() > x.shape[1]:
@@ -121,6 +114,13 @@ class Dataset:
                         f"{split} lengths must be in [1, {x.shape[1]}], got {int(lengths.min())} to "
                         f"{int(lengths.max())}"
                     )
+            finite = np.isfinite(x) if lengths is None else np.isfinite(_valid_values(x, lengths))
+            if not finite.all():
+                where = np.argwhere(~finite)[0]
+                raise DataError(
+                    f"{split} data contains NaN or inf (first at series {int(where[0])}); "
+                    "fill or drop missing values before training"
+                )
         if self.x_train.shape[-1] != self.x_test.shape[-1]:
             raise DataError(
                 f"train series have {self.x_train.shape[-1]} features but test series have "

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 __all__ = [
@@ -94,11 +95,18 @@ def learning_rate(opt_state) -> jax.Array:
 
 
 def set_learning_rate(opt_state, lr):
-    """A copy of an `adam(...)` state with the learning rate replaced (same dtype and shape, so no
-    recompile). `lr` is a float, or a (K,) array for a stack of K optimizer states (`fit_many`)."""
+    """A copy of an `adam(...)` state with the learning rate replaced (same dtype, shape and sharding,
+    so no recompile). `lr` is a float, or a (K,) array for a stack of K optimizer states (`fit_many`)."""
     current = opt_state.hyperparams["learning_rate"]
+    value = np.broadcast_to(np.asarray(lr, dtype=current.dtype), current.shape)
     hyperparams = dict(opt_state.hyperparams)
-    hyperparams["learning_rate"] = jnp.broadcast_to(jnp.asarray(lr, dtype=current.dtype), current.shape)
+    # Placed as the current rate is (replicated, or split by model, over a mesh): an array on one
+    # device would be another input signature for a sharded step, and recompile it. An uncommitted
+    # rate (a fresh state, not yet placed) stays uncommitted, free to join any placement.
+    if getattr(current, "committed", False):
+        hyperparams["learning_rate"] = jax.device_put(value, current.sharding)
+    else:
+        hyperparams["learning_rate"] = jnp.asarray(value)
     return opt_state._replace(hyperparams=hyperparams)
 
 
@@ -109,11 +117,14 @@ class PlateauState(NamedTuple):
     best: float  # best metric so far; +inf (min) or -inf (max) before the first step
     num_bad_epochs: int
     cooldown_counter: int
-    last_epoch: int  # number of update() calls so far
+    # torch's `last_epoch`: update() calls so far. Nothing here reads it; it keeps the state torch's
+    # (compared field by field in test_optim) and travels in checkpoints.
+    last_epoch: int
 
 
 class ReduceLROnPlateau(NamedTuple):
-    """The scheduler's constant arguments and its two pure functions. Build with `reduce_lr_on_plateau`."""
+    """The scheduler as two pure functions (its arguments live in their closure). Build with
+    `reduce_lr_on_plateau`."""
 
     init: Callable[[float], PlateauState]
     update: Callable[[PlateauState, float], PlateauState]

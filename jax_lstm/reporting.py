@@ -74,22 +74,26 @@ def run_record(dataset, config, history, seconds: float, env: dict[str, Any] | N
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Writes JSON atomically (`checkpoint.write_atomically`: temporary file, fsync, rename)."""
+    from jax_lstm.checkpoint import write_atomically
+
+    return write_atomically(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
+
+
+def _relative_difference(a, b):
+    """|a - b| / |b|, elementwise, with |b| floored at 1e-300 so that b = 0 gives a large finite
+    number (or 0 when a = 0 too) instead of a division by zero."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
 
 def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> dict[str, float]:
     """Largest relative differences between two runs' per-epoch records."""
 
     def rel(key):
-        a = np.asarray([h[key] for h in jax_history], dtype=np.float64)
-        b = np.asarray([h[key] for h in torch_history], dtype=np.float64)
-        return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+        return float(
+            np.max(_relative_difference([h[key] for h in jax_history], [h[key] for h in torch_history]))
+        )
 
     return {
         "max_rel_diff_train_loss": rel("train_loss"),
@@ -111,7 +115,7 @@ def comparison_table(jax_history: Sequence[dict], torch_history: Sequence[dict])
         f"{'test acc jax':>12}  {'test acc torch':>14}  {'lr jax':>8}  {'lr torch':>8}"
     ]
     for a, b in zip(jax_history, torch_history, strict=True):
-        diff = abs(a["train_loss"] - b["train_loss"]) / abs(b["train_loss"])
+        diff = float(_relative_difference(a["train_loss"], b["train_loss"]))
         lines.append(
             f"{a['epoch']:>5}  {a['train_loss']:>16.10f}  {b['train_loss']:>18.10f}  {diff:>9.2e}  "
             f"{100 * a['test_accuracy']:>11.2f}%  {100 * b['test_accuracy']:>13.2f}%  "

@@ -101,6 +101,7 @@ def test_train_refuses_bad_input_before_training(tmp_path, capsys):
         (["--data", str(bad), "--test-data", str(bad)], "bad.ts:5: expected 2 dimensions"),
         (["--data", str(tmp_path / "none.ts"), "--test-data", str(bad)], "none.ts: no such file"),
         (["--dataset", "synthetic", "--batch-size", "0"], "batch_size must be at least 1"),
+        (["--dataset", "synthetic", "--seed", "-1"], "seed must be in [0, 2**64)"),
         (["--dataset", "synthetic", "--resume"], "--resume needs --checkpoint-dir"),
     ]
     for extra, message in cases:
@@ -108,3 +109,60 @@ def test_train_refuses_bad_input_before_training(tmp_path, capsys):
         captured = capsys.readouterr()
         assert message in captured.err
         assert "Epoch" not in captured.out  # nothing was trained
+
+
+def test_torch_reference_checkpoints_atomically_and_resumes(tmp_path):
+    ckpt, metrics = tmp_path / "ckpt", tmp_path / "m.json"
+    args = [
+        "train",
+        *SMALL,
+        "--hidden-size",
+        "4",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--metrics-json",
+        str(metrics),
+    ]
+    assert torch_main([*args, "--epochs", "1"]) == 0
+    assert [p.name for p in ckpt.iterdir()] == ["torch_checkpoint.pt"]  # no temporary file left
+    first = json.loads(metrics.read_text())["epochs"]
+    assert torch_main([*args, "--epochs", "2", "--resume"]) == 0
+    resumed = json.loads(metrics.read_text())["epochs"]
+    assert [e["epoch"] for e in resumed] == [1, 2]
+    assert resumed[0] == first[0]  # read back from the checkpoint, its timing included
+
+
+def test_interrupted_metrics_write_keeps_the_old_file_and_leaves_no_debris(tmp_path, monkeypatch):
+    from jax_lstm import checkpoint, reporting
+
+    path = reporting.write_json(tmp_path / "m.json", {"run": 1})
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while the new file was half written")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", crash)
+    try:
+        reporting.write_json(path, {"run": 2})
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the write was not interrupted")
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"run": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_comparison_of_runs_survives_a_zero_torch_loss():
+    from jax_lstm import reporting
+
+    def history(*losses):
+        return [
+            {"epoch": i + 1, "train_loss": x, "test_loss": x, "test_accuracy": 1.0, "lr": 1e-3}
+            for i, x in enumerate(losses)
+        ]
+
+    jax_runs, torch_runs = history(0.0, 2e-3), history(0.0, 0.0)
+    summary = reporting.comparison(jax_runs, torch_runs)
+    assert summary["max_rel_diff_train_loss"] == 2e-3 / 1e-300  # large and finite, no ZeroDivisionError
+    table = reporting.comparison_table(jax_runs, torch_runs).splitlines()
+    assert "0.00e+00" in table[1] and "2.00e+297" in table[2]

@@ -181,3 +181,19 @@ def small():
 def test_bad_datasets_are_refused_before_training(small, change, message):
     with pytest.raises(data.DataError, match=message):
         change(small).validate()
+
+
+@pytest.mark.parametrize(
+    "lengths, message",
+    [
+        (np.full(15, 3), r"train lengths must have shape \(16,\), got \(15,\)"),
+        (np.full((16, 1), 3), r"train lengths must have shape \(16,\), got \(16, 1\)"),
+        (np.r_[np.full(15, 3), 0], r"train lengths must be in \[1, 20\], got 0 to 3"),
+        (np.r_[np.full(15, 3), 21], r"train lengths must be in \[1, 20\], got 3 to 21"),
+    ],
+    ids=["short", "two_dimensional", "zero", "too_long"],
+)
+def test_bad_lengths_are_refused_with_a_data_error(small, lengths, message):
+    """The lengths are checked before the values they mask (a wrong shape used to raise IndexError)."""
+    with pytest.raises(data.DataError, match=message):
+        dataclasses.replace(small, lengths_train=lengths).validate()

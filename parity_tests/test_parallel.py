@@ -132,6 +132,32 @@ def test_fit_many_on_one_device_equals_the_single_runs(x64):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["fit", "fit_many"])
+def test_nothing_recompiles_on_a_mesh_when_the_learning_rate_changes(monkeypatch, many):
+    """The scheduler's new rate keeps the sharding of the state it replaces, and `fit_many` replaces
+    it only when it changed: one sharded program for the whole run. At lr 1e-6 an epoch moves the
+    loss far less than the scheduler's 1e-4 threshold, so with patience 0 the rate is cut after the
+    second epoch (the first always improves on +inf)."""
+    steps = []
+    make_train_step = train.make_train_step
+
+    def spy(*args, **kwargs):
+        steps.append(make_train_step(*args, **kwargs))
+        return steps[-1]
+
+    monkeypatch.setattr(train, "make_train_step", spy)
+    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=3, lr=1e-6, patience=0, log_every=0)
+    if many:
+        results = train.fit_many(config, _vowels(), [0, 1], log=None, data_parallel=True)
+    else:
+        results = [train.fit(config, _vowels(), log=None, data_parallel=True)]
+    for result in results:
+        lrs = [h["lr"] for h in result.history]
+        assert lrs[0] == lrs[1] == 1e-6 and lrs[2] == pytest.approx(1e-7)
+    (step,) = steps
+    assert step.sharded._cache_size() == 1 and step.fallback._cache_size() == 0
+
+
 def test_fit_many_refuses_bad_seed_lists():
     config = train.TrainConfig(hidden_size=4, num_layers=1, epochs=1, log_every=0)
     with pytest.raises(ValueError, match="distinct"):

@@ -285,3 +285,24 @@ def test_initial_variables_have_the_models_structure_and_torch_init(model):
     first = np.asarray(variables["params"]["lstm"]["weight_hh_l1"])
     np.testing.assert_array_equal(first, np.asarray(again["params"]["lstm"]["weight_hh_l1"]))
     assert not np.array_equal(first, np.asarray(other["params"]["lstm"]["weight_hh_l1"]))
+
+
+def test_train_states_share_one_optimizer_init_program():
+    """`create_train_state` compiles the optimizer's init once per optimizer setting, not per call,
+    and its state is the one `make_optimizer(config).init` gives."""
+    configs = [
+        train.TrainConfig(hidden_size=8, num_layers=1, seed=s, lr=lr) for s in (0, 1) for lr in (0.1, 0.2)
+    ]
+    init = train._optimizer_init(configs[0].weight_decay, configs[0].clip)
+    before = init._cache_size()  # other tests may have compiled it for other shapes
+    states = [train.create_train_state(c, 3, 2) for c in configs]
+    assert init._cache_size() - before <= 1
+    for config, state in zip(configs, states, strict=True):
+        expected = train.make_optimizer(config).init(state.params)
+        assert jax.tree.structure(state.opt_state) == jax.tree.structure(expected)
+        for a, b in zip(jax.tree.leaves(state.opt_state), jax.tree.leaves(expected), strict=True):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = train.TrainConfig(hidden_size=8, num_layers=1, clip=None, weight_decay=0.1)
+    expected = train.make_optimizer(other).init(train.create_train_state(other, 3, 2).params)
+    assert jax.tree.structure(train.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(expected)

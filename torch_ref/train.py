@@ -1,15 +1,31 @@
 """The article's training loop in PyTorch (sections 3.2, 4.1, 4.2), fed the same batches as JAX.
 
 Cross-entropy, Adam, ``clip_grad_norm_`` before each ``step()``, ``ReduceLROnPlateau(optimizer,
-'min', patience=...)`` stepped once per epoch on the epoch's training loss, and the article's log
-line every 10 steps. The one change from the article: batches come from `jax_lstm.data.batch_order`
-instead of a `DataLoader(shuffle=True)`, so that a JAX run can be fed the identical batches.
+'min', patience=...)`` stepped once per epoch, and the article's log line every 10 steps. Where it
+departs from the article:
+
+- Batches come from `jax_lstm.data.batch_order` (seed, epoch) instead of a
+  `DataLoader(shuffle=True)`, so that a JAX run can be fed the identical batches.
+- The scheduler steps on the epoch's mean training loss (batch losses weighted by batch size). The
+  article's ``scheduler.step(loss)`` "after each epoch" would receive ``loss`` as its inner loop
+  leaves it: the last batch's loss alone.
+- The test split is evaluated (eval mode, in chunks of ``eval_batch_size``) after every epoch and an
+  epoch summary is logged; the article never evaluates its test split.
+- Right-padded series of unequal lengths (JapaneseVowels, .ts files) are passed to the model with
+  their lengths and run torch's packed path (`torch_ref.models`); full-length series run the
+  article's forward pass unchanged.
+- Options the article lacks, at its values by default: ``clip`` (1.0; None disables), ``patience``
+  (2), ``factor`` (0.1), Adam's ``weight_decay`` (0), gradient accumulation (1 micro-batch; the
+  article's section 5.3 only suggests it), float64, per-epoch checkpoints and resume. With
+  accumulation the step log prints the batch loss summed over its micro-batches.
+- The weights start from ``torch.manual_seed(config.seed)``, or from given ones (`torch_twin`, to
+  start from the JAX side's initial weights).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,13 +35,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from jax_lstm.checkpoint import write_atomically
 from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
+from jax_lstm.interop import to_torch
 from jax_lstm.train import TrainConfig
-from torch_ref.parity import make_torch_classifier
+from torch_ref.parity import _torch_dtype, make_torch_classifier
 
 __all__ = ["TorchResult", "evaluate_torch", "train_torch"]
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass
@@ -54,15 +70,13 @@ def _tensors(dataset: Dataset, dtype: torch.dtype):
 
 def torch_twin(config: TrainConfig, dataset: Dataset, variables: dict[str, Any]) -> nn.Module:
     """The article's torch model holding exactly the weights (and BN statistics) in `variables`."""
-    import jax_lstm
-
     model = make_torch_classifier(
         config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
     )
     # Cast first: load_state_dict copies into the existing tensors, so a float32 model would round
     # float64 weights.
-    model = model.to(_DTYPES[config.dtype])
-    model.load_state_dict(jax_lstm.to_torch(variables), strict=True)
+    model = model.to(_torch_dtype(config.dtype))
+    model.load_state_dict(to_torch(variables), strict=True)
     return model
 
 
@@ -95,11 +109,11 @@ def train_torch(
       model: initial model (e.g. loaded with `to_torch` of the JAX initial weights); default: the
         article's model initialised by torch from `config.seed`.
       checkpoint_dir: if given, model, optimizer, scheduler and history are saved there after every
-        epoch (`torch.save` to a temporary file, then an atomic rename).
+        epoch (`torch.save`, written with `jax_lstm.checkpoint.write_atomically`).
       resume: continue from the checkpoint in `checkpoint_dir`.
     """
     dataset.validate()
-    dtype = _DTYPES[config.dtype]
+    dtype = _torch_dtype(config.dtype)
     if model is None:
         torch.manual_seed(config.seed)
         model = make_torch_classifier(
@@ -177,9 +191,6 @@ _CHECKPOINT = "torch_checkpoint.pt"
 
 
 def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, history) -> None:
-    path = Path(directory) / _CHECKPOINT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     payload = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -188,11 +199,9 @@ def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, hist
         "history": history,
         "config": dataclasses.asdict(config),
     }
-    with open(tmp, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomically(Path(directory) / _CHECKPOINT, buffer.getvalue())
 
 
 def _load_checkpoint(directory, config, model, optimizer, scheduler) -> tuple[int, list]:
