@@ -109,6 +109,10 @@ def test_train_refuses_bad_input_before_training(tmp_path, capsys):
         captured = capsys.readouterr()
         assert message in captured.err
         assert "Epoch" not in captured.out  # nothing was trained
+    # torch_ref's command shares the flags and refuses the same way.
+    for extra, message in cases[3:5]:
+        assert torch_main(["train", *extra]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_torch_reference_checkpoints_atomically_and_resumes(tmp_path):

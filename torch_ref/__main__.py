@@ -22,8 +22,8 @@ def _train(args: argparse.Namespace) -> int:
             import jax
 
             jax.config.update("jax_enable_x64", True)  # TrainConfig checks it for float64
+        config = config_from_args(args)  # first: the synthetic data is drawn from the seed
         dataset = dataset_from_args(args)
-        config = config_from_args(args)
         dataset.validate()
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")
