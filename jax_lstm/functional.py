@@ -187,15 +187,16 @@ def _check_state(state: Array, expected: tuple[int, ...], index: int) -> Array:
 
 def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
     """Validates per-sequence lengths: (B,) integers in [1, T]. Values are checked when concrete."""
-    lengths = jnp.asarray(lengths) if not isinstance(lengths, jax.Array) else lengths
-    if lengths.shape != (batch,):
-        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}")
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"lengths must be integers, got dtype {lengths.dtype}")
-    if not isinstance(lengths, jax.core.Tracer):
-        # Concrete values (also constants closed over by a jitted function): checked with numpy,
-        # so the check itself creates no traced operation. Traced lengths cannot be inspected.
-        concrete = np.asarray(lengths)
+    # Concrete values (lists, numpy, device arrays, constants closed over by a jitted function) are
+    # checked with numpy on the host, so the check creates no traced operation and numpy input
+    # makes no round trip through the device. Traced lengths cannot be inspected.
+    concrete = None if isinstance(lengths, jax.core.Tracer) else np.asarray(lengths)
+    shape, dtype = (lengths.shape, lengths.dtype) if concrete is None else (concrete.shape, concrete.dtype)
+    if shape != (batch,):
+        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(shape)}")
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"lengths must be integers, got dtype {dtype}")
+    if concrete is not None:
         lo, hi = int(concrete.min()), int(concrete.max())
         if lo < 1:
             raise ValueError(
@@ -204,7 +205,7 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
             )
         if hi > num_steps:
             raise ValueError(f"lengths must not exceed the padded sequence length {num_steps}, got {hi}")
-    return lengths
+    return lengths if isinstance(lengths, jax.Array) else jnp.asarray(lengths)
 
 
 def _layer_runs(num_layers: int, together: bool) -> list[range]:

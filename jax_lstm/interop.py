@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lstm.spec import param_shapes, spec_from_params
+from jax_lstm.spec import check_layout, param_shapes, spec_from_params
 
 __all__ = ["flatten_variables", "from_torch", "to_torch"]
 
@@ -67,16 +67,7 @@ def _expected_layout(flat: Mapping[str, Any]) -> OrderedDict[str, tuple[int, ...
     num_classes = int(flat["fc.weight"].shape[0])
     layout["fc.weight"] = (num_classes, spec.num_directions * spec.output_size)
     layout["fc.bias"] = (num_classes,)
-    missing = [k for k in layout if k not in flat]
-    unexpected = [k for k in flat if k not in layout]
-    if missing or unexpected:
-        raise KeyError(
-            f"state dict does not match the classifier: missing {missing}, unexpected {unexpected}"
-        )
-    for key, shape in layout.items():
-        actual = tuple(int(s) for s in flat[key].shape)
-        if actual != shape:
-            raise ValueError(f"{key}: expected shape {shape}, got {actual}")
+    check_layout(flat, layout, "state dict does not match the classifier")
     return layout
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "LSTMSpec",
     "LayerWeights",
     "check_config",
+    "check_layout",
     "check_params",
     "layer_weights",
     "param_shapes",
@@ -179,7 +180,23 @@ def check_params(params: Mapping[str, Any], spec: LSTMSpec, prefix: str = "") ->
 
     The error names the key, the expected and the actual shape.
     """
-    expected = param_shapes(spec)
+    what = _describe(spec)
+    check_layout(params, param_shapes(spec), f"LSTM parameters do not match {what}", prefix, f" (for {what})")
+
+
+def check_layout(
+    params: Mapping[str, Any],
+    expected: Mapping[str, tuple[int, ...]],
+    what: str,
+    prefix: str = "",
+    context: str = "",
+) -> None:
+    """Checks that `params` has exactly the keys of `expected`, each with its shape.
+
+    Raises:
+      KeyError: ``"{what}: missing k (shape), ...; unexpected k, ..."``.
+      ValueError: ``"{prefix}{key}: expected shape (..), got (..){context}"`` for the first mismatch.
+    """
     missing = [k for k in expected if k not in params]
     unexpected = [k for k in params if k not in expected]
     if missing or unexpected:
@@ -188,11 +205,11 @@ def check_params(params: Mapping[str, Any], spec: LSTMSpec, prefix: str = "") ->
             parts.append("missing " + ", ".join(f"{prefix}{k} {expected[k]}" for k in missing))
         if unexpected:
             parts.append("unexpected " + ", ".join(f"{prefix}{k}" for k in unexpected))
-        raise KeyError(f"LSTM parameters do not match {_describe(spec)}: " + "; ".join(parts))
+        raise KeyError(f"{what}: " + "; ".join(parts))
     for name, shape in expected.items():
         actual = _shape(params[name])
         if actual != shape:
-            raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual} (for {_describe(spec)})")
+            raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual}{context}")
 
 
 def _describe(spec: LSTMSpec) -> str:
