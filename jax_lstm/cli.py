@@ -476,7 +476,7 @@ def use_all_cores(max_devices: int = 8) -> None:
 def enable_compilation_cache(path: str | None = None) -> str:
     """Keeps compiled XLA programs on disk (JAX's persistent compilation cache), so that a second
     run of the same configuration skips most of its compile time (`python -m benchmarks`, whole
-    article run: 1.28 s of compilation cold, 0.18 s warm). Location: `path`, $JAX_LSTM_CACHE, or
+    article run: 1.71 s of compilation cold, 0.60 s in a later process). Location: `path`, $JAX_LSTM_CACHE, or
     ~/.cache/jax-lstm/xla."""
     import jax
 
