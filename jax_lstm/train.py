@@ -627,7 +627,8 @@ class FitResult:
 def mesh_for(config: TrainConfig, data_parallel: bool | None, models: int | None = None) -> Mesh | None:
     """The mesh `fit` (or, with `models`, `fit_many`) splits its work over, or None for one device.
 
-    ``data_parallel=None`` splits only where it pays; True insists (and fails without devices).
+    ``data_parallel=None`` splits only where it pays; True insists, and says why when the work
+    cannot be split.
     """
     mesh = data_parallel_mesh() if data_parallel in (None, True) else None
     if data_parallel and mesh is None:
@@ -635,12 +636,21 @@ def mesh_for(config: TrainConfig, data_parallel: bool | None, models: int | None
             "data_parallel=True needs more than one device; on CPU start Python with "
             "XLA_FLAGS=--xla_force_host_platform_device_count=<cores>"
         )
-    if models is not None:
-        # Whole models per device, so the count must divide evenly.
-        return mesh if mesh is not None and models % mesh.size == 0 else None
-    if mesh is not None and config.accumulate > 1 and config.model == "bn-lstm":
-        # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
+    if mesh is None:
         return None
+    unsplittable = None
+    if models is not None and models % mesh.size:
+        # Whole models per device, so the count must divide evenly.
+        unsplittable = f"{models} models do not divide over {mesh.size} devices"
+    elif models is None and config.accumulate > 1 and config.model == "bn-lstm":
+        # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
+        unsplittable = "bn-lstm with accumulate > 1 would change BatchNorm's micro-batch statistics"
+    if unsplittable:
+        if data_parallel:
+            raise ValueError(f"data_parallel=True cannot split this run: {unsplittable}")
+        return None
+    if models is not None:
+        return mesh
     if mesh is not None and data_parallel is None and config.batch_size < MIN_ROWS_PER_DEVICE * mesh.size:
         # Too small to split: one device, with nothing replicated (a replicated program that does
         # not split its batch runs the whole step on every device).
@@ -692,6 +702,10 @@ def fit(
     if resume:
         if checkpoint_dir is None:
             raise ValueError("resume needs a checkpoint directory")
+        if variables is not None:
+            raise ValueError(
+                "resume continues from the checkpoint's weights: pass variables or resume, not both"
+            )
         loaded = ckpt.load(checkpoint_dir)
         loaded.check_compatible(config, dataset)
         state, plateau, history, start_epoch = loaded.state, loaded.plateau, loaded.history, loaded.epoch

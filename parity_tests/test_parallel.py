@@ -211,3 +211,17 @@ def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
     assert report["whole_run"]["jax_s"] > 0 and report["many_models"]["torch_s"] > 0
     assert "| train step: tiny |" in (tmp_path / "benchmark.md").read_text()
     assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_data_parallel_true_says_why_a_run_cannot_be_split():
+    """True insists: where the work cannot be split it is an error naming the reason, not a silent
+    single-device run (None then falls back to one device)."""
+    bn_accumulate = train.TrainConfig(model="bn-lstm", accumulate=2, hidden_size=8, num_layers=1)
+    with pytest.raises(ValueError, match="BatchNorm's micro-batch statistics"):
+        train.mesh_for(bn_accumulate, True)
+    assert train.mesh_for(bn_accumulate, None) is None
+    config = train.TrainConfig(hidden_size=8, num_layers=1)
+    with pytest.raises(ValueError, match="3 models do not divide over 2 devices"):
+        train.mesh_for(config, True, models=3)
+    assert train.mesh_for(config, None, models=3) is None
+    assert train.mesh_for(config, True, models=2).size == 2

@@ -261,6 +261,15 @@ def test_resume_refuses_other_settings(tmp_path):
         train.fit(
             dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path / "none", resume=True
         )
+    variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
+    with pytest.raises(ValueError, match="pass variables or resume, not both"):
+        train.fit(
+            dataclasses.replace(config, epochs=2),
+            dataset,
+            variables=variables,
+            checkpoint_dir=tmp_path,
+            resume=True,
+        )
 
 
 @pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
