@@ -9,7 +9,7 @@ PNG plot of the speedups to --out (default benchmarks/results). --quick runs tin
 
 from __future__ import annotations
 
-from jax_lstm.cli import enable_compilation_cache, use_all_cores
+from jax_lstm.runtime import enable_compilation_cache, use_all_cores
 
 use_all_cores()  # before JAX starts its backend: one host device per core, as `jax-lstm` runs
 
@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from benchmarks import cases  # noqa: E402
 from benchmarks.cases import INFERENCE_CASES, QUICK_CASES, TRAIN_CASES, Shape  # noqa: E402
 from benchmarks.harness import interleaved, measure  # noqa: E402
-from jax_lstm import reporting, train  # noqa: E402
+from jax_lstm import reporting, training  # noqa: E402
 
 FULL = {
     "train": TRAIN_CASES,
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     best_peak = max(peak.values())
     print(f"matmul peak ({peak_size}^2 float32): jax {peak['jax']:.0f}, torch {peak['torch']:.0f} GFLOP/s")
 
-    mesh = train.data_parallel_mesh()
+    mesh = training.data_parallel_mesh()
     devices = 1 if mesh is None else mesh.size
 
     def variants(make_jax, torch_fn):

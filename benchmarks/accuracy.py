@@ -11,7 +11,7 @@ including the epochs and batch size the runs used.
 
 from __future__ import annotations
 
-from jax_lstm.cli import use_all_cores
+from jax_lstm.runtime import use_all_cores
 
 use_all_cores()  # as `jax-lstm train` runs: one host device per core, before JAX starts
 
@@ -19,8 +19,8 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-from jax_lstm import data, reporting, train  # noqa: E402
-from jax_lstm.cli import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
+from jax_lstm import data, reporting, training  # noqa: E402
+from jax_lstm.cli.args import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
 
 # Reference figures on the standard JapaneseVowels split (test accuracy), none measured here: the
 # PyTorch LSTM figure as the project's issue quotes it, the others from the cited papers.
@@ -44,9 +44,9 @@ def run(
     epochs = epochs or DEFAULT_EPOCHS["japanese-vowels"]
     batch_size = batch_size or DEFAULT_BATCH_SIZE["japanese-vowels"]
     for seed in range(seeds):
-        config = train.TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, log_every=0)
+        config = training.TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, log_every=0)
         start = time.perf_counter()
-        result = train.fit(config, dataset, log=None)
+        result = training.fit(config, dataset, log=None)
         seconds = time.perf_counter() - start
         rows["jax"].append({"seed": seed, "test_accuracy": result.test_accuracy, "seconds": seconds})
         print(f"jax   seed {seed}: {100 * result.test_accuracy:.2f}% in {seconds:.1f} s", flush=True)

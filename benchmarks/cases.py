@@ -2,7 +2,7 @@
 
 Every case builds a JAX callable and a torch callable doing the same work on the same shapes; each
 callable blocks until done. JAX runs the library's production paths (the jitted train step of
-`jax_lstm.train`, the jitted eval-mode forward, `fit`, `fit_many`); torch runs `torch_ref`, eager,
+`jax_lstm.training`, the jitted eval-mode forward, `fit`, `fit_many`); torch runs `torch_ref`, eager,
 exactly as the article writes it. The shape lists shared by `python -m benchmarks` and
 `python -m benchmarks.gpu` are defined here once.
 """
@@ -27,9 +27,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from benchmarks.harness import timed_fit
-from jax_lstm import data, train
-from torch_ref.models import make_torch_classifier
+from jax_lstm import data, training
+from jax_lstm.models import registry
+from jax_lstm.training import parallel
 from torch_ref.train import torch_twin, train_torch
+from torch_ref.twins import make_torch_model
 
 __all__ = [
     "INFERENCE_CASES",
@@ -60,8 +62,8 @@ class Shape:
     def label(self) -> str:
         return f"B={self.batch} T={self.steps} F={self.features} H={self.hidden} L={self.layers}"
 
-    def config(self, **overrides) -> train.TrainConfig:
-        return train.TrainConfig(
+    def config(self, **overrides) -> training.TrainConfig:
+        return training.TrainConfig(
             hidden_size=self.hidden, num_layers=self.layers, batch_size=self.batch, log_every=0, **overrides
         )
 
@@ -105,38 +107,47 @@ def jax_train_step(
     """One optimizer step (forward, backward, clip, Adam) of the jitted production train step.
 
     With ``many = K`` the step of K models at once, each on its own batch of `shape.batch`. With a
-    `mesh` (`train.data_parallel_mesh()`), the batch (or the models) split over its devices.
+    `mesh` (`training.data_parallel_mesh()`), the batch (or the models) split over its devices.
     `implementation` is the LSTM recurrence ("fused", "scan", "cudnn").
     """
     config = shape.config(implementation=implementation)
     if mesh is not None and not many:
-        mesh = train.mesh_for(config, None)  # the decision `fit` makes for this batch size
+        # the decision `fit` makes for this batch size
+        mesh = training.mesh_for(None, config.batch_size)
     x, y = _data(shape)
-    model = train.make_model(config, shape.classes)
-    step = train.make_train_step(model, train.make_optimizer(config), many=bool(many), mesh=mesh)
+    model = training.make_model(config, shape.features, shape.classes)
+    step = training.make_train_step(model, training.make_optimizer(config), many=bool(many), mesh=mesh)
     if many:
         states = [
-            train.create_train_state(dataclasses.replace(config, seed=s), shape.features, shape.classes)
+            training.create_train_state(dataclasses.replace(config, seed=s), shape.features, shape.classes)
             for s in range(many)
         ]
         state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-        idx = jnp.tile(jnp.arange(shape.batch), (many, 1))
+        x, y = np.stack([x] * many), np.stack([y] * many)
     else:
-        state = train.create_train_state(config, shape.features, shape.classes)
-        idx = jnp.arange(shape.batch)
-    xs, ys = jnp.asarray(x), jnp.asarray(y, jnp.int32)
+        state = training.create_train_state(config, shape.features, shape.classes)
+    y = y.astype(np.int32)
+    split_models = bool(many) and mesh is not None and many % mesh.size == 0
+    key = step.key_for(many if split_models else shape.batch)
+    split = key == parallel.SHARDED
     if mesh is not None:
-        replicated = NamedSharding(mesh, P())
-        xs, ys = jax.device_put(xs, replicated), jax.device_put(ys, replicated)
-        state_spec = P(train.DATA_AXIS) if many and many % mesh.size == 0 else P()
-        state = jax.device_put(state, NamedSharding(mesh, state_spec))
+        state = parallel.place(state, mesh, split=split_models)
 
     def run() -> None:
         nonlocal state
-        state, loss = step(state, xs, ys, None, idx)
-        loss.block_until_ready()
+        # As the training loop does on every step: the host batch placed on the devices, then the step.
+        batch = parallel.place(training.Batch(x, y), step.mesh, split=split)
+        state, metrics = step(key, state, batch)
+        metrics["loss"].block_until_ready()
 
     return run
+
+
+def _torch_model(shape: Shape) -> torch.nn.Module:
+    """The article's MultiDimLSTM of `shape`'s sizes, initialised by torch from seed 0."""
+    torch.manual_seed(0)
+    arch = {"hidden_size": shape.hidden, "num_layers": shape.layers}
+    return make_torch_model("lstm", registry.Dims(shape.features, shape.classes), arch)
 
 
 def _synchronize(device: str) -> Callable[[], None]:
@@ -150,8 +161,7 @@ def torch_train_step(shape: Shape, device: str = "cpu") -> Callable[[], None]:
     """The article's step: zero_grad, forward, cross-entropy, backward, clip_grad_norm_, Adam step."""
     config = shape.config()  # the same learning rate and clipping as the JAX side's step
     x, y = _data(shape)
-    torch.manual_seed(0)
-    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes)
+    model = _torch_model(shape)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     criterion = torch.nn.CrossEntropyLoss()
@@ -174,9 +184,9 @@ def jax_inference(shape: Shape, mesh=None, implementation: str = "fused") -> Cal
     """The jitted eval-mode forward pass of the classifier (logits), batch split over `mesh`."""
     config = shape.config(implementation=implementation)
     x, _ = _data(shape)
-    model = train.make_model(config, shape.classes)
-    variables = train.initial_variables(config, shape.features, shape.classes)
-    forward = train.make_forward(model, mesh)
+    model = training.make_model(config, shape.features, shape.classes)
+    variables = training.initial_variables(config, shape.features, shape.classes)
+    forward = training.make_forward(model, mesh)
     xs = jnp.asarray(x)
     if mesh is not None:
         variables = jax.device_put(variables, NamedSharding(mesh, P()))
@@ -190,8 +200,7 @@ def jax_inference(shape: Shape, mesh=None, implementation: str = "fused") -> Cal
 def torch_inference(shape: Shape, device: str = "cpu") -> Callable[[], None]:
     """The classifier in eval mode under torch.inference_mode."""
     x, _ = _data(shape)
-    torch.manual_seed(0)
-    model = make_torch_classifier("lstm", shape.features, shape.hidden, shape.layers, shape.classes)
+    model = _torch_model(shape)
     model = model.to(device).eval()
     inputs = torch.from_numpy(x).to(device)
     sync = _synchronize(device)
@@ -209,7 +218,7 @@ def torch_inference(shape: Shape, device: str = "cpu") -> Callable[[], None]:
 # config, dataset and initial variables; the result as JSON on the last line of stdout.
 _WARM_RUN = """
 import json, pickle, sys
-from jax_lstm.cli import enable_compilation_cache, use_all_cores
+from jax_lstm.runtime import enable_compilation_cache, use_all_cores
 use_all_cores()
 with open(sys.argv[1], "rb") as handle:
     spec = pickle.load(handle)
@@ -222,7 +231,7 @@ print(json.dumps(timed_fit(spec["config"], spec["dataset"], variables)))
 """
 
 
-def _fit_in_fresh_process(config: train.TrainConfig, dataset, variables, cache_dir: str) -> dict[str, float]:
+def _fit_in_fresh_process(config: training.TrainConfig, dataset, variables, cache_dir: str) -> dict[str, float]:
     """`timed_fit` in a new Python process reading the compilation cache at `cache_dir`, as a later
     `jax-lstm train` would. Adds "startup_s": the subprocess's wall time minus the fit's (interpreter
     start, imports, unpickling the inputs, exit)."""
@@ -256,9 +265,9 @@ def whole_runs(epochs: int, num_samples: int, hidden: int, layers: int, cache_di
     config, dataset and initial variables (any later run of `jax-lstm train`), its interpreter
     startup reported apart. torch: `train_torch`, between the two. Each is a single run.
     """
-    config = train.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
+    config = training.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
     dataset = data.synthetic(num_samples=num_samples)
-    variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
+    variables = training.initial_variables(config, dataset.num_features, dataset.num_classes)
     twin = torch_twin(config, dataset, variables)
 
     cold = timed_fit(config, dataset, variables)
@@ -283,10 +292,10 @@ def many_models_runs(
     models: int, epochs: int, num_samples: int, hidden: int, layers: int
 ) -> dict[str, float]:
     """K models of the article's experiment: one JAX program (`fit_many`) vs torch one after another."""
-    config = train.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
+    config = training.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
     dataset = data.synthetic(num_samples=num_samples)
     start = time.perf_counter()
-    train.fit_many(config, dataset, list(range(models)), log=None)
+    training.fit_many(config, dataset, list(range(models)), log=None)
     jax_seconds = time.perf_counter() - start
     start = time.perf_counter()
     for seed in range(models):

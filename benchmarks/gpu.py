@@ -29,7 +29,8 @@ import torch
 from benchmarks import cases
 from benchmarks.cases import INFERENCE_CASES, QUICK_CASES, TRAIN_CASES, Shape
 from benchmarks.harness import measure
-from jax_lstm import cudnn, reporting
+from jax_lstm import reporting
+from jax_lstm.rnn import cudnn
 
 FULL = {"train": TRAIN_CASES, "inference": INFERENCE_CASES, "rounds": 7}
 QUICK = {"train": QUICK_CASES, "inference": QUICK_CASES, "rounds": 2}

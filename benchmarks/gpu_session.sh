@@ -16,7 +16,7 @@ python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), '| t
 python3 -c "
 import sys
 import torch
-from jax_lstm import cudnn
+from jax_lstm.rnn import cudnn
 if not cudnn.available():
     sys.exit('gpu_session.sh: jax_lstm.cudnn.available() is False (JAX has no CUDA GPU with cuDNN): nothing to check')
 if not torch.cuda.is_available():

@@ -159,7 +159,7 @@ def measure(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[dict[str
 
 
 def timed_fit(config: Any, dataset: Any, variables: Any) -> dict[str, float]:
-    """`jax_lstm.train.fit` timed: total seconds and a compile estimate, both wall-clock.
+    """`jax_lstm.fit` timed: total seconds and a compile estimate, both wall-clock.
 
     The estimate is the fit's total time minus `epochs` times the median wall time of the epochs
     after the first, each epoch timed from one end-of-epoch log call to the next, so it includes
@@ -167,13 +167,13 @@ def timed_fit(config: Any, dataset: Any, variables: Any) -> dict[str, float]:
     train step's and the evaluation's compilation, plus the few milliseconds of building the train
     state and moving the data to the devices). `config.log_every` must be 0 (one log call per epoch).
     """
-    from jax_lstm import train
+    from jax_lstm import training
 
     if config.log_every:
         raise ValueError("timed_fit needs config.log_every == 0: it times epochs by their log calls")
     marks: list[float] = []
     start = time.perf_counter()
-    train.fit(config, dataset, variables=variables, log=lambda _line: marks.append(time.perf_counter()))
+    training.fit(config, dataset, variables=variables, log=lambda _line: marks.append(time.perf_counter()))
     seconds = time.perf_counter() - start
     if len(marks) != config.epochs:
         raise RuntimeError(f"expected one log call per epoch ({config.epochs}), got {len(marks)}")

@@ -1,15 +1,16 @@
-"""jax-lstm: a JAX/Flax LSTM that behaves exactly like `torch.nn.LSTM`, and the article's classifiers.
+"""jax-lstm: torch's recurrent layers in JAX/Flax with exact parity, the article's classifiers, and
+training as pure functions of a state.
 
 `import jax_lstm` never imports torch; only `to_torch` needs it, and imports it when called.
 """
 
 from jax_lstm import data, functional
 from jax_lstm.interop import from_torch, to_torch
-from jax_lstm.layer import LSTM
-from jax_lstm.models import BatchNorm1d, BNLSTMClassifier, Linear, LSTMClassifier
+from jax_lstm.models import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
-from jax_lstm.spec import LSTMSpec
-from jax_lstm.train import TrainConfig, TrainState, fit, fit_many
+from jax_lstm.rnn import LSTM, LSTMSpec, RNNSpec
+from jax_lstm.training import EpochRecord, TrainConfig, TrainState, fit, fit_many
 
 __version__ = "0.1.0"
 
@@ -17,11 +18,13 @@ __all__ = [
     "LSTM",
     "BNLSTMClassifier",
     "BatchNorm1d",
+    "EpochRecord",
     "LSTMClassifier",
     "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",
     "PlateauState",
+    "RNNSpec",
     "TrainConfig",
     "TrainState",
     "adam",

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from jax_lstm import data, train
+from jax_lstm import data, training
 
 __all__ = ["LSTMSequenceClassifier"]
 
@@ -114,10 +114,10 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _config(self) -> train.TrainConfig:
+    def _config(self) -> training.TrainConfig:
         # An int fixes weights and batch order; None draws a fresh seed (sklearn's convention).
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
-        return train.TrainConfig(
+        return training.TrainConfig(
             model=self.model,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
@@ -179,9 +179,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             def progress(total, initial):
                 return tqdm(total=total, initial=initial, unit="step", leave=False)
 
-        result = train.fit(config, dataset, log=log, progress=progress)
+        result = training.fit(config, dataset, log=log, progress=progress)
         self.variables_ = jax.device_get(result.variables())
-        self.history_ = [{k: h[k] for k in ("epoch", "train_loss", "lr")} for h in result.history]
+        self.history_ = [{"epoch": h.epoch, "train_loss": h.train_loss, "lr": h.lr} for h in result.history]
         self.config_ = dataclasses.asdict(config)
         return self
 
@@ -195,7 +195,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             )
         x = self._transform(x, lengths)
         config = self.config_
-        forward = _forward(*(config[k] for k in _PROGRAM_FIELDS), len(self.classes_))
+        forward = _forward(*(config[k] for k in _PROGRAM_FIELDS), self.n_features_in_, len(self.classes_))
         chunk = config["eval_batch_size"]
         parts = []
         for lo in range(0, len(x), chunk):
@@ -234,15 +234,21 @@ _PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementatio
 
 @functools.lru_cache(maxsize=16)
 def _forward(
-    model: str, hidden_size: int, num_layers: int, dtype: str, implementation: str, num_classes: int
+    model: str,
+    hidden_size: int,
+    num_layers: int,
+    dtype: str,
+    implementation: str,
+    num_features: int,
+    num_classes: int,
 ):
-    """One jitted eval-mode forward (`train.make_forward`) per model architecture, shared by all
+    """One jitted eval-mode forward (`training.make_forward`) per model architecture, shared by all
     fitted estimators (kept outside the estimator so that predict leaves its __dict__ unchanged)."""
-    config = train.TrainConfig(
+    config = training.TrainConfig(
         model=model,
         hidden_size=hidden_size,
         num_layers=num_layers,
         dtype=dtype,
         implementation=implementation,
     )
-    return train.make_forward(train.make_model(config, num_classes))
+    return training.make_forward(training.make_model(config, num_features, num_classes))

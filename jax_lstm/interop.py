@@ -3,8 +3,10 @@
 A torch state dict ``{"lstm.weight_ih_l0": t, "fc.weight": t, "bn.running_mean": t, ...}`` maps to
 Flax variables ``{"params": {"lstm": {"weight_ih_l0": a}, "fc": {...}, "bn": {"weight", "bias"}},
 "batch_stats": {"bn": {"running_mean", "running_var", "num_batches_tracked"}}}``; a bare `nn.LSTM`
-state dict maps to ``{"params": {"weight_ih_l0": a, ...}}``. No array is transposed or cast (except
-torch's int64 batch counter, held as int32), so the round trip is bit-exact.
+state dict maps to ``{"params": {"weight_ih_l0": a, ...}}``. Which model a state dict belongs to, and
+what it must hold, comes from the model registry (`jax_lstm.models.registry`); a bare layer's
+layout from `jax_lstm.rnn.spec`. No array is transposed or cast (except torch's int64 batch counter,
+held as int32), so the round trip is bit-exact.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lstm.spec import check_layout, param_shapes, spec_from_params
+from jax_lstm.models import registry
+from jax_lstm.rnn.spec import check_layout, param_shapes, spec_from_params
 
 __all__ = ["flatten_variables", "from_torch", "to_torch"]
 
-_BN_PARAMS = ("weight", "bias")
-_BN_STATS = ("running_mean", "running_var", "num_batches_tracked")
+flatten_variables = registry.flatten
 
 
 def _as_numpy(key: str, value: Any) -> np.ndarray:
@@ -34,41 +36,36 @@ def _as_numpy(key: str, value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _expected_layout(flat: Mapping[str, Any]) -> OrderedDict[str, tuple[int, ...]]:
-    """Checks a flat torch-named mapping and returns every key in torch's order with its shape.
+def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layout, str]:
+    """The layout `flat` must have, in torch's order, and what it is ("nn.LSTM" or a model name).
 
-    Accepts the state dict of an `nn.LSTM`, the article's `MultiDimLSTM` (``lstm.*``, ``fc.*``) or
-    `BN_LSTM` (``bn.*`` too). Raises KeyError / ValueError naming the key, expected and actual shape.
+    Raises KeyError / ValueError naming the key, expected and actual shape, or the models that exist.
     """
-    if "weight_ih_l0" in flat:
+    if model is None and flat and not any("." in key for key in flat):
         spec = spec_from_params(flat)
-        return OrderedDict(param_shapes(spec))
-    if "lstm.weight_ih_l0" not in flat:
-        raise KeyError(
-            "not a state dict of nn.LSTM, MultiDimLSTM or BN_LSTM: expected 'weight_ih_l0' or "
-            f"'lstm.weight_ih_l0', got keys {sorted(flat)[:8]}"
-        )
-    groups: dict[str, dict[str, Any]] = {"bn": {}, "lstm": {}, "fc": {}}
-    for key, value in flat.items():
-        prefix, _, name = key.partition(".")
-        if prefix not in groups or not name:
-            raise KeyError(f"unexpected key {key!r}: expected keys under 'bn.', 'lstm.' or 'fc.'")
-        groups[prefix][name] = value
-    spec = spec_from_params(groups["lstm"], prefix="lstm.")
-    layout: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-    if groups["bn"]:
-        features = spec.input_size
-        for name in (*_BN_PARAMS, *_BN_STATS):
-            layout[f"bn.{name}"] = () if name == "num_batches_tracked" else (features,)
-    for name, shape in param_shapes(spec).items():
-        layout[f"lstm.{name}"] = shape
-    if "fc.weight" not in flat:
-        raise KeyError("missing key 'fc.weight' (the classifier's nn.Linear)")
-    num_classes = int(flat["fc.weight"].shape[0])
-    layout["fc.weight"] = (num_classes, spec.num_directions * spec.output_size)
-    layout["fc.bias"] = (num_classes,)
-    check_layout(flat, layout, "state dict does not match the classifier")
-    return layout
+        layout = {k: registry.Param(shape, "uniform") for k, shape in param_shapes(spec).items()}
+        return layout, "nn.LSTM"
+    if model is not None:
+        entry = registry.get(model)
+    else:
+        candidates = registry.find_by_keys(flat)
+        if not candidates:
+            modules = sorted({key.partition(".")[0] for key in flat})
+            known = ", ".join(f"{e.name} ({e.torch_class_name}: {sorted(e.modules)})" for e in registry.entries())
+            raise KeyError(
+                f"not the state dict of nn.LSTM or of a known model: its top-level modules are {modules}; "
+                f"the models are {known}"
+            )
+        if len(candidates) > 1:
+            raise ValueError(
+                "this state dict fits several models: "
+                f"{[e.name for e in candidates]}; pass model=... to say which"
+            )
+        entry = candidates[0]
+    arch, dims = entry.read_state_dict(flat)
+    layout = entry.layout(dims, arch)
+    check_layout(flat, {k: p.shape for k, p in layout.items()}, f"state dict does not match the {entry.name} model")
+    return layout, entry.name
 
 
 def _to_jax(key: str, value: np.ndarray) -> jax.Array:
@@ -85,51 +82,30 @@ def _to_jax(key: str, value: np.ndarray) -> jax.Array:
     return jnp.asarray(value)
 
 
-def from_torch(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Flax variables from the state dict of an `nn.LSTM`, `MultiDimLSTM` or `BN_LSTM`.
+def from_torch(state_dict: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """Flax variables from the state dict of an `nn.LSTM` or of a registered model's torch twin.
 
     Args:
       state_dict: ``module.state_dict()`` (torch tensors; numpy arrays work too).
+      model: the registry name (``"lstm"``, ``"bn-lstm"``, ...) when the keys alone are ambiguous;
+        by default the model is recognised from the state dict's top-level modules.
 
     Returns:
-      ``{"params": ...}`` (and ``"batch_stats"`` for BN_LSTM), ready for `LSTM.apply`,
-      `LSTMClassifier.apply` or `BNLSTMClassifier.apply`.
+      ``{"params": ...}`` (and ``"batch_stats"`` for models with BatchNorm), ready for `LSTM.apply`
+      or the model's ``apply``.
 
     Raises:
-      KeyError: a key is missing or unexpected. ValueError: a shape does not fit the architecture
-      the other tensors describe (the message names the key, expected and actual shape).
+      KeyError: a key is missing or unexpected, or no model has these modules. ValueError: a shape
+      does not fit the architecture the other tensors describe (the message names the key, expected
+      and actual shape).
     """
     flat = {key: _as_numpy(key, value) for key, value in state_dict.items()}
-    layout = _expected_layout(flat)
-    variables: dict[str, Any] = {"params": {}}
-    for key in layout:
-        value = _to_jax(key, flat[key])
-        if "." not in key:
-            variables["params"][key] = value
-            continue
-        module, name = key.split(".", 1)
-        collection = "batch_stats" if name in _BN_STATS else "params"
-        variables.setdefault(collection, {}).setdefault(module, {})[name] = value
-    return variables
+    layout, _ = _resolve(flat, model)
+    return registry.nest({key: _to_jax(key, flat[key]) for key in layout}, layout)
 
 
-def flatten_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """Flax variables -> ``{"lstm.weight_ih_l0": array, "bn.running_mean": array, ...}`` (torch names)."""
-    if "params" not in variables:
-        raise KeyError("expected Flax variables with a 'params' collection, e.g. from init()")
-    flat: dict[str, Any] = {}
-    for collection in ("params", "batch_stats"):
-        for key, value in variables.get(collection, {}).items():
-            if isinstance(value, Mapping):
-                for name, leaf in value.items():
-                    flat[f"{key}.{name}"] = leaf
-            else:
-                flat[key] = value
-    return flat
-
-
-def to_torch(variables: Mapping[str, Any]) -> OrderedDict[str, Any]:
-    """A torch state dict from Flax variables of `LSTM`, `LSTMClassifier` or `BNLSTMClassifier`.
+def to_torch(variables: Mapping[str, Any], model: str | None = None) -> OrderedDict[str, Any]:
+    """A torch state dict from Flax variables of `LSTM` or of a registered model.
 
     The result loads into the matching torch module with ``load_state_dict(sd, strict=True)``
     (``num_batches_tracked`` included, as int64). Needs torch.
@@ -139,7 +115,7 @@ def to_torch(variables: Mapping[str, Any]) -> OrderedDict[str, Any]:
     except ImportError as err:  # pragma: no cover - exercised only without torch
         raise ImportError("jax_lstm.to_torch needs PyTorch: pip install 'jax-lstm[torch]'") from err
     flat = {key: np.asarray(value) for key, value in flatten_variables(variables).items()}
-    layout = _expected_layout(flat)
+    layout, _ = _resolve(flat, model)
     state: OrderedDict[str, Any] = OrderedDict()
     for key in layout:
         value = np.array(flat[key])  # a writable copy that torch may own

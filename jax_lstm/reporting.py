@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from jax_lstm.atomic import write_atomically
+from jax_lstm.training.history import EpochRecord, to_dicts
+
 __all__ = [
     "comparison",
     "comparison_table",
@@ -59,7 +62,9 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def run_record(dataset, config, history, seconds: float, env: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_record(
+    dataset, config, history: Sequence[EpochRecord], seconds: float, env: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy."""
     import dataclasses
 
@@ -67,16 +72,14 @@ def run_record(dataset, config, history, seconds: float, env: dict[str, Any] | N
         "dataset": dataset.describe(),
         "config": dataclasses.asdict(config),
         "environment": env if env is not None else environment(),
-        "epochs": history,
-        "test_accuracy": history[-1]["test_accuracy"],
+        "epochs": to_dicts(history),
+        "test_accuracy": history[-1].test_accuracy,
         "seconds": seconds,
     }
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Writes JSON atomically (`checkpoint.write_atomically`: temporary file, fsync, rename)."""
-    from jax_lstm.checkpoint import write_atomically
-
+    """Writes JSON atomically (`jax_lstm.atomic.write_atomically`: temporary file, fsync, rename)."""
     return write_atomically(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
 
@@ -87,12 +90,16 @@ def _relative_difference(a, b):
     return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
 
-def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> dict[str, float]:
+def comparison(jax_history: Sequence[EpochRecord], torch_history: Sequence[EpochRecord]) -> dict[str, float]:
     """Largest relative differences between two runs' per-epoch records."""
 
     def rel(key):
         return float(
-            np.max(_relative_difference([h[key] for h in jax_history], [h[key] for h in torch_history]))
+            np.max(
+                _relative_difference(
+                    [getattr(h, key) for h in jax_history], [getattr(h, key) for h in torch_history]
+                )
+            )
         )
 
     return {
@@ -100,34 +107,34 @@ def comparison(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> di
         "max_rel_diff_test_loss": rel("test_loss"),
         "max_abs_diff_test_accuracy": float(
             max(
-                abs(a["test_accuracy"] - b["test_accuracy"])
+                abs(a.test_accuracy - b.test_accuracy)
                 for a, b in zip(jax_history, torch_history, strict=True)
             )
         ),
-        "same_lr_trace": [h["lr"] for h in jax_history] == [h["lr"] for h in torch_history],
+        "same_lr_trace": [h.lr for h in jax_history] == [h.lr for h in torch_history],
     }
 
 
-def comparison_table(jax_history: Sequence[dict], torch_history: Sequence[dict]) -> str:
+def comparison_table(jax_history: Sequence[EpochRecord], torch_history: Sequence[EpochRecord]) -> str:
     """Per-epoch losses of both sides and their relative difference, as aligned text."""
     lines = [
         f"{'epoch':>5}  {'train loss (jax)':>16}  {'train loss (torch)':>18}  {'rel diff':>9}  "
         f"{'test acc jax':>12}  {'test acc torch':>14}  {'lr jax':>8}  {'lr torch':>8}"
     ]
     for a, b in zip(jax_history, torch_history, strict=True):
-        diff = float(_relative_difference(a["train_loss"], b["train_loss"]))
+        diff = float(_relative_difference(a.train_loss, b.train_loss))
         lines.append(
-            f"{a['epoch']:>5}  {a['train_loss']:>16.10f}  {b['train_loss']:>18.10f}  {diff:>9.2e}  "
-            f"{100 * a['test_accuracy']:>11.2f}%  {100 * b['test_accuracy']:>13.2f}%  "
-            f"{a['lr']:>8.1e}  {b['lr']:>8.1e}"
+            f"{a.epoch:>5}  {a.train_loss:>16.10f}  {b.train_loss:>18.10f}  {diff:>9.2e}  "
+            f"{100 * a.test_accuracy:>11.2f}%  {100 * b.test_accuracy:>13.2f}%  "
+            f"{a.lr:>8.1e}  {b.lr:>8.1e}"
         )
     return "\n".join(lines)
 
 
 def plot_history(
     path: str | Path,
-    jax_history: Sequence[dict],
-    torch_history: Sequence[dict] | None = None,
+    jax_history: Sequence[EpochRecord],
+    torch_history: Sequence[EpochRecord] | None = None,
     title: str = "",
 ) -> Path:
     """Loss and accuracy curves per epoch as a PNG; both sides when a torch history is given."""
@@ -147,11 +154,11 @@ def plot_history(
     if torch_history is not None:
         runs.append(("PyTorch", torch_history, {"linestyle": "--", "linewidth": 1.2, "marker": "x"}))
     for label, history, style in runs:
-        epochs = [h["epoch"] for h in history]
-        loss_ax.plot(epochs, [h["train_loss"] for h in history], color="C0", label=f"{label} train", **style)
-        loss_ax.plot(epochs, [h["test_loss"] for h in history], color="C1", label=f"{label} test", **style)
+        epochs = [h.epoch for h in history]
+        loss_ax.plot(epochs, [h.train_loss for h in history], color="C0", label=f"{label} train", **style)
+        loss_ax.plot(epochs, [h.test_loss for h in history], color="C1", label=f"{label} test", **style)
         acc_ax.plot(
-            epochs, [100 * h["test_accuracy"] for h in history], color="C2", label=f"{label} test", **style
+            epochs, [100 * h.test_accuracy for h in history], color="C2", label=f"{label} test", **style
         )
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="test accuracy")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 import jax_lstm
-from jax_lstm import data, train
+from jax_lstm import data, training
 from jax_lstm.testing import ARTICLE_RUN_RTOL
 from torch_ref.train import torch_twin, train_torch
 
 
-def run_both(config: train.TrainConfig, dataset: data.Dataset, data_parallel: bool | None = None):
+def run_both(config: training.TrainConfig, dataset: data.Dataset, data_parallel: bool | None = None):
     """`fit` and `train_torch` from the same initial weights (drawn from `config.seed`)."""
-    variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
+    variables = training.initial_variables(config, dataset.num_features, dataset.num_classes)
     twin = torch_twin(config, dataset, variables)
-    jax_result = train.fit(config, dataset, variables=variables, log=None, data_parallel=data_parallel)
+    jax_result = training.fit(config, dataset, variables=variables, log=None, data_parallel=data_parallel)
     torch_result = train_torch(config, dataset, model=twin, log=None)
     return jax_result, torch_result
 
@@ -27,7 +27,7 @@ def assert_runs_agree(result, reference, dtype: str, check_params: bool) -> None
         a = np.array([h[key] for h in result.history])
         b = np.array([h[key] for h in reference.history])
         np.testing.assert_allclose(a, b, rtol=rtol, atol=0, err_msg=key)
-    assert [h["lr"] for h in result.history] == [h["lr"] for h in reference.history]
+    assert [h.lr for h in result.history] == [h.lr for h in reference.history]
     if check_params:
         state_dict = reference.model.state_dict()
         flat = jax_lstm.interop.flatten_variables(result.variables())

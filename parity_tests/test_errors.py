@@ -181,17 +181,17 @@ def test_apply_without_parameters_says_what_to_pass():
 @pytest.mark.parametrize("seed", [-1, 2**64])
 def test_train_config_refuses_a_seed_numpy_cannot_take(seed):
     """Refused by `validate`, before `fit` builds anything (numpy's own error came from deep inside)."""
-    from jax_lstm import data, train
+    from jax_lstm import data, training
 
     with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
-        train.TrainConfig(seed=seed).validate()
+        training.TrainConfig(seed=seed).validate()
     with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*64\)"):
-        train.fit(train.TrainConfig(seed=seed, epochs=1), data.synthetic(num_samples=8), log=None)
+        training.fit(training.TrainConfig(seed=seed, epochs=1), data.synthetic(num_samples=8), log=None)
 
 
 def test_the_largest_seed_gives_a_train_state():
-    from jax_lstm import train
+    from jax_lstm import training
 
-    config = train.TrainConfig(seed=2**64 - 1, hidden_size=4, num_layers=1).validate()
-    key = train.create_train_state(config, 3, 2).key
+    config = training.TrainConfig(seed=2**64 - 1, hidden_size=4, num_layers=1).validate()
+    key = training.create_train_state(config, 3, 2).key
     np.testing.assert_array_equal(np.asarray(key), [2**32 - 1, 2**32 - 1])

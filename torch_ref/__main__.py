@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from jax_lstm.cli import add_train_arguments, config_from_args, dataset_from_args
+from jax_lstm.cli.args import add_train_arguments, config_from_args, dataset_from_args
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ the forward pass is the article's, line for line, but for one addition: h0/c0 ar
 ``dtype=x.dtype`` (the article's `torch.zeros(...)` takes the default float32), so that the models
 also run in float64 for the parity checks; in float32 nothing changes.
 
-`make_torch_classifier` picks one of the two by the CLI's model name.
+The registry (`jax_lstm.models.registry`) names these classes as the twins of "lstm" and "bn-lstm";
+`torch_ref.twins.make_torch_model` builds them by that name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BN_LSTM", "MultiDimLSTM", "make_torch_classifier"]
+__all__ = ["BN_LSTM", "MultiDimLSTM"]
 
 
 class MultiDimLSTM(nn.Module):
@@ -81,14 +82,6 @@ class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
         out, _ = self.lstm(x, (h0, c0))
         out = out[:, -1, :]
         return self.fc(out)
-
-
-def make_torch_classifier(
-    model: str, input_size: int, hidden_size: int, num_layers: int, num_classes: int
-) -> nn.Module:
-    """The article's torch model by our CLI name: "lstm" (MultiDimLSTM) or "bn-lstm" (BN_LSTM)."""
-    cls = {"lstm": MultiDimLSTM, "bn-lstm": BN_LSTM}[model]
-    return cls(input_size, hidden_size, num_layers, num_classes)
 
 
 def _packed_last_step(lstm: nn.LSTM, x: torch.Tensor, state, lengths: torch.Tensor) -> torch.Tensor:

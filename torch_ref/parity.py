@@ -20,8 +20,9 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jax_lstm
-from jax_lstm.train import cross_entropy
-from torch_ref.models import make_torch_classifier  # re-exported: torch_ref.train imports it from here
+from jax_lstm.models import registry
+from jax_lstm.training import cross_entropy
+from torch_ref.twins import make_torch_model
 
 __all__ = [
     "CLASSIFIER_CASES",
@@ -29,7 +30,7 @@ __all__ = [
     "LSTMCase",
     "classifier_parity",
     "lstm_parity",
-    "make_torch_classifier",
+    "make_jax_classifier",
 ]
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -281,7 +282,9 @@ CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
 def make_jax_classifier(
     model: str, hidden_size: int, num_layers: int, num_classes: int, implementation: str = "fused"
 ):
-    cls = {"lstm": jax_lstm.LSTMClassifier, "bn-lstm": jax_lstm.BNLSTMClassifier}[model]
+    """The registry's Flax class of `model` with the case's sizes (float32 parameters; the parity
+    cases load torch's weights into it, whose dtype wins)."""
+    cls = registry.get(model).flax_class
     return cls(hidden_size, num_layers, num_classes, implementation=implementation)
 
 
@@ -300,9 +303,9 @@ def classifier_parity(
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
     torch.manual_seed(seed)
-    module = make_torch_classifier(
-        case.model, case.input_size, case.hidden_size, case.num_layers, case.num_classes
-    ).to(dev, tdtype)
+    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers}
+    dims = registry.Dims(case.input_size, case.num_classes)
+    module = make_torch_model(case.model, dims, arch).to(dev, tdtype)
     rng = np.random.default_rng(seed)
     shape = (case.batch, case.seq_len, case.input_size)
     scales = rng.uniform(0.5, 3.0, case.input_size)
@@ -313,7 +316,7 @@ def classifier_parity(
     if lengths is not None:
         # Padding holds garbage, not zeros: it must not leak into anything.
         x = np.where(np.arange(case.seq_len)[None, :, None] < lengths[:, None, None], x, 1e3).astype(dtype)
-    if case.model == "bn-lstm":
+    if registry.get(case.model).batch_stats:
         # Non-trivial BN parameters and running statistics on both sides.
         with torch.no_grad():
             module.bn.weight.copy_(torch.tensor(rng.uniform(0.5, 2.0, case.input_size)))
@@ -359,7 +362,7 @@ def classifier_parity(
             if name == "num_batches_tracked":
                 jvalue = jvalue.astype(np.int64)
             pairs[f"bn.{name}"] = (jvalue, tvalue)
-    grads = jax_lstm.interop.flatten_variables({"params": gparams})
+    grads = registry.flatten({"params": gparams})
     for name, param in module.named_parameters():
         pairs[f"grad/{name}"] = (np.asarray(grads[name]), _np(param.grad))
     pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))

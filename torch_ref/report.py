@@ -76,7 +76,7 @@ def run_parity_report(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     print(f"{_environment(torch_device)} | implementation {implementation}", file=out)
-    cases = [("lstm", c) for c in LSTM_CASES] + [("classifier", c) for c in CLASSIFIER_CASES]
+    cases = [("layer", c) for c in LSTM_CASES] + [("classifier", c) for c in CLASSIFIER_CASES]
     if name_filter:
         cases = [(k, c) for k, c in cases if name_filter in c.name]
         if not cases:
@@ -92,13 +92,13 @@ def run_parity_report(
     start = time.perf_counter()
     not_applicable = 0
     for dtype in dtypes:
-        for kind_name, case in cases:
+        for kind, case in cases:
             reason = _not_applicable(implementation, dtype, case)
             if reason:
                 not_applicable += 1
                 print(f"{case.name:<36} {dtype:<8} {'-':<8} n/a: {reason}", file=out, flush=True)
                 continue
-            run = lstm_parity if kind_name == "lstm" else classifier_parity
+            run = lstm_parity if kind == "layer" else classifier_parity
             # x64 only for the float64 runs, and only for their duration.
             with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
                 pairs = run(case, dtype, seed=seed, device=torch_device, implementation=implementation)

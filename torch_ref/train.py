@@ -35,11 +35,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from jax_lstm.checkpoint import write_atomically
+from jax_lstm.atomic import write_atomically
 from jax_lstm.data import Dataset, batch_order, epoch_mean, micro_batch_bounds
 from jax_lstm.interop import to_torch
-from jax_lstm.train import TrainConfig
-from torch_ref.parity import _torch_dtype, make_torch_classifier
+from jax_lstm.models import registry
+from jax_lstm.training import EpochRecord, TrainConfig
+from jax_lstm.training.history import from_dicts, to_dicts
+from torch_ref.parity import _torch_dtype
+from torch_ref.twins import make_torch_model
 
 __all__ = ["TorchResult", "evaluate_torch", "train_torch"]
 
@@ -47,11 +50,11 @@ __all__ = ["TorchResult", "evaluate_torch", "train_torch"]
 @dataclasses.dataclass
 class TorchResult:
     model: nn.Module
-    history: list[dict[str, float]]
+    history: list[EpochRecord]
 
     @property
     def test_accuracy(self) -> float:
-        return self.history[-1]["test_accuracy"]
+        return self.history[-1].test_accuracy
 
 
 def _tensors(dataset: Dataset, dtype: torch.dtype):
@@ -70,14 +73,18 @@ def _tensors(dataset: Dataset, dtype: torch.dtype):
 
 def torch_twin(config: TrainConfig, dataset: Dataset, variables: dict[str, Any]) -> nn.Module:
     """The article's torch model holding exactly the weights (and BN statistics) in `variables`."""
-    model = make_torch_classifier(
-        config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
-    )
+    model = _twin(config, dataset)
     # Cast first: load_state_dict copies into the existing tensors, so a float32 model would round
     # float64 weights.
     model = model.to(_torch_dtype(config.dtype))
-    model.load_state_dict(to_torch(variables), strict=True)
+    model.load_state_dict(to_torch(variables, model=config.model), strict=True)
     return model
+
+
+def _twin(config: TrainConfig, dataset: Dataset) -> nn.Module:
+    entry = registry.get(config.model)
+    dims = registry.Dims(dataset.num_features, dataset.num_classes)
+    return make_torch_model(config.model, dims, entry.arch(config))
 
 
 @torch.no_grad()
@@ -109,16 +116,14 @@ def train_torch(
       model: initial model (e.g. loaded with `to_torch` of the JAX initial weights); default: the
         article's model initialised by torch from `config.seed`.
       checkpoint_dir: if given, model, optimizer, scheduler and history are saved there after every
-        epoch (`torch.save`, written with `jax_lstm.checkpoint.write_atomically`).
+        epoch (`torch.save`, written with `jax_lstm.atomic.write_atomically`).
       resume: continue from the checkpoint in `checkpoint_dir`.
     """
     dataset.validate()
     dtype = _torch_dtype(config.dtype)
     if model is None:
         torch.manual_seed(config.seed)
-        model = make_torch_classifier(
-            config.model, dataset.num_features, config.hidden_size, config.num_layers, dataset.num_classes
-        )
+        model = _twin(config, dataset)
     model = model.to(dtype)
     x_train, y_train, len_train, x_test, y_test, len_test = _tensors(dataset, dtype)
 
@@ -127,7 +132,7 @@ def train_torch(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, "min", patience=config.patience, factor=config.factor
     )
-    history: list[dict[str, float]] = []
+    history: list[EpochRecord] = []
     start_epoch = 0
     if resume:
         if checkpoint_dir is None:
@@ -168,15 +173,7 @@ def train_torch(
         seconds = time.perf_counter() - start
         test_loss, test_accuracy = evaluate_torch(model, x_test, y_test, len_test, config.eval_batch_size)
         scheduler.step(train_loss)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "test_loss": test_loss,
-            "test_accuracy": test_accuracy,
-            "lr": lr_used,
-            "seconds": seconds,
-        }
-        history.append(record)
+        history.append(EpochRecord(epoch + 1, train_loss, test_loss, test_accuracy, lr_used, seconds))
         if checkpoint_dir is not None:
             _save_checkpoint(checkpoint_dir, config, model, optimizer, scheduler, epoch + 1, history)
         if log:
@@ -196,7 +193,7 @@ def _save_checkpoint(directory, config, model, optimizer, scheduler, epoch, hist
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "epoch": epoch,
-        "history": history,
+        "history": to_dicts(history),
         "config": dataclasses.asdict(config),
     }
     buffer = io.BytesIO()
@@ -218,4 +215,4 @@ def _load_checkpoint(directory, config, model, optimizer, scheduler) -> tuple[in
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
-    return payload["epoch"], payload["history"]
+    return payload["epoch"], from_dicts(payload["history"])

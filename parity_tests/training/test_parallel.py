@@ -14,19 +14,19 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_lstm import data, train
+from jax_lstm import data, training
 from jax_lstm.cli import main
+from jax_lstm.training import parallel
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_suite_runs_with_two_devices():
     assert len(jax.devices()) == 2  # conftest; otherwise the data-parallel tests prove nothing
-    assert train.data_parallel_mesh().size == 2
+    assert training.data_parallel_mesh().size == 2
 
 
 def _vowels(n_train=96, n_test=40):
@@ -42,46 +42,57 @@ def _vowels(n_train=96, n_test=40):
     )
 
 
+def _rows(dataset, rows) -> training.Batch:
+    """Training rows of `dataset` as a host batch, as the loop gathers them."""
+    return training.Batch(
+        dataset.x_train[rows], dataset.y_train[rows].astype(np.int32), dataset.lengths_train[rows]
+    )
+
+
 @pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
 def test_data_parallel_step_equals_the_single_device_step(x64, model):
     """One step on a padded batch of 32 split over 2 devices: gradients, BatchNorm statistics (over
     the valid steps of both halves) and the loss are the whole batch's."""
-    config = train.TrainConfig(model=model, hidden_size=12, dtype="float64", log_every=0)
+    config = training.TrainConfig(model=model, hidden_size=12, dtype="float64", log_every=0)
     dataset = _vowels().astype("float64")
-    mesh = train.data_parallel_mesh()
-    net = train.make_model(config, dataset.num_classes)
-    state = train.create_train_state(config, dataset.num_features, dataset.num_classes)
-    single = train.make_train_step(net, train.make_optimizer(config))
-    split = train.make_train_step(net, train.make_optimizer(config), mesh=mesh)
-    device = train._DeviceData.put(dataset)
-    idx = jnp.arange(3, 35)
-    a, loss_a = single(state, device.x_train, device.y_train, device.len_train, idx)
-    b, loss_b = split(state, device.x_train, device.y_train, device.len_train, idx)
-    assert split.sharded._cache_size() == 1  # it really ran split
-    np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-14)
+    mesh = training.data_parallel_mesh()
+    net = training.make_model(config, dataset.num_features, dataset.num_classes)
+    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    single = training.make_train_step(net, training.make_optimizer(config))
+    split = training.make_train_step(net, training.make_optimizer(config), mesh=mesh)
+    batch = _rows(dataset, slice(3, 35))
+    assert split.key_for(32) == "sharded"
+    a, metrics_a = single("single", state, batch)
+    b, metrics_b = split("sharded", state, parallel.place(batch, mesh, split=True))
+    assert split.compiled_programs("sharded") == 1  # it really ran split
+    np.testing.assert_allclose(float(metrics_b["loss"]), float(metrics_a["loss"]), rtol=1e-14)
     for x, y in zip(jax.tree.leaves(b), jax.tree.leaves(a), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-11, atol=1e-14)
 
 
 def test_small_or_uneven_batches_are_not_split():
-    config = train.TrainConfig(hidden_size=8, num_layers=1, log_every=0)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, log_every=0)
     dataset = _vowels()
-    mesh = train.data_parallel_mesh()
-    step = train.make_train_step(train.make_model(config, 9), train.make_optimizer(config), mesh=mesh)
-    state = train.create_train_state(config, 12, 9)
-    device = train._DeviceData.put(dataset)
+    mesh = training.data_parallel_mesh()
+    step = training.make_train_step(
+        training.make_model(config, 12, 9), training.make_optimizer(config), mesh=mesh
+    )
+    state = parallel.place(training.create_train_state(config, 12, 9), mesh, split=False)
     for size in (31, 16, 2):  # odd, or under MIN_ROWS_PER_DEVICE rows per device
-        state, _ = step(state, device.x_train, device.y_train, device.len_train, jnp.arange(size))
-    assert step.sharded._cache_size() == 0 and step.fallback._cache_size() == 3
+        key = step.key_for(size)
+        assert key == "single"
+        state, _ = step(key, state, parallel.place(_rows(dataset, slice(0, size)), mesh, split=False))
+    assert step.key_for(32) == "sharded"
+    assert step.compiled_programs("sharded") == 0 and step.compiled_programs("single") == 3
 
 
 def test_data_parallel_forward_equals_the_single_device_forward():
-    config = train.TrainConfig(model="bn-lstm", hidden_size=8, log_every=0)
+    config = training.TrainConfig(model="bn-lstm", hidden_size=8, log_every=0)
     dataset = _vowels()
-    net = train.make_model(config, 9)
-    variables = train.initial_variables(config, 12, 9)
-    split = train.make_forward(net, train.data_parallel_mesh())
-    whole = train.make_forward(net)
+    net = training.make_model(config, 12, 9)
+    variables = training.initial_variables(config, 12, 9)
+    split = training.make_forward(net, training.data_parallel_mesh())
+    whole = training.make_forward(net)
     x, lengths = dataset.x_train[:64], dataset.lengths_train[:64]
     np.testing.assert_allclose(
         split(variables, x, lengths), whole(variables, x, lengths), rtol=1e-6, atol=1e-6
@@ -93,7 +104,7 @@ def test_fit_many_equals_one_fit_per_seed(x64):
     learning rate is cut for one seed and not the other here). The learning rate is high enough for
     the scheduler to act, which also makes training amplify rounding differences (the two programs
     fuse operations differently): measured 2.5e-8 apart after 6 epochs in float64."""
-    config = train.TrainConfig(
+    config = training.TrainConfig(
         model="bn-lstm",
         hidden_size=8,
         num_layers=1,
@@ -106,28 +117,28 @@ def test_fit_many_equals_one_fit_per_seed(x64):
     )
     dataset = _vowels().astype("float64")
     seeds = [3, 4]
-    many = train.fit_many(config, dataset, seeds, log=None)
+    many = training.fit_many(config, dataset, seeds, log=None)
     traces = []
     for seed, result in zip(seeds, many, strict=True):
-        alone = train.fit(dataclasses.replace(config, seed=seed), dataset, log=None)
+        alone = training.fit(dataclasses.replace(config, seed=seed), dataset, log=None)
         for a, b in zip(jax.tree.leaves(result.state), jax.tree.leaves(alone.state), strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-        assert [h["lr"] for h in result.history] == [h["lr"] for h in alone.history]
+        assert [h.lr for h in result.history] == [h.lr for h in alone.history]
         np.testing.assert_allclose(
-            [h["train_loss"] for h in result.history], [h["train_loss"] for h in alone.history], rtol=1e-8
+            [h.train_loss for h in result.history], [h.train_loss for h in alone.history], rtol=1e-8
         )
         assert result.config.seed == seed
-        traces.append([h["lr"] for h in result.history])
+        traces.append([h.lr for h in result.history])
     assert traces[0] != traces[1]  # each model has its own scheduler
 
 
 def test_fit_many_on_one_device_equals_the_single_runs(x64):
-    config = train.TrainConfig(
+    config = training.TrainConfig(
         model="bn-lstm", hidden_size=8, num_layers=1, epochs=2, batch_size=16, dtype="float64", log_every=0
     )
     dataset = _vowels().astype("float64")
-    many = train.fit_many(config, dataset, [0, 1], log=None, data_parallel=False)
-    alone = train.fit(dataclasses.replace(config, seed=1), dataset, log=None, data_parallel=False)
+    many = training.fit_many(config, dataset, [0, 1], log=None, data_parallel=False)
+    alone = training.fit(dataclasses.replace(config, seed=1), dataset, log=None, data_parallel=False)
     for a, b in zip(jax.tree.leaves(many[1].state), jax.tree.leaves(alone.state), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
 
@@ -139,31 +150,31 @@ def test_nothing_recompiles_on_a_mesh_when_the_learning_rate_changes(monkeypatch
     loss far less than the scheduler's 1e-4 threshold, so with patience 0 the rate is cut after the
     second epoch (the first always improves on +inf)."""
     steps = []
-    make_train_step = train.make_train_step
+    make_train_step = training.make_train_step
 
     def spy(*args, **kwargs):
         steps.append(make_train_step(*args, **kwargs))
         return steps[-1]
 
-    monkeypatch.setattr(train, "make_train_step", spy)
-    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=3, lr=1e-6, patience=0, log_every=0)
+    monkeypatch.setattr(training.loop, "make_train_step", spy)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=3, lr=1e-6, patience=0, log_every=0)
     if many:
-        results = train.fit_many(config, _vowels(), [0, 1], log=None, data_parallel=True)
+        results = training.fit_many(config, _vowels(), [0, 1], log=None, data_parallel=True)
     else:
-        results = [train.fit(config, _vowels(), log=None, data_parallel=True)]
+        results = [training.fit(config, _vowels(), log=None, data_parallel=True)]
     for result in results:
-        lrs = [h["lr"] for h in result.history]
+        lrs = [h.lr for h in result.history]
         assert lrs[0] == lrs[1] == 1e-6 and lrs[2] == pytest.approx(1e-7)
     (step,) = steps
-    assert step.sharded._cache_size() == 1 and step.fallback._cache_size() == 0
+    assert step.compiled_programs("sharded") == 1 and step.compiled_programs("single") == 0
 
 
 def test_fit_many_refuses_bad_seed_lists():
-    config = train.TrainConfig(hidden_size=4, num_layers=1, epochs=1, log_every=0)
+    config = training.TrainConfig(hidden_size=4, num_layers=1, epochs=1, log_every=0)
     with pytest.raises(ValueError, match="distinct"):
-        train.fit_many(config, _vowels(), [1, 1])
+        training.fit_many(config, _vowels(), [1, 1])
     with pytest.raises(ValueError, match="at least one seed"):
-        train.fit_many(config, _vowels(), [])
+        training.fit_many(config, _vowels(), [])
 
 
 def test_cli_seeds_trains_several_models(tmp_path, capsys):
@@ -184,7 +195,7 @@ def test_cli_seeds_trains_several_models(tmp_path, capsys):
 
 def test_jax_lstm_uses_every_core():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    code = "from jax_lstm.cli import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    code = "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(os.cpu_count(), 8)
 
@@ -216,12 +227,14 @@ def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
 def test_data_parallel_true_says_why_a_run_cannot_be_split():
     """True insists: where the work cannot be split it is an error naming the reason, not a silent
     single-device run (None then falls back to one device)."""
-    bn_accumulate = train.TrainConfig(model="bn-lstm", accumulate=2, hidden_size=8, num_layers=1)
+    bn_accumulate = training.TrainConfig(
+        model="bn-lstm", accumulate=2, hidden_size=8, num_layers=1, batch_size=64
+    )
     with pytest.raises(ValueError, match="BatchNorm's micro-batch statistics"):
-        train.mesh_for(bn_accumulate, True)
-    assert train.mesh_for(bn_accumulate, None) is None
-    config = train.TrainConfig(hidden_size=8, num_layers=1)
+        training.Run.build(bn_accumulate, _vowels(), data_parallel=True)
+    assert training.Run.build(bn_accumulate, _vowels(), data_parallel=None).mesh is None
+    assert training.Run.build(dataclasses.replace(bn_accumulate, accumulate=1), _vowels()).mesh.size == 2
     with pytest.raises(ValueError, match="3 models do not divide over 2 devices"):
-        train.mesh_for(config, True, models=3)
-    assert train.mesh_for(config, None, models=3) is None
-    assert train.mesh_for(config, True, models=2).size == 2
+        training.mesh_for(True, 32, models=3)
+    assert training.mesh_for(None, 32, models=3) is None
+    assert training.mesh_for(True, 32, models=2).size == 2

@@ -27,7 +27,7 @@ def test_lstm_matches_torch(case: LSTMCase, dtype: str, implementation: str):
     and "scan" (the reference). Outputs come from the inference path, gradients from the backward."""
     pairs = lstm_parity(case, dtype, implementation=implementation)
     # Every torch parameter has its gradient compared, plus the input's (and the states' if given).
-    num_params = len(jax_lstm.spec.param_shapes(_spec(case)))
+    num_params = len(jax_lstm.rnn.spec.param_shapes(_spec(case)))
     assert sum(name.startswith("grad/") for name in pairs) == (
         num_params + 1 + (2 if case.initial_state else 0)
     )

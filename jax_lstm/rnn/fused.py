@@ -1,6 +1,6 @@
 """The fast LSTM recurrence: one layer, one direction, with a hand-written backward pass.
 
-`recurrence` computes exactly what `functional.lstm_layer(..., implementation="scan")` computes (the
+`recurrence` computes exactly what `lstm_layer(..., implementation="scan")` computes (the
 reference, plain `lax.scan` differentiated by JAX) but arranges the work the way cuDNN does:
 
 - Inference (no gradient): one `lax.scan`; each step does the input and recurrent products of that
@@ -32,7 +32,6 @@ __all__ = [
     "masked_update",
     "projected_scan",
     "recurrence",
-    "valid_steps",
 ]
 
 Array = jax.Array
@@ -73,11 +72,6 @@ def masked_update(
     keep = keep[:, None]
     out = jnp.where(keep, h_new, jnp.zeros_like(h_new))
     return jnp.where(keep, h_new, h), jnp.where(keep, c_new, c), out
-
-
-def valid_steps(lengths: Array, num_steps: int) -> Array:
-    """(B,) lengths of right-padded sequences -> (T, B) bool: which steps are real."""
-    return jnp.arange(num_steps)[:, None] < lengths[None, :]
 
 
 def _scan_inputs(xs: Array, valid: Array | None):
@@ -130,7 +124,7 @@ def recurrence(x, h0, c0, w_ih, w_hh, bias, w_hr, valid, reverse: bool):
         x_t, keep = inputs if valid is not None else (inputs, None)
         gates = x_t @ w_ih_t + h @ w_hh_t
         if bias is not None:
-            gates = gates + bias
+            gates = gates + bias[None, :]
         h_new, c_new = cell_update(activations(gates), c, w_hr)
         h, c, out = masked_update(keep, h_new, c_new, h, c)
         return (h, c), out
@@ -151,7 +145,7 @@ def _recurrence_fwd(x, h0, c0, w_ih, w_hh, bias, w_hr, valid, reverse):
 def input_projection(x: Array, w_ih: Array, bias: Array | None) -> Array:
     """x (T, B, I) -> (T, B, 4H): every timestep's ``x_t @ w_ih^T + bias`` as one matmul."""
     xw = jnp.einsum("tbi,gi->tbg", x, w_ih)
-    return xw if bias is None else xw + bias
+    return xw if bias is None else xw + bias[None, None, :]
 
 
 def _previous(seq: Array, first: Array, reverse: bool) -> Array:

@@ -13,7 +13,7 @@ import pytest
 
 import jax_lstm
 from jax_lstm import functional
-from jax_lstm.spec import LSTMSpec, param_shapes
+from jax_lstm.rnn.spec import LSTMSpec, param_shapes
 
 
 def _init(layer, shape, seed=0):

@@ -21,9 +21,10 @@ import pytest
 import torch
 
 import jax_lstm
-from jax_lstm import cudnn, data, functional, train
+from jax_lstm import data, functional, training
 from jax_lstm.cli import main
-from jax_lstm.spec import param_shapes
+from jax_lstm.rnn import cudnn
+from jax_lstm.rnn.spec import param_shapes
 from jax_lstm.testing import TOLERANCES, assert_all_close
 from parity_tests.runs import assert_runs_agree, run_both
 from torch_ref.parity import CLASSIFIER_CASES, LSTM_CASES, classifier_parity, lstm_parity
@@ -41,7 +42,7 @@ def emulated(monkeypatch):
         calls.append(kwargs["num_layers"])
         return cudnn.reference_kernel(*args, **kwargs)
 
-    monkeypatch.setattr(cudnn, "_cuda_kernel", lambda dtype: kernel)
+    monkeypatch.setattr(cudnn, "cuda_kernel", lambda dtype: kernel)
     monkeypatch.setattr(cudnn, "available", lambda: True)
     yield calls
 
@@ -165,11 +166,11 @@ def test_training_with_cudnn_follows_fused(emulated):
     dataset = data.synthetic(num_samples=320)
     results = {}
     for impl in ("fused", "cudnn"):
-        config = train.TrainConfig(epochs=3, log_every=0, implementation=impl)
-        results[impl] = train.fit(config, dataset, log=None, data_parallel=False)
+        config = training.TrainConfig(epochs=3, log_every=0, implementation=impl)
+        results[impl] = training.fit(config, dataset, log=None, data_parallel=False)
     assert emulated, "the cuDNN kernel was never called"
     assert_runs_agree(results["cudnn"], results["fused"], "float32", check_params=False)
-    assert results["cudnn"].history[-1]["train_loss"] < results["cudnn"].history[0]["train_loss"]
+    assert results["cudnn"].history[-1].train_loss < results["cudnn"].history[0].train_loss
 
 
 # ---- everywhere: what cuDNN cannot do is refused up front ----
@@ -181,7 +182,7 @@ def test_without_a_gpu_the_cudnn_path_says_so():
     with pytest.raises(RuntimeError, match=r"needs a CUDA GPU.*implementation='fused'"):
         layer.init(jax.random.key(0), jnp.ones((3, 2, 4)))
     with pytest.raises(ValueError, match="implementation 'cudnn' needs a CUDA GPU"):
-        train.TrainConfig(implementation="cudnn").validate()
+        training.TrainConfig(implementation="cudnn").validate()
 
 
 @pytest.mark.skipif(cudnn.available(), reason="checks the refusal where no CUDA GPU is present")
@@ -205,9 +206,9 @@ def test_projections_are_refused_by_the_functional_api(emulated):
 def test_float64_is_refused_by_the_real_kernel(monkeypatch):
     monkeypatch.setattr(cudnn, "available", lambda: True)
     with pytest.raises(TypeError, match=r"float32 only.*implementation='fused'"):
-        cudnn._cuda_kernel(jnp.dtype("float64"))
+        cudnn.cuda_kernel(jnp.dtype("float64"))
     with pytest.raises(ValueError, match="float32 only"):
-        train.TrainConfig(implementation="cudnn", dtype="float64").validate()
+        training.TrainConfig(implementation="cudnn", dtype="float64").validate()
 
 
 def test_lstm_layer_points_to_the_stack_api():
@@ -275,7 +276,7 @@ def test_gpu_classifiers_match_torch_cudnn(case):
 @pytest.mark.gpu
 @needs_gpu
 def test_gpu_article_training_with_cudnn_follows_torch():
-    config = train.TrainConfig(epochs=5, log_every=0, implementation="cudnn")
+    config = training.TrainConfig(epochs=5, log_every=0, implementation="cudnn")
     jax_result, torch_result = run_both(config, data.synthetic())
     assert_runs_agree(jax_result, torch_result, "float32", check_params=False)
 

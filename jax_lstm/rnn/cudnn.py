@@ -1,4 +1,4 @@
-"""The cuDNN path: `functional.lstm(..., implementation="cudnn")` on an NVIDIA GPU.
+"""The cuDNN path: `jax_lstm.functional.lstm(..., implementation="cudnn")` on an NVIDIA GPU.
 
 cuDNN runs a whole stack of LSTM layers as one fused kernel (``cudnnRNNForward``), as torch's
 `nn.LSTM` does on CUDA. JAX reaches it through `jax.experimental.rnn.lstm`, which takes all weights
@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from jax_lstm import fused
-from jax_lstm.spec import LSTMSpec, layer_weights
+from jax_lstm.rnn.masks import valid_steps
+from jax_lstm.rnn.spec import LSTMSpec, layer_weights
 
 __all__ = [
     "available",
@@ -75,10 +75,10 @@ def resolve_kernel(spec: LSTMSpec, dtype: jnp.dtype) -> Kernel:
     """The cuDNN LSTM for a stack of shapes `spec` in `dtype`, after refusing, before any work,
     what it cannot compute (naming the alternative)."""
     check_projection(spec.proj_size)
-    return _cuda_kernel(jnp.dtype(dtype))
+    return cuda_kernel(jnp.dtype(dtype))
 
 
-def _cuda_kernel(dtype: jnp.dtype) -> Kernel:
+def cuda_kernel(dtype: jnp.dtype) -> Kernel:
     # The one place that reaches the GPU kernel; the CPU tests put `reference_kernel` here.
     if not available():
         missing = "" if _cuda_kernels_linked() else ", and no CUDA RNN kernels in jaxlib"
@@ -119,10 +119,13 @@ def reference_kernel(
     from jax.experimental import rnn
 
     del precision  # lstm_ref runs at the arrays' own precision
-    unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
-    return rnn.lstm_ref(
-        x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional
-    )
+    # JAX's own reference broadcasts its biases implicitly; allowed here whatever the caller's
+    # rank-promotion setting (the parity suite raises on it in our code).
+    with jax.numpy_rank_promotion("allow"):
+        unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
+        return rnn.lstm_ref(
+            x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout, bidirectional
+        )
 
 
 def pack_weights(params: Mapping[str, Array], spec: LSTMSpec, layers: range) -> Array:
@@ -189,5 +192,5 @@ def run_layers(
     y = jnp.swapaxes(y, 0, 1)  # (T, B, D*H)
     if lengths is not None:
         # torch's padded outputs are exactly 0; cuDNN's padding fill is not part of its contract.
-        y = jnp.where(fused.valid_steps(seq_lengths, num_steps)[:, :, None], y, 0)
+        y = jnp.where(valid_steps(seq_lengths, num_steps)[:, :, None], y, 0)
     return y, h_n, c_n

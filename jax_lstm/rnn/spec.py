@@ -1,16 +1,18 @@
-"""The structure of `torch.nn.LSTM` parameters: names, shapes, and the checks shared by every entry point.
+"""The structure of torch's recurrent-layer parameters: names, shapes, and the checks every entry
+point shares.
 
 torch stores one set of tensors per layer ``k`` and direction (suffix ``_reverse`` for the reverse
-direction), in this order (torch/nn/modules/rnn.py, ``RNNBase.__init__``)::
+direction), in this order (torch/nn/modules/rnn.py, ``RNNBase.__init__``), with G gates per hidden
+unit (LSTM 4: i, f, g, o; GRU 3: r, z, n; RNN 1)::
 
-    weight_ih_l{k}  (4H, in_k)     in_0 = input_size, in_k = D * H_out for k > 0
-    weight_hh_l{k}  (4H, H_out)    H_out = proj_size or hidden_size
-    bias_ih_l{k}    (4H,)          only when bias=True
-    bias_hh_l{k}    (4H,)          only when bias=True
-    weight_hr_l{k}  (proj, H)      only when proj_size > 0
+    weight_ih_l{k}  (G*H, in_k)    in_0 = input_size, in_k = D * H_out for k > 0
+    weight_hh_l{k}  (G*H, H_out)   H_out = proj_size or hidden_size
+    bias_ih_l{k}    (G*H,)         only when bias=True
+    bias_hh_l{k}    (G*H,)         only when bias=True
+    weight_hr_l{k}  (proj, H)      only when proj_size > 0 (LSTM only)
 
-Rows are stacked by gate in the order i, f, g, o. Everything here is plain Python on shapes, so the
-same checks run in the Flax module, the pure functions and the torch interop.
+Everything here is plain Python on shapes, so the same checks run in the Flax modules, the pure
+functions and the torch interop.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 __all__ = [
+    "GATES",
     "LSTMSpec",
     "LayerWeights",
+    "RNNSpec",
     "check_config",
     "check_layout",
     "check_params",
@@ -31,9 +35,14 @@ __all__ = [
 ]
 
 
+# Gate rows per hidden unit, by torch's RNNBase `mode`.
+GATES: dict[str, int] = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
 @dataclasses.dataclass(frozen=True)
-class LSTMSpec:
-    """Hyperparameters that fix the parameter shapes of an `nn.LSTM`."""
+class RNNSpec:
+    """Hyperparameters that fix the parameter shapes of a torch recurrent layer (`mode` as torch's
+    `RNNBase.mode`: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU")."""
 
     input_size: int
     hidden_size: int
@@ -41,6 +50,11 @@ class LSTMSpec:
     bias: bool = True
     bidirectional: bool = False
     proj_size: int = 0
+    mode: str = "LSTM"
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.mode]
 
     @property
     def num_directions(self) -> int:
@@ -52,23 +66,26 @@ class LSTMSpec:
         return self.proj_size if self.proj_size > 0 else self.hidden_size
 
 
+LSTMSpec = RNNSpec  # an `nn.LSTM`'s shapes: RNNSpec's default mode
+
+
 def direction_suffix(direction: int) -> str:
     return "_reverse" if direction == 1 else ""
 
 
-def param_shapes(spec: LSTMSpec) -> dict[str, tuple[int, ...]]:
-    """Every parameter name of the LSTM described by `spec`, in torch's order, with its shape."""
-    h, h_out, d = spec.hidden_size, spec.output_size, spec.num_directions
+def param_shapes(spec: RNNSpec) -> dict[str, tuple[int, ...]]:
+    """Every parameter name of the layer described by `spec`, in torch's order, with its shape."""
+    h, h_out, d, g = spec.hidden_size, spec.output_size, spec.num_directions, spec.gates
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(spec.num_layers):
         layer_input = spec.input_size if layer == 0 else d * h_out
         for direction in range(d):
             sfx = f"_l{layer}{direction_suffix(direction)}"
-            shapes[f"weight_ih{sfx}"] = (4 * h, layer_input)
-            shapes[f"weight_hh{sfx}"] = (4 * h, h_out)
+            shapes[f"weight_ih{sfx}"] = (g * h, layer_input)
+            shapes[f"weight_hh{sfx}"] = (g * h, h_out)
             if spec.bias:
-                shapes[f"bias_ih{sfx}"] = (4 * h,)
-                shapes[f"bias_hh{sfx}"] = (4 * h,)
+                shapes[f"bias_ih{sfx}"] = (g * h,)
+                shapes[f"bias_hh{sfx}"] = (g * h,)
             if spec.proj_size > 0:
                 shapes[f"weight_hr{sfx}"] = (spec.proj_size, h)
     return shapes
@@ -77,10 +94,10 @@ def param_shapes(spec: LSTMSpec) -> dict[str, tuple[int, ...]]:
 class LayerWeights(NamedTuple):
     """The arrays of one layer and direction, in torch's layout."""
 
-    w_ih: Any  # (4H, I)
-    w_hh: Any  # (4H, P)
-    b_ih: Any | None  # (4H,) or None when bias=False
-    b_hh: Any | None  # (4H,) or None when bias=False
+    w_ih: Any  # (G*H, I)
+    w_hh: Any  # (G*H, P)
+    b_ih: Any | None  # (G*H,) or None when bias=False
+    b_hh: Any | None  # (G*H,) or None when bias=False
     w_hr: Any | None  # (P, H) or None when proj_size=0
 
 
@@ -137,51 +154,56 @@ def _shape(value: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in value.shape)
 
 
-def spec_from_params(params: Mapping[str, Any], prefix: str = "") -> LSTMSpec:
-    """Reads the LSTM hyperparameters off a flat mapping of torch-named arrays and checks every shape.
+def spec_from_params(params: Mapping[str, Any], prefix: str = "", mode: str = "LSTM") -> RNNSpec:
+    """Reads the layer's hyperparameters off a flat mapping of torch-named arrays and checks every shape.
 
     Args:
-      params: ``{"weight_ih_l0": (4H, in), ...}``: arrays or tensors with torch's names.
+      params: ``{"weight_ih_l0": (G*H, in), ...}``: arrays or tensors with torch's names.
       prefix: prepended to key names in error messages (e.g. ``"lstm."``).
+      mode: torch's RNNBase mode the parameters belong to ("LSTM", "GRU", "RNN_TANH", "RNN_RELU").
 
     Raises:
       KeyError: a parameter is missing or unexpected (the message names it).
       ValueError: a parameter has the wrong shape (the message names it, the expected and actual shape).
     """
+    gates = GATES[mode]
     if "weight_ih_l0" not in params or "weight_hh_l0" not in params:
         raise KeyError(
-            f"not an nn.LSTM parameter set: missing {prefix}weight_ih_l0 / {prefix}weight_hh_l0 "
-            f"(got keys {sorted(params)[:8]})"
+            f"not an {_TORCH_NAMES[mode]} parameter set: missing {prefix}weight_ih_l0 / "
+            f"{prefix}weight_hh_l0 (got keys {sorted(params)[:8]})"
         )
     w_ih = params["weight_ih_l0"]
-    if len(w_ih.shape) != 2 or w_ih.shape[0] % 4 != 0:
+    if len(w_ih.shape) != 2 or w_ih.shape[0] % gates != 0:
         raise ValueError(
-            f"{prefix}weight_ih_l0: expected shape (4*hidden_size, input_size), got {_shape(w_ih)}"
+            f"{prefix}weight_ih_l0: expected shape ({gates}*hidden_size, input_size), got {_shape(w_ih)}"
         )
-    hidden_size = int(w_ih.shape[0]) // 4
+    hidden_size = int(w_ih.shape[0]) // gates
     proj_size = int(params["weight_hr_l0"].shape[0]) if "weight_hr_l0" in params else 0
     num_layers = 0
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
-    spec = LSTMSpec(
+    spec = RNNSpec(
         input_size=int(w_ih.shape[1]),
         hidden_size=hidden_size,
         num_layers=num_layers,
         bias="bias_ih_l0" in params,
         bidirectional="weight_ih_l0_reverse" in params,
         proj_size=proj_size,
+        mode=mode,
     )
     check_params(params, spec, prefix)
     return spec
 
 
-def check_params(params: Mapping[str, Any], spec: LSTMSpec, prefix: str = "") -> None:
+def check_params(params: Mapping[str, Any], spec: RNNSpec, prefix: str = "") -> None:
     """Checks that `params` holds exactly the parameters of `spec`, with torch's shapes.
 
     The error names the key, the expected and the actual shape.
     """
     what = _describe(spec)
-    check_layout(params, param_shapes(spec), f"LSTM parameters do not match {what}", prefix, f" (for {what})")
+    check_layout(
+        params, param_shapes(spec), f"{spec.mode} parameters do not match {what}", prefix, f" (for {what})"
+    )
 
 
 def check_layout(
@@ -212,9 +234,13 @@ def check_layout(
             raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual}{context}")
 
 
-def _describe(spec: LSTMSpec) -> str:
+_TORCH_NAMES = {"LSTM": "nn.LSTM", "GRU": "nn.GRU", "RNN_TANH": "nn.RNN", "RNN_RELU": "nn.RNN"}
+
+
+def _describe(spec: RNNSpec) -> str:
+    proj = f", proj_size={spec.proj_size}" if spec.mode == "LSTM" else ""
+    name = "RNN" if spec.mode.startswith("RNN") else spec.mode
     return (
-        f"LSTM(input_size={spec.input_size}, hidden_size={spec.hidden_size}, "
-        f"num_layers={spec.num_layers}, bias={spec.bias}, bidirectional={spec.bidirectional}, "
-        f"proj_size={spec.proj_size})"
+        f"{name}(input_size={spec.input_size}, hidden_size={spec.hidden_size}, "
+        f"num_layers={spec.num_layers}, bias={spec.bias}, bidirectional={spec.bidirectional}{proj})"
     )

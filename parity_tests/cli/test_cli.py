@@ -137,14 +137,14 @@ def test_torch_reference_checkpoints_atomically_and_resumes(tmp_path):
 
 
 def test_interrupted_metrics_write_keeps_the_old_file_and_leaves_no_debris(tmp_path, monkeypatch):
-    from jax_lstm import checkpoint, reporting
+    from jax_lstm import atomic, reporting
 
     path = reporting.write_json(tmp_path / "m.json", {"run": 1})
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed while the new file was half written")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", crash)
+    monkeypatch.setattr(atomic.os, "fsync", crash)
     try:
         reporting.write_json(path, {"run": 2})
     except KeyboardInterrupt:

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import jax_lstm
-from jax_lstm import checkpoint, data, optim, train
+from jax_lstm import atomic, data, optim, training
+from jax_lstm.training import checkpoint
 from parity_tests.runs import assert_runs_agree, run_both
 from torch_ref.train import torch_twin
 
@@ -30,7 +31,7 @@ from torch_ref.train import torch_twin
 def test_article_experiment_float64_follows_torch(x64, model, data_parallel):
     """The article's experiment as written: 10 epochs, 1000 x 20 x 5, H=128, 2 layers, batch 32,
     with each batch split over the suite's two devices (as `jax-lstm` runs) and on one device."""
-    config = train.TrainConfig(model=model, dtype="float64", log_every=0)
+    config = training.TrainConfig(model=model, dtype="float64", log_every=0)
     dataset = data.synthetic().astype("float64")
     jax_result, torch_result = run_both(config, dataset, data_parallel=data_parallel)
     assert len(jax_result.history) == 10
@@ -41,7 +42,7 @@ def test_article_experiment_float64_follows_torch(x64, model, data_parallel):
 
 @pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
 def test_article_experiment_float32_follows_torch(model):
-    config = train.TrainConfig(model=model, log_every=0)
+    config = training.TrainConfig(model=model, log_every=0)
     jax_result, torch_result = run_both(config, data.synthetic())
     assert_runs_agree(jax_result, torch_result, "float32", check_params=False)
     assert jax_result.test_accuracy == torch_result.test_accuracy
@@ -59,7 +60,7 @@ def test_learning_rate_reductions_follow_torch(x64, model, epochs):
     so this test uses lr 0.05, where the scheduler acts (epochs chosen so that it does) and the gap
     stays small.
     """
-    config = train.TrainConfig(
+    config = training.TrainConfig(
         model=model,
         hidden_size=12,
         num_layers=2,
@@ -74,7 +75,7 @@ def test_learning_rate_reductions_follow_torch(x64, model, epochs):
     )
     dataset = _small_japanese_vowels().astype("float64")
     jax_result, torch_result = run_both(config, dataset)
-    lrs = [h["lr"] for h in jax_result.history]
+    lrs = [h.lr for h in jax_result.history]
     assert lrs[-1] < lrs[0], f"the scheduler should have cut the rate mid-run: {lrs}"
     assert_runs_agree(jax_result, torch_result, "float64", check_params=True)
 
@@ -94,24 +95,37 @@ def _small_japanese_vowels() -> data.Dataset:
 
 
 def _step_setup(model="lstm", accumulate=1, dtype="float32"):
-    config = train.TrainConfig(model=model, hidden_size=16, accumulate=accumulate, dtype=dtype, log_every=0)
+    """A fresh state, the single-device train step, and ``batch(rows)``: those training rows."""
+    config = training.TrainConfig(model=model, hidden_size=16, accumulate=accumulate, dtype=dtype, log_every=0)
     dataset = data.synthetic(num_samples=64).astype(dtype)
-    state = train.create_train_state(config, dataset.num_features, dataset.num_classes)
-    step = train.make_train_step(train.make_model(config, 2), train.make_optimizer(config), accumulate)
-    x, y = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train, jnp.int32)
-    return state, step, x, y
+    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    programs = training.make_train_step(
+        training.make_model(config, dataset.num_features, dataset.num_classes),
+        training.make_optimizer(config),
+        accumulate,
+    )
+
+    def step(state, batch):
+        return programs("single", state, batch)
+
+    def batch(rows):
+        return training.Batch(
+            jnp.asarray(dataset.x_train[rows]), jnp.asarray(dataset.y_train[rows], jnp.int32)
+        )
+
+    step.programs = programs
+    return state, step, batch
 
 
 @pytest.mark.parametrize("batch", [32, 30], ids=["even_micro_batches", "uneven_8_7_8_7"])
 def test_gradient_accumulation_gives_the_large_batch_update(x64, batch):
     """4 micro-batches, even (8 each) or not (8, 7, 8, 7, weighted by their size): the update and
     the loss are the whole batch's."""
-    state, big_step, x, y = _step_setup(dtype="float64")
-    _, small_step, _, _ = _step_setup(accumulate=4, dtype="float64")
-    idx = jnp.arange(batch)
-    big, big_loss = big_step(state, x, y, None, idx)
-    small, small_loss = small_step(state, x, y, None, idx)
-    assert float(small_loss) == pytest.approx(float(big_loss), rel=1e-13)
+    state, big_step, rows = _step_setup(dtype="float64")
+    _, small_step, _ = _step_setup(accumulate=4, dtype="float64")
+    big, big_metrics = big_step(state, rows(slice(0, batch)))
+    small, small_metrics = small_step(state, rows(slice(0, batch)))
+    assert float(small_metrics["loss"]) == pytest.approx(float(big_metrics["loss"]), rel=1e-13)
     for a, b in zip(jax.tree.leaves(small.params), jax.tree.leaves(big.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-14)
     # ...and it was a real update, not a no-op.
@@ -120,9 +134,9 @@ def test_gradient_accumulation_gives_the_large_batch_update(x64, batch):
 
 @pytest.mark.parametrize("model", ["lstm", "bn-lstm"])
 def test_a_train_step_changes_every_parameter(model):
-    state, step, x, y = _step_setup(model)
-    new, loss = step(state, x, y, None, jnp.arange(32))
-    assert np.isfinite(float(loss))
+    state, step, rows = _step_setup(model)
+    new, metrics = step(state, rows(slice(0, 32)))
+    assert np.isfinite(float(metrics["loss"]))
     assert int(new.step) == 1
     for path, (before, after) in zip(
         jax.tree_util.tree_leaves_with_path(state.params),
@@ -138,39 +152,33 @@ def test_a_train_step_changes_every_parameter(model):
 
 
 def test_jitted_step_does_not_recompile():
-    state, step, x, y = _step_setup()
-    state, _ = step(state, x, y, None, jnp.arange(32))
-    state, _ = step(state, x, y, None, jnp.arange(32, 64))
-    assert step._cache_size() == 1
+    state, step, rows = _step_setup()
+    state, _ = step(state, rows(slice(0, 32)))
+    state, _ = step(state, rows(slice(32, 64)))
+    assert step.programs.compiled_programs() == 1
     # A learning-rate change from the scheduler is data, not a new program.
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, 1e-4))
-    step(state, x, y, None, jnp.arange(32))
-    assert step._cache_size() == 1
+    step(state, rows(slice(0, 32)))
+    assert step.programs.compiled_programs() == 1
 
 
 def test_nothing_recompiles_after_the_first_epoch():
     """270 series in batches of 32: a full and a shorter last batch are the only two programs."""
-    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=3, patience=0, lr=0.3, log_every=0)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=3, patience=0, lr=0.3, log_every=0)
     dataset = data.japanese_vowels()
-    model = train.make_model(config, dataset.num_classes)
-    step = train.make_train_step(model, train.make_optimizer(config))
-    eval_step = train.make_eval_step(model)
-    scheduler = train.make_scheduler(config)
-    device_data = train._DeviceData.put(dataset)
-    state = train.create_train_state(config, dataset.num_features, dataset.num_classes)
-    plateau = scheduler.init(config.lr)
+    run = training.Run.build(config, dataset, data_parallel=False)
+    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    plateaus = [run.scheduler.init(config.lr)]
     sizes = []
     for epoch in range(3):
-        state, plateau, _ = train.train_epoch(
-            state, plateau, epoch, config, device_data, step, eval_step, scheduler, log=None
-        )
-        sizes.append((step._cache_size(), eval_step._cache_size()))
+        state, plateaus, _ = training.train_epoch(run, state, plateaus, epoch, log=None)
+        sizes.append((run.train_step.compiled_programs(), run.eval_step.compiled_programs()))
     assert sizes[0] == (2, 1)
     assert sizes[1] == sizes[2] == sizes[0]
 
 
 def test_resume_is_bit_exact(tmp_path):
-    config = train.TrainConfig(
+    config = training.TrainConfig(
         model="bn-lstm",
         hidden_size=12,
         epochs=6,
@@ -181,89 +189,89 @@ def test_resume_is_bit_exact(tmp_path):
         log_every=0,
     )
     dataset = _small_japanese_vowels()
-    straight = train.fit(config, dataset, log=None)
-    first = train.fit(dataclasses.replace(config, epochs=3), dataset, checkpoint_dir=tmp_path, log=None)
+    straight = training.fit(config, dataset, log=None)
+    first = training.fit(dataclasses.replace(config, epochs=3), dataset, checkpoint_dir=tmp_path, log=None)
     assert len(first.history) == 3
-    resumed = train.fit(config, dataset, checkpoint_dir=tmp_path, resume=True, log=None)
-    assert len({h["lr"] for h in straight.history}) > 1  # the scheduler state mattered
+    resumed = training.fit(config, dataset, checkpoint_dir=tmp_path, resume=True, log=None)
+    assert len({h.lr for h in straight.history}) > 1  # the scheduler state mattered
     for a, b in zip(jax.tree.leaves(resumed.state), jax.tree.leaves(straight.state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert resumed.plateau == straight.plateau
 
     def strip(history):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+        return [dataclasses.replace(h, seconds=0.0) for h in history]
 
     assert strip(resumed.history) == strip(straight.history)
 
 
 def test_checkpoint_exports_to_torch(tmp_path):
-    config = train.TrainConfig(model="bn-lstm", hidden_size=8, epochs=1, log_every=0)
+    config = training.TrainConfig(model="bn-lstm", hidden_size=8, epochs=1, log_every=0)
     dataset = _small_japanese_vowels()
-    result = train.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
-    loaded = checkpoint.load(tmp_path)
+    result = training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
+    loaded = training.load_checkpoint(tmp_path)
     assert loaded.epoch == 1
     twin = torch_twin(config, dataset, loaded.variables())
     twin.eval()
     x = torch.from_numpy(dataset.x_test[:5])
     lengths = torch.from_numpy(dataset.lengths_test[:5].astype(np.int64))
-    model = train.make_model(config, dataset.num_classes)
+    model = training.make_model(config, dataset.num_features, dataset.num_classes)
     expected = model.apply(result.variables(), dataset.x_test[:5], lengths=dataset.lengths_test[:5])
     np.testing.assert_allclose(twin(x, lengths).detach().numpy(), np.asarray(expected), atol=5e-6)
 
 
 def test_interrupted_save_leaves_the_previous_checkpoint_readable(tmp_path, monkeypatch):
-    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
     dataset = _small_japanese_vowels()
-    train.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
+    training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
     before = (tmp_path / checkpoint.CHECKPOINT_NAME).read_bytes()
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed while the new checkpoint was half written")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", crash)  # dies after writing, before the rename
+    monkeypatch.setattr(atomic.os, "fsync", crash)  # dies after writing, before the rename
     with pytest.raises(KeyboardInterrupt):
-        train.fit(
+        training.fit(
             dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path, resume=True, log=None
         )
     monkeypatch.undo()
     assert (tmp_path / checkpoint.CHECKPOINT_NAME).read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [checkpoint.CHECKPOINT_NAME]  # no debris left
-    assert checkpoint.load(tmp_path).epoch == 1
+    assert training.load_checkpoint(tmp_path).epoch == 1
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
     dataset = _small_japanese_vowels()
-    train.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
+    training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
     before = (tmp_path / checkpoint.CHECKPOINT_NAME).read_bytes()
-    monkeypatch.setattr(train, "cross_entropy", lambda logits, labels: jnp.nan * jnp.sum(logits))
-    with pytest.raises(train.TrainingDivergedError, match=r"loss became nan at epoch 2, step 1"):
-        train.fit(
+    monkeypatch.setattr(training.steps, "cross_entropy", lambda logits, labels: jnp.nan * jnp.sum(logits))
+    with pytest.raises(training.TrainingDivergedError, match=r"loss became nan at epoch 2, step 1"):
+        training.fit(
             dataclasses.replace(config, epochs=3), dataset, checkpoint_dir=tmp_path, resume=True, log=None
         )
     assert (tmp_path / checkpoint.CHECKPOINT_NAME).read_bytes() == before
 
 
 def test_resume_refuses_other_settings(tmp_path):
-    config = train.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
+    config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
     dataset = _small_japanese_vowels()
-    train.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
+    training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
     with pytest.raises(ValueError, match="hidden_size: checkpoint 8, now 9"):
-        train.fit(
+        training.fit(
             dataclasses.replace(config, hidden_size=9, epochs=2),
             dataset,
             checkpoint_dir=tmp_path,
             resume=True,
         )
     with pytest.raises(ValueError, match="already holds 1 epochs"):
-        train.fit(config, dataset, checkpoint_dir=tmp_path, resume=True)
+        training.fit(config, dataset, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train.fit(
+        training.fit(
             dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path / "none", resume=True
         )
-    variables = train.initial_variables(config, dataset.num_features, dataset.num_classes)
+    variables = training.initial_variables(config, dataset.num_features, dataset.num_classes)
     with pytest.raises(ValueError, match="pass variables or resume, not both"):
-        train.fit(
+        training.fit(
             dataclasses.replace(config, epochs=2),
             dataset,
             variables=variables,
@@ -276,9 +284,9 @@ def test_resume_refuses_other_settings(tmp_path):
 def test_initial_variables_have_the_models_structure_and_torch_init(model):
     """`initial_variables` draws torch's init without running the model; its tree must be exactly
     what `model.init` builds, and its values inside torch's bounds, seeded and reproducible."""
-    config = train.TrainConfig(model=model, hidden_size=64)
-    variables = train.initial_variables(config, 7, 3)
-    reference = train.make_model(config, 3).init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 7)))
+    config = training.TrainConfig(model=model, hidden_size=64)
+    variables = training.initial_variables(config, 7, 3)
+    reference = training.make_model(config, 7, 3).init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 7)))
     assert jax.tree.structure(variables) == jax.tree.structure(reference)
     for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
@@ -289,8 +297,8 @@ def test_initial_variables_have_the_models_structure_and_torch_init(model):
             assert np.abs(value).max() <= bound and value.min() < -0.5 * bound < 0.5 * bound < value.max(), (
                 name
             )
-    again = train.initial_variables(config, 7, 3)
-    other = train.initial_variables(dataclasses.replace(config, seed=1), 7, 3)
+    again = training.initial_variables(config, 7, 3)
+    other = training.initial_variables(dataclasses.replace(config, seed=1), 7, 3)
     first = np.asarray(variables["params"]["lstm"]["weight_hh_l1"])
     np.testing.assert_array_equal(first, np.asarray(again["params"]["lstm"]["weight_hh_l1"]))
     assert not np.array_equal(first, np.asarray(other["params"]["lstm"]["weight_hh_l1"]))
@@ -300,18 +308,18 @@ def test_train_states_share_one_optimizer_init_program():
     """`create_train_state` compiles the optimizer's init once per optimizer setting, not per call,
     and its state is the one `make_optimizer(config).init` gives."""
     configs = [
-        train.TrainConfig(hidden_size=8, num_layers=1, seed=s, lr=lr) for s in (0, 1) for lr in (0.1, 0.2)
+        training.TrainConfig(hidden_size=8, num_layers=1, seed=s, lr=lr) for s in (0, 1) for lr in (0.1, 0.2)
     ]
-    init = train._optimizer_init(configs[0].weight_decay, configs[0].clip)
+    init = training._optimizer_init(configs[0].weight_decay, configs[0].clip)
     before = init._cache_size()  # other tests may have compiled it for other shapes
-    states = [train.create_train_state(c, 3, 2) for c in configs]
+    states = [training.create_train_state(c, 3, 2) for c in configs]
     assert init._cache_size() - before <= 1
     for config, state in zip(configs, states, strict=True):
-        expected = train.make_optimizer(config).init(state.params)
+        expected = training.make_optimizer(config).init(state.params)
         assert jax.tree.structure(state.opt_state) == jax.tree.structure(expected)
         for a, b in zip(jax.tree.leaves(state.opt_state), jax.tree.leaves(expected), strict=True):
             assert a.dtype == b.dtype
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    other = train.TrainConfig(hidden_size=8, num_layers=1, clip=None, weight_decay=0.1)
-    expected = train.make_optimizer(other).init(train.create_train_state(other, 3, 2).params)
-    assert jax.tree.structure(train.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(expected)
+    other = training.TrainConfig(hidden_size=8, num_layers=1, clip=None, weight_decay=0.1)
+    expected = training.make_optimizer(other).init(training.create_train_state(other, 3, 2).params)
+    assert jax.tree.structure(training.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(expected)

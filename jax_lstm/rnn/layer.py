@@ -1,32 +1,21 @@
-"""`jax_lstm.LSTM`: a Flax linen shell over `jax_lstm.functional.lstm`, constructed like `torch.nn.LSTM`."""
+"""`jax_lstm.LSTM`: a Flax linen shell over `jax_lstm.rnn.stack.lstm`, constructed like `torch.nn.LSTM`."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm import cudnn, functional
-from jax_lstm.spec import LSTMSpec, check_config, check_params, param_shapes
+from jax_lstm.nn.init import torch_uniform
+from jax_lstm.rnn import cudnn, stack
+from jax_lstm.rnn.checks import check_rank_and_dtype
+from jax_lstm.rnn.spec import LSTMSpec, check_config, check_params, param_shapes
 
-__all__ = ["LSTM", "torch_uniform"]
-
-
-def torch_uniform(bound: float) -> Callable[..., jax.Array]:
-    """Initializer for U(-bound, bound), torch's `init.uniform_(-bound, bound)`.
-
-    (`jax.nn.initializers.uniform(s)` samples [0, s), which is not this.)
-    """
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
+__all__ = ["LSTM"]
 
 
 class LSTM(nn.Module):
@@ -68,9 +57,9 @@ class LSTM(nn.Module):
             self.batch_first,
             self.bidirectional,
         )
-        if self.implementation not in functional.IMPLEMENTATIONS:
+        if self.implementation not in stack.IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {functional.IMPLEMENTATIONS}, got {self.implementation!r}"
+                f"implementation must be one of {stack.IMPLEMENTATIONS}, got {self.implementation!r}"
             )
         if self.implementation == "cudnn":
             cudnn.check_projection(self.proj_size)
@@ -112,7 +101,7 @@ class LSTM(nn.Module):
         Returns:
           ``output, (h_n, c_n)`` with torch's shapes.
         """
-        x = functional.check_rank_and_dtype(x)
+        x = check_rank_and_dtype(x)
         if self.has_variable("params", "weight_ih_l0"):
             # Parameters already exist (apply): they must fit this module's configuration (the
             # input is checked against them in functional.lstm, with torch's wording).
@@ -134,7 +123,7 @@ class LSTM(nn.Module):
         dropout_key = None
         if not deterministic and self.dropout > 0 and self.num_layers > 1:
             dropout_key = self.make_rng("dropout")
-        return functional.lstm(
+        return stack.lstm(
             params,
             x,
             initial_state,

@@ -1,0 +1,112 @@
+"""The training flags shared by ``jax-lstm train`` and ``python -m torch_ref train``, and what they
+build: the dataset and the `TrainConfig`."""
+
+from __future__ import annotations
+
+import argparse
+
+from jax_lstm.models import registry
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EPOCHS",
+    "add_train_arguments",
+    "config_from_args",
+    "dataset_from_args",
+]
+
+DATASETS = ("japanese-vowels", "synthetic", "digits")
+# Defaults when --epochs / --batch-size are not given: the article's 10 epochs of batches of 32 for
+# its synthetic data (and digits); JapaneseVowels and user .ts files, small real datasets, get 30
+# epochs of batches of 16, the better of the settings measured by `python -m benchmarks.accuracy`
+# (benchmarks/results/accuracy.json).
+DEFAULT_EPOCHS = {"japanese-vowels": 30, "synthetic": 10, "digits": 10, "ts": 30}
+DEFAULT_BATCH_SIZE = {"japanese-vowels": 16, "synthetic": 32, "digits": 32, "ts": 16}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training flags shared by ``jax-lstm train`` and ``python -m torch_ref train``."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="japanese-vowels",
+        help="built-in dataset (default: japanese-vowels, embedded; synthetic is the article's setup)",
+    )
+    data.add_argument("--data", metavar="TRAIN.ts", help="train on this sktime/UEA .ts file instead")
+    data.add_argument("--test-data", metavar="TEST.ts", help="the matching test .ts file (with --data)")
+    data.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help=".ts data: skip the per-channel standardisation fitted on the training split",
+    )
+    model = parser.add_argument_group("model and optimisation")
+    model.add_argument("--model", choices=registry.names(), default="lstm")
+    model.add_argument("--epochs", type=int, default=None, help="default: 30 (10 for synthetic/digits)")
+    model.add_argument("--batch-size", type=int, default=None, help="default: 16 (32 for synthetic/digits)")
+    model.add_argument("--hidden-size", type=int, default=128)
+    model.add_argument("--num-layers", type=int, default=2)
+    model.add_argument("--lr", type=float, default=1e-3)
+    model.add_argument("--clip", type=float, default=1.0, help="max gradient norm; 0 disables clipping")
+    model.add_argument("--patience", type=int, default=2, help="ReduceLROnPlateau patience (epochs)")
+    model.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 term, as torch")
+    model.add_argument(
+        "--accumulate", type=int, default=1, help="gradient accumulation: micro-batches per update"
+    )
+    model.add_argument("--dropout", type=float, default=0.0, help="inter-layer LSTM dropout")
+    model.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    out = parser.add_argument_group("output")
+    out.add_argument("--checkpoint-dir", metavar="DIR", help="save the full state here after every epoch")
+    out.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    out.add_argument("--metrics-json", metavar="PATH", help="write per-epoch and final metrics here")
+    out.add_argument("--plot", metavar="PATH.png", help="plot the loss and accuracy curves")
+    out.add_argument("--quiet", action="store_true", help="no per-step log lines")
+    out.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs on disk (default: ~/.cache/jax-lstm/xla, or $JAX_LSTM_CACHE)",
+    )
+
+
+def dataset_from_args(args: argparse.Namespace):
+    """The Dataset the flags ask for (raises DataError on bad files)."""
+    from jax_lstm import data
+
+    if args.data or args.test_data:
+        if not (args.data and args.test_data):
+            raise data.DataError("--data and --test-data go together: pass both .ts files")
+        return data.from_ts_files(args.data, args.test_data, standardize=not args.no_standardize)
+    if args.dataset == "synthetic":
+        return data.synthetic(seed=args.seed)
+    if args.dataset == "digits":
+        return data.digits()
+    return data.japanese_vowels(standardize=not args.no_standardize)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the flags ask for (validated)."""
+    from jax_lstm.training import TrainConfig
+
+    source = "ts" if args.data else args.dataset
+    epochs = DEFAULT_EPOCHS[source] if args.epochs is None else args.epochs
+    batch_size = DEFAULT_BATCH_SIZE[source] if args.batch_size is None else args.batch_size
+    return TrainConfig(
+        model=args.model,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=args.lr,
+        clip=args.clip if args.clip > 0 else None,
+        patience=args.patience,
+        weight_decay=args.weight_decay,
+        accumulate=args.accumulate,
+        dropout=args.dropout,
+        seed=args.seed,
+        dtype=args.dtype,
+        log_every=0 if args.quiet else 10,
+        # Only `jax-lstm train` has the flag; torch_ref's train shares the rest.
+        implementation=getattr(args, "implementation", "fused"),
+    ).validate()

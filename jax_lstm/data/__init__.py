@@ -1,0 +1,33 @@
+"""Datasets, file readers and batching, shared by the JAX and torch training loops (numpy only)."""
+
+from jax_lstm.data.batching import batch_order, epoch_mean, micro_batch_bounds
+from jax_lstm.data.builtin import digits, japanese_vowels, japanese_vowels_ts, synthetic
+from jax_lstm.data.dataset import (
+    DataError,
+    Dataset,
+    channel_statistics,
+    from_series,
+    pad_series,
+    standardize_channels,
+)
+from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "TsData",
+    "batch_order",
+    "channel_statistics",
+    "digits",
+    "epoch_mean",
+    "from_series",
+    "from_ts_data",
+    "from_ts_files",
+    "japanese_vowels",
+    "japanese_vowels_ts",
+    "load_ts",
+    "micro_batch_bounds",
+    "pad_series",
+    "standardize_channels",
+    "synthetic",
+]

@@ -1,0 +1,223 @@
+"""`Dataset`, the padded (N, T, F) form every training loop takes, and the helpers that build it.
+
+Datasets hold right-padded (N, T, F) arrays with per-sequence lengths when the series have unequal
+lengths. numpy only: no torch, no JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "channel_statistics",
+    "from_series",
+    "pad_series",
+    "standardize_channels",
+]
+
+
+class DataError(ValueError):
+    """Input data that cannot be trained on; the message says what is wrong and where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A train/test split of multivariate series.
+
+    x_*: (N, T, F) float arrays, right-padded when lengths_* is given; y_*: (N,) int labels in
+    [0, num_classes); lengths_*: (N,) valid lengths or None when every series spans T steps.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]
+    lengths_train: np.ndarray | None = None
+    lengths_test: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[-1])
+
+    def describe(self) -> str:
+        if self.lengths_train is None:
+            span = f"length {self.x_train.shape[1]}"
+        else:
+            both = [self.lengths_train] + ([self.lengths_test] if self.lengths_test is not None else [])
+            lengths = np.concatenate(both)
+            span = f"lengths {int(lengths.min())}-{int(lengths.max())}"
+        return (
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test series, "
+            f"{self.num_features} features, {span}, {self.num_classes} classes"
+        )
+
+    def astype(self, dtype: str) -> Dataset:
+        return dataclasses.replace(self, x_train=self.x_train.astype(dtype), x_test=self.x_test.astype(dtype))
+
+    def validate(self, require_test: bool = True) -> Dataset:
+        """Raises DataError, before any training, for data that would give NaNs or torch errors.
+
+        With ``require_test=False`` an empty test split is allowed (training without evaluation).
+        """
+        splits = [("train", self.x_train, self.y_train, self.lengths_train)]
+        if require_test or len(self.y_test):
+            splits.append(("test", self.x_test, self.y_test, self.lengths_test))
+        for split, x, y, lengths in splits:
+            if x.ndim != 3:
+                raise DataError(f"{split} data must be (samples, time, features), got shape {x.shape}")
+            if len(x) == 0:
+                raise DataError(f"the {split} split is empty: it needs at least one series")
+            if x.shape[1] == 0:
+                raise DataError(f"the {split} series have length 0: every series needs at least one step")
+            if len(y) != len(x):
+                raise DataError(f"{split}: {len(x)} series but {len(y)} labels")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{split} labels must be integers, got {y.dtype}")
+            bad = (y < 0) | (y >= self.num_classes)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise DataError(
+                    f"{split} label {int(y[i])} (series {i}) is out of range for {self.num_classes} "
+                    f"classes: labels must be in [0, {self.num_classes - 1}] "
+                    f"(torch would fail with 'Target {int(y[i])} is out of bounds')"
+                )
+            if lengths is not None:  # before the values check, which masks the padding by them
+                if lengths.shape != (len(x),):
+                    raise DataError(f"{split} lengths must have shape ({len(x)},), got {lengths.shape}")
+                if lengths.min() < 1 or lengths.max() > x.shape[1]:
+                    raise DataError(
+                        f"{split} lengths must be in [1, {x.shape[1]}], got {int(lengths.min())} to "
+                        f"{int(lengths.max())}"
+                    )
+            finite = np.isfinite(x) if lengths is None else np.isfinite(_valid_values(x, lengths))
+            if not finite.all():
+                where = np.argwhere(~finite)[0]
+                raise DataError(
+                    f"{split} data contains NaN or inf (first at series {int(where[0])}); "
+                    "fill or drop missing values before training"
+                )
+        if self.x_train.shape[-1] != self.x_test.shape[-1]:
+            raise DataError(
+                f"train series have {self.x_train.shape[-1]} features but test series have "
+                f"{self.x_test.shape[-1]}: both splits must have the same channels"
+            )
+        if len(self.x_train) < 2:
+            raise DataError(
+                f"the train split has {len(self.x_train)} series: training needs at least 2 "
+                "(BatchNorm and a shuffled split need more than one)"
+            )
+        return self
+
+
+def _valid_values(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The (N_valid, F) values of a right-padded (N, T, F) array: padding excluded."""
+    mask = np.arange(x.shape[1])[None, :] < lengths[:, None]
+    return x[mask]
+
+
+def pad_series(series: Sequence[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pads (T_i, F) series with zeros to (N, T, F); returns it and the (N,) int32 lengths.
+
+    The padded array has the series' common floating dtype (float32 stays float32).
+    """
+    series = [np.asarray(s) for s in series]
+    if not series or any(s.ndim != 2 for s in series):
+        raise DataError("pad_series needs a non-empty list of 2-D (time, features) arrays")
+    if len({s.shape[-1] for s in series}) != 1:
+        raise DataError(f"series have different feature counts: {sorted({s.shape[-1] for s in series})}")
+    lengths = np.asarray([len(s) for s in series], dtype=np.int32)
+    total = int(lengths.max()) if length is None else length
+    dtype = np.result_type(np.float32, *series)
+    x = np.zeros((len(series), total, series[0].shape[-1]), dtype=dtype)
+    for i, s in enumerate(series):
+        x[i, : len(s)] = s
+    return x, lengths
+
+
+def channel_statistics(x: np.ndarray, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (F,) over the valid steps of (N, T, F) series.
+
+    A constant channel gets a scale of 1, so standardising it gives zeros rather than NaN.
+    """
+    values = x.reshape(-1, x.shape[-1]) if lengths is None else _valid_values(x, lengths)
+    std = values.std(axis=0)
+    return values.mean(axis=0), np.where(std > 0, std, 1.0)
+
+
+def standardize_channels(
+    x: np.ndarray, lengths: np.ndarray | None, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """(x - mean) / scale on the valid steps of (N, T, F) series; padding stays 0."""
+    out = (x - mean) / scale
+    if lengths is None:
+        return out
+    return np.where((np.arange(x.shape[1])[None, :] < lengths[:, None])[..., None], out, 0.0)
+
+
+def from_series(
+    name: str,
+    train: tuple[Sequence[np.ndarray], Sequence[str]],
+    test: tuple[Sequence[np.ndarray], Sequence[str]],
+    classes: Sequence[str] | None = None,
+    standardize: bool = True,
+) -> Dataset:
+    """A Dataset from lists of (T_i, F) series and string labels, padded, labels mapped to ints."""
+    (train_series, train_labels), (test_series, test_labels) = train, test
+    if not train_series or not test_series:
+        raise DataError(f"{name}: the train and test splits both need at least one series")
+    features = {s.shape[-1] for s in train_series}, {s.shape[-1] for s in test_series}
+    if len(features[0] | features[1]) != 1:
+        raise DataError(
+            f"{name}: train series have {sorted(features[0])} features and test series "
+            f"{sorted(features[1])}: both splits must have the same channels"
+        )
+    if classes is None:
+        classes = sorted(set(train_labels), key=_label_key)
+    classes = tuple(classes)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(test_labels) - set(index))
+    if unknown:
+        raise DataError(f"{name}: test labels {unknown} never occur in training ({list(classes)})")
+    length = max(max(len(s) for s in train_series), max(len(s) for s in test_series))
+    x_train, len_train = pad_series(train_series, length)
+    x_test, len_test = pad_series(test_series, length)
+    if min(len_train.min(), len_test.min()) < 1:
+        raise DataError(f"{name}: a series has length 0")
+    if standardize:
+        # Fitted on the training split only.
+        mean, scale = channel_statistics(x_train, len_train)
+        x_train = standardize_channels(x_train, len_train, mean, scale)
+        x_test = standardize_channels(x_test, len_test, mean, scale)
+    equal = (len_train == length).all() and (len_test == length).all()
+    y_train = np.asarray([index[c] for c in train_labels], dtype=np.int64)
+    y_test = np.asarray([index[c] for c in test_labels], dtype=np.int64)
+    return Dataset(
+        name,
+        x_train.astype(np.float32),
+        y_train,
+        x_test.astype(np.float32),
+        y_test,
+        classes,
+        None if equal else len_train,
+        None if equal else len_test,
+    )
+
+
+def _label_key(label: str):
+    """Sorts numeric labels numerically ("2" before "10"), others as text."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+

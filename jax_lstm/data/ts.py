@@ -1,0 +1,140 @@
+"""The sktime/UEA ``.ts`` classification file format: reading, and turning a file pair into a Dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+
+from jax_lstm.data.dataset import DataError, Dataset, from_series
+
+__all__ = ["TsData", "from_ts_data", "from_ts_files", "load_ts"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TsData:
+    """The contents of one sktime/UEA ``.ts`` file."""
+
+    series: list[np.ndarray]  # each (T_i, F)
+    labels: list[str]
+    class_labels: tuple[str, ...] | None  # as declared by @classLabel, in declared order
+    problem_name: str
+
+
+def _open_text(path: Path) -> list[str]:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def load_ts(path: str | Path) -> TsData:
+    """Reads a sktime/UEA ``.ts`` classification file (equal or unequal length, multivariate).
+
+    ``?`` marks a missing value and becomes NaN (training refuses NaN, with a message). Raises
+    DataError naming the file and line for anything malformed. ``.ts.gz`` files are read as well.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    lines = _open_text(path)
+    dimensions: int | None = None
+    class_labels: tuple[str, ...] | None = None
+    has_labels = False
+    problem = path.stem
+    series: list[np.ndarray] = []
+    labels: list[str] = []
+    in_data = False
+
+    def fail(number: int, message: str):
+        raise DataError(f"{path}:{number}: {message}")
+
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            if not line.startswith("@"):
+                fail(number, f"expected a @tag header line or @data, got {line[:40]!r}")
+            tag, _, rest = line.partition(" ")
+            tag = tag.lower()
+            rest = rest.strip()
+            if tag == "@data":
+                in_data = True
+                if not has_labels:
+                    fail(number, "no '@classLabel true ...' header: only classification files are supported")
+            elif tag == "@problemname":
+                problem = rest
+            elif tag == "@timestamps" and rest.lower() == "true":
+                fail(number, "time-stamped .ts files are not supported")
+            elif tag == "@dimensions":
+                if not rest.isdigit() or int(rest) < 1:
+                    fail(number, f"@dimensions must be a positive integer, got {rest!r}")
+                dimensions = int(rest)
+            elif tag == "@classlabel":
+                words = rest.split()
+                if not words or words[0].lower() not in ("true", "false"):
+                    fail(number, "@classLabel must be followed by true or false")
+                if words[0].lower() == "true":
+                    if len(words) < 2:
+                        fail(number, "@classLabel true needs the list of class labels")
+                    has_labels = True
+                    class_labels = tuple(words[1:])
+            elif tag == "@targetlabel" and rest.lower().startswith("true"):
+                fail(number, "regression .ts files (@targetlabel) are not supported")
+            continue
+        parts = line.split(":")
+        label = parts[-1].strip()
+        channels = parts[:-1]
+        if dimensions is None:
+            dimensions = len(channels)
+        if len(channels) != dimensions:
+            fail(
+                number, f"expected {dimensions} dimensions and a class label, got {len(channels)} dimensions"
+            )
+        if class_labels is not None and label not in class_labels:
+            fail(number, f"class label {label!r} is not among the declared labels {list(class_labels)}")
+        values = []
+        for d, channel in enumerate(channels):
+            try:
+                values.append([math.nan if v.strip() == "?" else float(v) for v in channel.split(",")])
+            except ValueError:
+                fail(number, f"dimension {d + 1} holds a value that is not a number")
+        length = len(values[0])
+        for d, v in enumerate(values):
+            if len(v) != length:
+                fail(number, f"dimension {d + 1} has {len(v)} values but dimension 1 has {length}")
+        series.append(np.asarray(values, dtype=np.float64).T)  # (T_i, F)
+        labels.append(label)
+    if not in_data:
+        raise DataError(f"{path}: no @data line: not a .ts file")
+    if not series:
+        raise DataError(f"{path}: no series after @data")
+    return TsData(series, labels, class_labels, problem)
+
+
+def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bool = True) -> Dataset:
+    """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split."""
+    train, test = load_ts(train_path), load_ts(test_path)
+    if train.series[0].shape[-1] != test.series[0].shape[-1]:
+        raise DataError(
+            f"{train_path} has {train.series[0].shape[-1]} dimensions but {test_path} has "
+            f"{test.series[0].shape[-1]}: train and test files must have the same channels"
+        )
+    return from_ts_data(train, test, standardize)
+
+
+def from_ts_data(train: TsData, test: TsData, standardize: bool = True) -> Dataset:
+    """A Dataset from a train and a test `TsData`, labels in the declared order, standardised per channel
+    on the training split unless `standardize` is False."""
+    return from_series(
+        train.problem_name,
+        (train.series, train.labels),
+        (test.series, test.labels),
+        classes=train.class_labels,
+        standardize=standardize,
+    )
+

@@ -1,0 +1,106 @@
+"""The article's classifiers in Flax.
+
+`LSTMClassifier` is the article's `MultiDimLSTM` (section 2.1): a batch-first stacked LSTM from a zero
+initial state, the output of the last timestep, then a linear layer. `BNLSTMClassifier` is its `BN_LSTM`
+(section 4.3): BatchNorm over the feature axis with statistics over batch*time first, then the same.
+
+Parameter trees mirror the torch state dicts: ``{"lstm": {...}, "fc": {"weight", "bias"}}`` and, for
+the BN model, ``{"bn": {"weight", "bias"}}`` plus ``batch_stats`` ``{"bn": {"running_mean",
+"running_var", "num_batches_tracked"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jax_lstm.nn import BatchNorm1d, Linear
+from jax_lstm.rnn.checks import as_array, check_lengths
+from jax_lstm.rnn.layer import LSTM
+from jax_lstm.rnn.masks import valid_steps
+
+__all__ = ["BNLSTMClassifier", "LSTMClassifier"]
+
+
+def _check_batch(x: jax.Array, name: str) -> jax.Array:
+    x = as_array(x, name)
+    if x.ndim != 3:
+        hint = " (add a batch axis with x[None])" if x.ndim == 2 else ""
+        raise ValueError(
+            f"{name} expects input of shape (batch, seq_len, features), got shape {tuple(x.shape)}{hint}"
+        )
+    return x
+
+
+def _last_step(out: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    """out (B, T, P) -> (B, P): the last timestep, or each sequence's last valid one."""
+    if lengths is None:
+        return out[:, -1, :]
+    return jnp.take_along_axis(out, (lengths - 1)[:, None, None], axis=1)[:, 0, :]
+
+
+class LSTMClassifier(nn.Module):
+    """The article's `MultiDimLSTM`: batch-first LSTM from zero state, last step -> Linear.
+
+    Called as ``logits = model.apply(variables, x, train=False)`` with x (B, T, F); logits (B, C).
+    """
+
+    hidden_size: int
+    num_layers: int
+    num_classes: int
+    dropout: float = 0.0
+    param_dtype: Any = jnp.float32
+    # A mapped axis the batch is split over (data parallelism): BatchNorm then reduces its batch
+    # statistics across it. Unused by the plain LSTM model, whose samples are independent.
+    axis_name: str | None = None
+    implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
+        """(B, T, F) -> logits (B, C). `lengths` (B,) reads each sequence's last valid step."""
+        x = _check_batch(x, type(self).__name__)
+        if lengths is not None:
+            lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        return self._head(x, train, lengths)
+
+    def _head(self, x: jax.Array, train: bool, lengths: jax.Array | None) -> jax.Array:
+        # The article passes explicit zero h0/c0; the layer's default initial state is exactly that.
+        out, _ = LSTM(
+            self.hidden_size,
+            self.num_layers,
+            batch_first=True,
+            dropout=self.dropout,
+            param_dtype=self.param_dtype,
+            implementation=self.implementation,
+            name="lstm",
+        )(x, deterministic=not train, lengths=lengths)
+        return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(_last_step(out, lengths))
+
+
+class BNLSTMClassifier(LSTMClassifier):
+    """The article's `BN_LSTM`: BatchNorm1d over features (statistics over batch*time), then the LSTM.
+
+    With ``train=True`` BatchNorm uses batch statistics and updates ``batch_stats``::
+
+        logits, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+
+    With `lengths`, padded steps are left out of the batch statistics (they are not data) and the
+    padded positions of the normalised input are ignored by the LSTM.
+    """
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
+        """(B, T, F) -> logits (B, C)."""
+        x = _check_batch(x, type(self).__name__)
+        batch, steps, features = x.shape
+        valid = None  # (B*T,): the rows that count towards the batch statistics (all, unpadded)
+        if lengths is not None:
+            lengths = check_lengths(lengths, batch, steps)
+            valid = valid_steps(lengths, steps).T.reshape(batch * steps)
+        bn = BatchNorm1d(param_dtype=self.param_dtype, axis_name=self.axis_name, name="bn")
+        # The article's reshape to (B*T, F): statistics over batch and time.
+        x = bn(x.reshape(batch * steps, features), train=train, mask=valid)
+        return self._head(x.reshape(batch, steps, features), train, lengths)

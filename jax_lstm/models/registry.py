@@ -1,0 +1,295 @@
+"""The model registry: the one place that knows each model.
+
+An entry names a model (the CLI's ``--model``, `TrainConfig.model`, the estimator's ``model=``) and
+holds everything the rest of the library asks about it: its Flax class and how to build it from a
+config, its torch twin (by import path: `jax_lstm` never imports `torch_ref`), its parameter layout
+in torch's state-dict order (interop, checkpoints and the torch-style initialiser all read it), how
+to read its hyperparameters back off a torch state dict, and whether it keeps batch statistics.
+Adding a model is one module with its Flax class plus one `register` call here; nothing else
+switches on model names.
+
+Layouts are flat: ``{"lstm.weight_ih_l0": Param((4H, F), "uniform", 1/sqrt(H)), "fc.weight": ...,
+"bn.running_mean": Param((F,), "zeros", collection="batch_stats"), ...}``, each dot one level of
+Flax module nesting, so ``lstm.weight_ih_l0`` is ``variables["params"]["lstm"]["weight_ih_l0"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.rnn.spec import LSTMSpec, param_shapes, spec_from_params
+
+__all__ = [
+    "Dims",
+    "Layout",
+    "ModelEntry",
+    "Param",
+    "entries",
+    "find_by_keys",
+    "flatten",
+    "get",
+    "initial_variables",
+    "names",
+    "nest",
+    "register",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One tensor of a model: its shape, torch's initialisation, and the Flax collection it lives in."""
+
+    shape: tuple[int, ...]
+    init: str  # "uniform" (U(-bound, bound)), "ones" or "zeros"
+    bound: float = 0.0
+    collection: str = "params"  # or "batch_stats" (BatchNorm's running statistics and counter)
+    dtype: str | None = None  # a fixed dtype (BatchNorm's int32 counter); None: the model's dtype
+
+
+Layout = dict[str, Param]  # flat torch names in torch's state-dict order
+
+
+@dataclasses.dataclass(frozen=True)
+class Dims:
+    """The sizes a model takes from its data rather than its config."""
+
+    num_features: int  # F: input channels
+    num_outputs: int  # classes (classifiers)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """Everything the library knows about one model."""
+
+    name: str
+    flax_class: type[nn.Module]
+    torch_twin: str  # "module:Class" in torch_ref
+    summary: str  # one line for help texts
+    # config -> the hyperparameters that fix the parameter shapes (and the twin's constructor)
+    arch: Callable[[Any], dict[str, Any]]
+    layout: Callable[[Dims, Mapping[str, Any]], Layout]
+    # a torch state dict's arrays -> (arch, dims) its shapes describe; shapes are checked afterwards
+    read_state_dict: Callable[[Mapping[str, Any]], tuple[dict[str, Any], Dims]]
+    build: Callable[[Any, Dims], nn.Module]  # config, dims -> the Flax module
+    torch_args: Callable[[Dims, Mapping[str, Any]], tuple]  # the twin's constructor arguments
+    modules: frozenset[str]  # the state dict's top-level module names, exactly (detection)
+    batch_stats: bool = False  # keeps BatchNorm running statistics (train mode updates them)
+    task: str = "classification"
+
+    @property
+    def torch_class_name(self) -> str:
+        return self.torch_twin.rpartition(":")[2]
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def names() -> tuple[str, ...]:
+    """Every registered model name, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def entries() -> tuple[ModelEntry, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def get(name: str) -> ModelEntry:
+    """The entry of model `name`; a ValueError listing the models when there is none."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"model must be one of {names()}, got {name!r}") from None
+
+
+def find_by_keys(keys) -> list[ModelEntry]:
+    """The models whose state dicts have exactly these top-level modules (``lstm.weight_ih_l0`` -> lstm)."""
+    modules = frozenset(key.partition(".")[0] for key in keys)
+    return [entry for entry in _REGISTRY.values() if entry.modules == modules]
+
+
+def nest(flat: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
+    """Flat torch-named arrays -> Flax variables, each key put in its collection, dots as nesting."""
+    variables: dict[str, Any] = {"params": {}}
+    for key, param in layout.items():
+        node = variables.setdefault(param.collection, {})
+        *path, leaf = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = flat[key]
+    return variables
+
+
+def flatten(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Flax variables -> ``{"lstm.weight_ih_l0": array, "bn.running_mean": array, ...}`` (torch names)."""
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise KeyError("expected Flax variables with a 'params' collection, e.g. from init()")
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for name, child in node.items():
+                walk(f"{prefix}.{name}" if prefix else str(name), child)
+        else:
+            flat[prefix] = node
+
+    for collection in ("params", "batch_stats"):
+        walk("", variables.get(collection, {}))
+    return flat
+
+
+def initial_variables(entry: ModelEntry, config: Any, dims: Dims) -> dict[str, Any]:
+    """The Flax variables a run of `config` starts from: torch's initialisation drawn from its seed.
+
+    Drawn with numpy from the layout, in torch's parameter order, rather than by `model.init`, which
+    traces and compiles the whole forward pass (and every `jax.random` draw) only to discard it; the
+    tree has exactly the structure, shapes and dtypes of ``model.init`` (tested).
+    """
+    dtype = np.dtype(config.dtype)
+    # A stream of its own: batch orders use default_rng([seed, epoch]).
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(1,)))
+    layout = entry.layout(dims, entry.arch(config))
+    flat = {}
+    for key, param in layout.items():
+        param_dtype = np.dtype(param.dtype) if param.dtype else dtype
+        if param.init == "uniform":
+            value = rng.uniform(-param.bound, param.bound, param.shape).astype(param_dtype)
+        elif param.init == "ones":
+            value = np.ones(param.shape, param_dtype)
+        else:
+            value = np.zeros(param.shape, param_dtype)
+        flat[key] = jnp.asarray(value)
+    return nest(flat, layout)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout pieces shared by several models.
+
+
+def lstm_layout(prefix: str, spec: LSTMSpec) -> Layout:
+    """An `nn.LSTM` under `prefix`: every tensor U(-1/sqrt(H), 1/sqrt(H)), both biases included."""
+    bound = 1.0 / math.sqrt(spec.hidden_size)
+    return {f"{prefix}.{k}": Param(shape, "uniform", bound) for k, shape in param_shapes(spec).items()}
+
+
+def linear_layout(prefix: str, in_features: int, out_features: int, bias: bool = True) -> Layout:
+    """An `nn.Linear`: weight (out, in) and bias (out,), both U(-1/sqrt(in), 1/sqrt(in))."""
+    bound = 1.0 / math.sqrt(in_features)
+    layout = {f"{prefix}.weight": Param((out_features, in_features), "uniform", bound)}
+    if bias:
+        layout[f"{prefix}.bias"] = Param((out_features,), "uniform", bound)
+    return layout
+
+
+def batchnorm_layout(prefix: str, features: int) -> Layout:
+    """An `nn.BatchNorm1d`: weight 1, bias 0; running mean 0, variance 1, and the batch counter."""
+    return {
+        f"{prefix}.weight": Param((features,), "ones"),
+        f"{prefix}.bias": Param((features,), "zeros"),
+        f"{prefix}.running_mean": Param((features,), "zeros", collection="batch_stats"),
+        f"{prefix}.running_var": Param((features,), "ones", collection="batch_stats"),
+        # torch keeps an int64 counter; int32 here (JAX's default integer) converts exactly.
+        f"{prefix}.num_batches_tracked": Param((), "zeros", collection="batch_stats", dtype="int32"),
+    }
+
+
+def group(flat: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The arrays under ``prefix.`` with the prefix removed."""
+    start = prefix + "."
+    return {key[len(start) :]: value for key, value in flat.items() if key.startswith(start)}
+
+
+def required(flat: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in flat:
+        raise KeyError(f"missing key {key!r} ({what})")
+    return flat[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# The article's classifiers (models/classifiers.py).
+
+
+def _article_arch(config: Any) -> dict[str, Any]:
+    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers}
+
+
+def _article_layout(with_bn: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
+    def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+        spec = LSTMSpec(dims.num_features, arch["hidden_size"], arch["num_layers"])
+        out: Layout = batchnorm_layout("bn", dims.num_features) if with_bn else {}
+        out.update(lstm_layout("lstm", spec))
+        # nn.Linear(hidden_size, num_classes): its bound 1/sqrt(in_features) is 1/sqrt(H) as well.
+        out.update(linear_layout("fc", arch["hidden_size"], dims.num_outputs))
+        return out
+
+    return layout
+
+
+def _article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    spec = spec_from_params(group(flat, "lstm"), prefix="lstm.")
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers}
+    return arch, Dims(spec.input_size, num_classes)
+
+
+def _article_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
+    def build(config: Any, dims: Dims) -> nn.Module:
+        return cls(
+            config.hidden_size,
+            config.num_layers,
+            dims.num_outputs,
+            dropout=config.dropout,
+            param_dtype=jnp.dtype(config.dtype),
+            implementation=config.implementation,
+        )
+
+    return build
+
+
+def _article_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs)
+
+
+register(
+    ModelEntry(
+        name="lstm",
+        flax_class=LSTMClassifier,
+        torch_twin="torch_ref.models:MultiDimLSTM",
+        summary="the article's MultiDimLSTM: LSTM, last step, Linear",
+        arch=_article_arch,
+        layout=_article_layout(with_bn=False),
+        read_state_dict=_article_read,
+        build=_article_build(LSTMClassifier),
+        torch_args=_article_torch_args,
+        modules=frozenset({"lstm", "fc"}),
+    )
+)
+register(
+    ModelEntry(
+        name="bn-lstm",
+        flax_class=BNLSTMClassifier,
+        torch_twin="torch_ref.models:BN_LSTM",
+        summary="the article's BN_LSTM: BatchNorm1d over features, then as lstm",
+        arch=_article_arch,
+        layout=_article_layout(with_bn=True),
+        read_state_dict=_article_read,
+        build=_article_build(BNLSTMClassifier),
+        torch_args=_article_torch_args,
+        modules=frozenset({"bn", "lstm", "fc"}),
+        batch_stats=True,
+    )
+)

@@ -1,0 +1,404 @@
+"""The training loop: one epoch function for K >= 1 models, `fit` (one model) and `fit_many` (K
+models in one program), both pure functions of a train state stepped by jitted programs.
+
+The loop is the article's (section 3.2 with 4.1 and 4.2): shuffled mini-batches, cross-entropy,
+`clip_grad_norm_(max_norm=1.0)`, Adam, and `ReduceLROnPlateau(patience=2)` stepped once per epoch on
+the epoch's mean training loss (the article's `scheduler.step(loss)` would see the last batch's
+loss; `torch_ref.train` lists every departure). `torch_ref.train` runs the same loop in PyTorch
+from the same batches.
+
+A step is jitted rather than a whole epoch: compiling an epoch into one program gained nothing
+(dispatch is small next to a step; benchmarks/NOTES.md), while per-step jit keeps the host free to
+log. Nothing recompiles after the first epoch: a full and possibly a shorter last batch are the only
+two shapes, and a learning rate the scheduler changes keeps its dtype, shape and placement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jax_lstm import optim
+from jax_lstm.data import Dataset, batch_order, epoch_mean
+from jax_lstm.models import registry
+from jax_lstm.training import checkpoint as ckpt
+from jax_lstm.training import parallel
+from jax_lstm.training.config import TrainConfig
+from jax_lstm.training.history import EpochRecord
+from jax_lstm.training.parallel import Programs
+from jax_lstm.training.state import (
+    TrainState,
+    create_train_state,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+)
+from jax_lstm.training.steps import Batch, make_eval_step, make_train_step
+
+__all__ = [
+    "FitResult",
+    "Run",
+    "TrainingDivergedError",
+    "evaluate",
+    "fit",
+    "fit_many",
+    "load_checkpoint",
+    "train_epoch",
+]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint (if any) is left untouched."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    """The outcome of `fit`: the final state, the scheduler state and one record per epoch."""
+
+    state: TrainState
+    plateau: optim.PlateauState
+    history: list[EpochRecord]
+    config: TrainConfig
+    num_classes: int
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1].test_accuracy
+
+    def variables(self) -> dict[str, Any]:
+        """Flax variables of the trained model (for `apply`, `to_torch`)."""
+        return self.state.variables()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """One split on the host: x (N, T, F), y (N,) int32, lengths (N,) int32 or None."""
+
+    x: np.ndarray
+    y: np.ndarray
+    lengths: np.ndarray | None
+
+    @classmethod
+    def of(cls, x, y, lengths) -> _Split:
+        return cls(x, np.asarray(y, np.int32), None if lengths is None else np.asarray(lengths, np.int32))
+
+    def rows(self, index) -> Batch:
+        """The rows `index` ((B,), or (K, B) for K models) as a host batch."""
+        return Batch(self.x[index], self.y[index], None if self.lengths is None else self.lengths[index])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What an epoch needs besides the state: the configs (one per model), the compiled programs,
+    the mesh and the data. ``stacked``: the state has a leading model axis (`fit_many`). Build with
+    `Run.build`."""
+
+    configs: list[TrainConfig]
+    stacked: bool
+    train_step: Programs
+    eval_step: Programs
+    mesh: Mesh | None
+    dataset: Dataset  # validated, in the config's dtype
+    train: _Split
+    test: _Split | None  # None: no test split, nothing is evaluated
+    scheduler: optim.ReduceLROnPlateau
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.configs[0]
+
+    @classmethod
+    def build(
+        cls,
+        config: TrainConfig,
+        dataset: Dataset,
+        seeds: list[int] | None = None,
+        data_parallel: bool | None = None,
+    ) -> Run:
+        """Validates the config and the data (before any work) and builds the programs over the
+        right mesh: one model (`fit`), or one per seed with a stacked state (`fit_many`)."""
+        config.validate()
+        dataset = dataset.validate(require_test=False).astype(config.dtype)
+        stacked = seeds is not None
+        configs = [dataclasses.replace(config, seed=int(s)) for s in seeds] if stacked else [config]
+        entry = registry.get(config.model)
+        unsplittable = None
+        if config.accumulate > 1 and entry.batch_stats:
+            # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
+            unsplittable = (
+                f"{config.model} with accumulate > 1 would change BatchNorm's micro-batch statistics"
+            )
+        mesh = parallel.mesh_for(
+            data_parallel, config.batch_size, models=len(configs) if stacked else None, unsplittable=unsplittable
+        )
+        model = make_model(config, dataset.num_features, dataset.num_classes)
+        tx = make_optimizer(config)
+        has_test = len(dataset.y_test) > 0
+        return cls(
+            configs=configs,
+            stacked=stacked,
+            train_step=make_train_step(model, tx, config.accumulate, many=stacked, mesh=mesh),
+            eval_step=make_eval_step(model, many=stacked, mesh=mesh),
+            mesh=mesh,
+            dataset=dataset,
+            train=_Split.of(dataset.x_train, dataset.y_train, dataset.lengths_train),
+            test=_Split.of(dataset.x_test, dataset.y_test, dataset.lengths_test) if has_test else None,
+            scheduler=make_scheduler(config),
+        )
+
+
+def _place_batch(batch: Batch, programs: Programs, key: str, split_models: bool) -> Batch:
+    """The batch on the devices its program expects: split over the mesh (its rows, or its models),
+    replicated beside a replicated state, or on the one device."""
+    split = key == parallel.SHARDED or split_models
+    return parallel.place(batch, programs.mesh, split=split)
+
+
+def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
+    """Mean cross-entropy and accuracy over the test split, in chunks of ``eval_batch_size``.
+
+    Floats for one model; (K,) float64 arrays for a stacked state.
+    """
+    split, size = run.test, run.config.eval_batch_size
+    variables = state.variables()
+    total_loss, correct = 0.0, 0
+    n = len(split)
+    for lo in range(0, n, size):
+        chunk = split.rows(slice(lo, min(lo + size, n)))
+        key = parallel.SHARDED if run.stacked and run.eval_step.mesh is not None else run.eval_step.key_for(len(chunk.y))
+        # K models share each chunk: it is replicated, and the models are split.
+        placed = parallel.place(chunk, run.eval_step.mesh, split=key == parallel.SHARDED and not run.stacked)
+        sums = run.eval_step(key, variables, placed)
+        total_loss = total_loss + np.asarray(sums["loss"], np.float64)
+        correct = correct + np.asarray(sums["correct"], np.int64)
+    if np.ndim(total_loss) == 0:
+        return float(total_loss) / n, int(correct) / n
+    return total_loss / n, correct / n
+
+
+def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None = None) -> None:
+    """Raises TrainingDivergedError at the first NaN/inf in (steps, K) losses."""
+    bad = np.argwhere(~np.isfinite(batch_losses))
+    if not len(bad):
+        return
+    step = int(bad[0][0])
+    whose = "" if seeds is None else f" of seed {seeds[int(bad[0][1])]}"
+    raise TrainingDivergedError(
+        f"the training loss{whose} became {batch_losses[tuple(bad[0])]} at epoch {epoch + 1}, "
+        f"step {step + 1}; stopping. Try a lower --lr or --clip, or check the data for extreme values."
+    )
+
+
+def train_epoch(
+    run: Run,
+    state: TrainState,
+    plateaus: list[optim.PlateauState],
+    epoch: int,
+    log: Callable[[str], None] | None = print,
+    progress: Any = None,
+) -> tuple[TrainState, list[optim.PlateauState], list[EpochRecord]]:
+    """One epoch (0-based `epoch`) of every model of `run`: each its own shuffled batches, then
+    evaluation and one scheduler step per model.
+
+    Returns the new state, the new plateau states and one record per model. Raises
+    TrainingDivergedError on a NaN/inf loss.
+    """
+    n, config = len(run.train), run.config
+    orders = [batch_order(n, config.batch_size, c.seed, epoch) for c in run.configs]
+    steps = len(orders[0])
+    start = time.perf_counter()
+    losses = []
+    for i in range(steps):
+        if run.stacked:
+            batch = run.train.rows(np.stack([order[i] for order in orders]))  # (K, B, ...)
+            key = parallel.SHARDED if run.train_step.mesh is not None else parallel.SINGLE
+        else:
+            batch = run.train.rows(orders[0][i])
+            key = run.train_step.key_for(len(batch.y))
+        state, metrics = run.train_step(key, state, _place_batch(batch, run.train_step, key, run.stacked))
+        losses.append(metrics["loss"])
+        if progress is not None:
+            progress.update(1)
+        if log and not run.stacked and config.log_every and (i + 1) % config.log_every == 0:
+            loss = float(metrics["loss"])
+            log(f"Epoch [{epoch + 1}/{config.epochs}], Step [{i + 1}/{steps}], Loss: {loss:.4f}")
+    # One device sync per epoch: (steps, K).
+    batch_losses = np.stack([np.asarray(loss) for loss in losses]).reshape(steps, len(run.configs))
+    seconds = time.perf_counter() - start
+    _check_finite(batch_losses, epoch, [c.seed for c in run.configs] if run.stacked else None)
+    sizes = [len(idx) for idx in orders[0]]
+    if run.test is not None:
+        test_loss, test_accuracy = (np.atleast_1d(v) for v in evaluate(run, state))
+    else:
+        test_loss = test_accuracy = np.full(len(run.configs), math.nan)
+    lrs_used = [p.lr for p in plateaus]
+    records, new_plateaus = [], []
+    for k, plateau in enumerate(plateaus):
+        train_loss = epoch_mean(batch_losses[:, k], sizes)
+        new_plateaus.append(run.scheduler.update(plateau, train_loss))
+        records.append(
+            EpochRecord(
+                epoch=epoch + 1,
+                train_loss=train_loss,
+                test_loss=float(test_loss[k]),
+                test_accuracy=float(test_accuracy[k]),
+                lr=lrs_used[k],
+                seconds=seconds,
+            )
+        )
+    new_lrs = [p.lr for p in new_plateaus]
+    if new_lrs != lrs_used:
+        lr = np.asarray(new_lrs) if run.stacked else new_lrs[0]
+        state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
+    return state, new_plateaus, records
+
+
+def load_checkpoint(directory: str | Path) -> ckpt.Checkpoint:
+    """The checkpoint in `directory` (written by `fit`), restored into a train state of its config."""
+
+    def target(config_fields: dict[str, Any], data: dict[str, Any]):
+        config = TrainConfig(**config_fields)
+        return config, create_train_state(config, data["num_features"], len(data["classes"]))
+
+    return ckpt.load(directory, target)
+
+
+def fit(
+    config: TrainConfig,
+    dataset: Dataset,
+    *,
+    variables: dict[str, Any] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] | None = print,
+    progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
+) -> FitResult:
+    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each.
+
+    Args:
+      config: hyperparameters; validated first.
+      dataset: validated first (labels in range, no NaN, matching features): errors come before
+        any training. With an empty test split nothing is evaluated (test metrics are NaN).
+      variables: initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
+      checkpoint_dir: if given, the full training state is saved there atomically after every epoch.
+      resume: continue from the checkpoint in `checkpoint_dir` up to `config.epochs`; the result is
+        bit-identical to an uninterrupted run.
+      log: receives the article's "Epoch [e/E], Step [s/S], Loss: x" lines and epoch summaries.
+      progress: ``progress(total_steps, initial_steps)`` returns a tqdm-like bar (``update(n)``,
+        ``close()``), or None for no bar.
+      data_parallel: split each batch over the local devices (see `parallel.data_parallel_mesh`);
+        None (default) does so whenever there is more than one device and the batch is large
+        enough. The update is the whole batch's; only the order of floating-point sums changes.
+    """
+    run = Run.build(config, dataset, data_parallel=data_parallel)
+    dataset = run.dataset
+    history: list[EpochRecord] = []
+    start_epoch = 0
+    if resume:
+        if checkpoint_dir is None:
+            raise ValueError("resume needs a checkpoint directory")
+        if variables is not None:
+            raise ValueError(
+                "resume continues from the checkpoint's weights: pass variables or resume, not both"
+            )
+        loaded = load_checkpoint(checkpoint_dir)
+        loaded.check_compatible(config, dataset)
+        state, plateau, history, start_epoch = loaded.state, loaded.plateau, loaded.history, loaded.epoch
+        if log:
+            log(f"resuming from {loaded.path} after epoch {start_epoch}")
+    else:
+        state = create_train_state(config, dataset.num_features, dataset.num_classes, variables)
+        plateau = run.scheduler.init(config.lr)
+    if run.mesh is not None:
+        state = parallel.place(state, run.mesh, split=False)
+
+    steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
+    bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            state, (plateau,), (record,) = train_epoch(run, state, [plateau], epoch, log, bar)
+            history.append(record)
+            if checkpoint_dir is not None:
+                ckpt.save(checkpoint_dir, state, plateau, epoch + 1, history, config, dataset)
+            if log:
+                log(
+                    f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, "
+                    f"test loss {record.test_loss:.4f}, test accuracy "
+                    f"{100 * record.test_accuracy:.2f}%, lr {record.lr:.2e}"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    return FitResult(state, plateau, history, config, dataset.num_classes)
+
+
+def fit_many(
+    config: TrainConfig,
+    dataset: Dataset,
+    seeds: list[int],
+    *,
+    log: Callable[[str], None] | None = print,
+    progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
+) -> list[FitResult]:
+    """Trains one model per seed in a single compiled program; returns one FitResult per seed.
+
+    Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
+    initial weights, its own batch order, its own plateau scheduler): the train step maps the
+    single-model step over a leading model axis, and with several devices (`data_parallel`,
+    default: whenever there are) the models are divided among them, so that K small models keep
+    every core busy. Results equal the one-at-a-time runs on one device.
+    """
+    if not seeds:
+        raise ValueError("fit_many needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    run = Run.build(config, dataset, list(seeds), data_parallel)
+    configs, dataset = run.configs, run.dataset
+    states = [create_train_state(c, dataset.num_features, dataset.num_classes) for c in configs]
+    state = _stack(states)  # leading model axis (K, ...)
+    if run.mesh is not None:
+        state = parallel.place(state, run.mesh, split=True)
+    plateaus = [run.scheduler.init(config.lr) for _ in seeds]
+    histories: list[list[EpochRecord]] = [[] for _ in seeds]
+    steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
+    bar = progress(config.epochs * steps_per_epoch, 0) if progress else None
+    try:
+        for epoch in range(config.epochs):
+            state, plateaus, records = train_epoch(run, state, plateaus, epoch, log, bar)
+            for history, record in zip(histories, records, strict=True):
+                history.append(record)
+            if log:
+                accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
+                log(
+                    f"Epoch [{epoch + 1}/{config.epochs}] {len(seeds)} models: mean train loss "
+                    f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+    return [
+        FitResult(_unstack(state, k), plateaus[k], histories[k], c, dataset.num_classes)
+        for k, c in enumerate(configs)
+    ]
+
+
+def _stack(states: list[TrainState]) -> TrainState:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def _unstack(state: TrainState, k: int) -> TrainState:
+    return jax.tree.map(lambda leaf: leaf[k], state)

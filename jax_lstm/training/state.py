@@ -1,0 +1,113 @@
+"""The train state and what builds it: the model from the registry, its initial weights, the optimizer
+(torch's clipping and Adam) and the plateau scheduler."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jax_lstm import optim
+from jax_lstm.models import registry
+from jax_lstm.training.config import TrainConfig
+
+__all__ = [
+    "TrainState",
+    "create_train_state",
+    "initial_variables",
+    "make_model",
+    "make_optimizer",
+    "make_scheduler",
+    "model_variables",
+]
+
+
+def model_variables(params: Any, batch_stats: Any) -> dict[str, Any]:
+    """The Flax variables of params and (when the model has any) batch statistics."""
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything a train step reads and writes; all device arrays, so it passes through jit."""
+
+    step: jax.Array  # () int32: optimizer updates so far
+    params: Any  # the model's params, torch-named
+    batch_stats: Any  # BatchNorm running statistics ({} for models without BatchNorm)
+    opt_state: Any  # Adam moments, step count and the injected learning rate
+    key: jax.Array  # (2,) uint32 PRNG key, split once per step for dropout
+
+    def variables(self) -> dict[str, Any]:
+        """The model's Flax variables (for `apply`, `to_torch`): params, and batch_stats if any."""
+        return model_variables(self.params, self.batch_stats)
+
+
+def make_model(config: TrainConfig, num_features: int, num_classes: int) -> nn.Module:
+    """The Flax module of `config.model` (see `jax_lstm.models.registry`)."""
+    return registry.get(config.model).build(config, registry.Dims(num_features, num_classes))
+
+
+def initial_variables(config: TrainConfig, num_features: int, num_classes: int) -> dict[str, Any]:
+    """The Flax variables a run with this config starts from: torch's initialisation drawn from the
+    seed (every LSTM tensor and the head U(-1/sqrt(H), 1/sqrt(H)), BatchNorm weight 1, bias 0,
+    running mean 0, variance 1); see `registry.initial_variables`."""
+    entry = registry.get(config.model)
+    return registry.initial_variables(entry, config, registry.Dims(num_features, num_classes))
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """clip_grad_norm_ then Adam, as in the article; the learning rate is injectable."""
+    return optim.adam(config.lr, weight_decay=config.weight_decay, max_grad_norm=config.clip)
+
+
+def make_scheduler(config: TrainConfig) -> optim.ReduceLROnPlateau:
+    """The article's `ReduceLROnPlateau(optimizer, 'min', patience=...)`."""
+    return optim.reduce_lr_on_plateau("min", factor=config.factor, patience=config.patience)
+
+
+def _state_key(config: TrainConfig) -> jax.Array:
+    """The train state's PRNG key: for seeds below 2**32 exactly `jax.random.PRNGKey(seed)`
+    (threefry's raw (2,) uint32 layout; `validate` keeps seeds in [0, 2**64)), built with numpy so
+    that no random program is compiled."""
+    seed = config.seed
+    return jnp.asarray(np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32))
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer_init(weight_decay: float, clip: float | None) -> Callable:
+    """`make_optimizer(config).init`, jitted once per optimizer rather than once per call.
+
+    One small program instead of an eager op per parameter; built anew on every call it would cost
+    a compile each time (once per seed in `fit_many`, on every checkpoint load). The learning rate
+    only seeds the state's injected rate, which `create_train_state` replaces, so it is not part of
+    the key.
+    """
+    return jax.jit(make_optimizer(TrainConfig(lr=1.0, weight_decay=weight_decay, clip=clip)).init)
+
+
+def create_train_state(
+    config: TrainConfig,
+    num_features: int,
+    num_classes: int,
+    variables: dict[str, Any] | None = None,
+) -> TrainState:
+    """A fresh train state: weights from `variables` (e.g. `from_torch`) or initialised from the seed."""
+    if variables is None:
+        variables = initial_variables(config, num_features, num_classes)
+    params = variables["params"]
+    opt_state = _optimizer_init(config.weight_decay, config.clip)(params)
+    # The configured rate, of fixed dtype from the start, so the scheduler's updates never retrace.
+    opt_state = optim.set_learning_rate(opt_state, config.lr)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=opt_state,
+        key=_state_key(config),
+    )
