@@ -193,9 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     # XLA:CPU flushes denormal floats to zero; torch does not by default, and long recurrences of
-    # a training run drift into denormals that x86 computes slowly (torch's 64 x 500 train step:
-    # 235.6 ms unflushed in the benchmark.json committed in 12a9c5e, 86.2 ms flushed in the current
-    # one). Same arithmetic on both sides, and the comparison does not flatter JAX.
+    # a training run drift into denormals that x86 computes slowly (benchmarks/NOTES.md, the long
+    # sequence row). Same arithmetic on both sides, and the comparison does not flatter JAX.
     torch.set_flush_denormal(True)
     env = reporting.environment()  # torch is imported: includes torch_threads
     env["torch_flush_denormal"] = True

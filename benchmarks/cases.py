@@ -277,9 +277,8 @@ def whole_runs(epochs: int, num_samples: int, hidden: int, layers: int, cache_di
     warm = _fit_in_fresh_process(config, dataset, variables, cache_dir)
     return {
         "jax_s": cold["seconds"],
-        # Key name kept (README, earlier results). It once was the first epoch's train-step seconds
-        # minus a later epoch's, which left the evaluation's compilation out; now it is everything
-        # the first epoch costs on top of a later one, evaluation included (`harness.timed_fit`).
+        # Everything the first epoch costs on top of a later one, evaluation included
+        # (`harness.timed_fit`); the key name is the one the committed results use.
         "jax_compile_s": cold["compile_s"],
         "jax_warm_s": warm["seconds"],
         "jax_warm_compile_s": warm["compile_s"],

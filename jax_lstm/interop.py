@@ -50,12 +50,7 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
     else:
         candidates = registry.find_by_keys(flat)
         if not candidates:
-            modules = sorted({key.partition(".")[0] for key in flat})
-            known = ", ".join(f"{e.name} ({e.torch_class_name}: {sorted(e.modules)})" for e in registry.entries())
-            raise KeyError(
-                f"not the state dict of nn.LSTM or of a known model: its top-level modules are {modules}; "
-                f"the models are {known}"
-            )
+            raise KeyError(_no_model_message(flat))
         if len(candidates) > 1:
             raise ValueError(
                 "this state dict fits several models: "
@@ -66,6 +61,26 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
     layout = entry.layout(dims, arch)
     check_layout(flat, {k: p.shape for k, p in layout.items()}, f"state dict does not match the {entry.name} model")
     return layout, entry.name
+
+
+def _no_model_message(flat: Mapping[str, Any]) -> str:
+    """Why no model fits: the keys outside the closest model (the one whose modules are all there,
+    with the most of them), or the models that exist."""
+    modules = {key.partition(".")[0] for key in flat}
+    inside = [e for e in registry.entries() if e.modules <= modules]
+    if inside:
+        closest = max(inside, key=lambda e: len(e.modules))
+        extra = sorted(key for key in flat if key.partition(".")[0] not in closest.modules)
+        return (
+            f"unexpected key {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            + f": the closest model, {closest.name} ({closest.torch_class_name}), has the modules "
+            f"{sorted(closest.modules)} only"
+        )
+    known = ", ".join(f"{e.name} ({e.torch_class_name}: {sorted(e.modules)})" for e in registry.entries())
+    return (
+        f"not the state dict of nn.LSTM or of a known model: its top-level modules are {sorted(modules)}; "
+        f"the models are {known}"
+    )
 
 
 def _to_jax(key: str, value: np.ndarray) -> jax.Array:

@@ -20,6 +20,11 @@ import torch
 # The parity cases are tiny; more threads only add scheduling noise on small machines.
 torch.set_num_threads(1)
 
+# Strict about implicit rank promotion, as equinox's suite is: a (B, 4H) + (4H,) that broadcasts by
+# accident raises here, so the model code spells out every broadcast. (Strict *dtype* promotion
+# would trip optax's own Adam, so it stays at the default.)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
 
 @pytest.fixture(params=["float32", "float64"])
 def dtype(request):

@@ -73,7 +73,7 @@ def test_fits_series_of_different_lengths_with_string_labels(vowels):
     assert (clf.classes_[proba.argmax(1)] == predicted).all()
     accuracy = clf.score(test.series, test.labels)
     assert accuracy > 0.9, accuracy
-    assert [h.epoch for h in clf.history_] == list(range(1, 16))
+    assert [h["epoch"] for h in clf.history_] == list(range(1, 16))
     # Refitting with the same random_state gives the same model.
     again = LSTMSequenceClassifier(epochs=15, random_state=0).fit(train.series, train.labels)
     np.testing.assert_array_equal(again.predict_proba(test.series), proba)

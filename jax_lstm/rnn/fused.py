@@ -92,9 +92,9 @@ def projected_scan(
     def step(carry, inputs):
         h, c = carry
         xw_t, keep = inputs if valid is not None else (inputs, None)
-        # Materialising the activations once per step (they are saved for the backward pass
-        # anyway) measured 1.5x faster on XLA:CPU than saving the pre-activations, where each
-        # consumer re-derives its gate from the slice of xw.
+        # The activations are materialised once per step (they are saved for the backward pass
+        # anyway) rather than the pre-activations, which each consumer would re-derive from the
+        # slice of xw: faster on XLA:CPU (benchmarks/NOTES.md).
         acts = activations(xw_t + h @ w_hh_t)  # (B, 4H)
         h, c, out = masked_update(keep, *cell_update(acts, c, w_hr), h, c)
         return (h, c), (out, acts, c)

@@ -158,12 +158,10 @@ def test_interrupted_metrics_write_keeps_the_old_file_and_leaves_no_debris(tmp_p
 
 def test_comparison_of_runs_survives_a_zero_torch_loss():
     from jax_lstm import reporting
+    from jax_lstm.training import EpochRecord
 
     def history(*losses):
-        return [
-            {"epoch": i + 1, "train_loss": x, "test_loss": x, "test_accuracy": 1.0, "lr": 1e-3}
-            for i, x in enumerate(losses)
-        ]
+        return [EpochRecord(i + 1, x, x, 1.0, 1e-3, 0.0) for i, x in enumerate(losses)]
 
     jax_runs, torch_runs = history(0.0, 2e-3), history(0.0, 0.0)
     summary = reporting.comparison(jax_runs, torch_runs)
