@@ -303,6 +303,8 @@ def fit(
       data_parallel: split each batch over the local devices (see `parallel.data_parallel_mesh`);
         None (default) does so whenever there is more than one device and the batch is large
         enough. The update is the whole batch's; only the order of floating-point sums changes.
+        Across processes (`jax_lstm.runtime.initialize_distributed`) the batches are always split
+        over the devices of all of them, and only process 0 writes the checkpoint.
     """
     run = Run.build(config, dataset, data_parallel=data_parallel)
     dataset = run.dataset

@@ -63,9 +63,9 @@ def data_args(tmp_path_factory) -> list[str]:
     return ["--data", str(train), "--test-data", str(test)]
 
 
-def _train_args(data_args: list[str], *extra: str) -> list[str]:
-    model = ["--hidden-size", "6", "--num-layers", "1", "--batch-size", "64", "--lr", "0.01"]
-    return ["train", *data_args, *model, "--no-compile-cache", *extra]
+def _train_args(data_args: list[str], *extra: str, batch_size: int = 64) -> list[str]:
+    model = ["--hidden-size", "6", "--num-layers", "1", "--batch-size", str(batch_size), "--lr", "0.01"]
+    return ["train", *data_args, *model, *extra]
 
 
 def _free_port() -> int:
@@ -76,10 +76,15 @@ def _free_port() -> int:
 
 class _Process:
     """One `python -m jax_lstm.cli` child with `devices` CPU devices; output to files (no pipe to
-    fill up)."""
+    fill up). Compiled programs are kept in `cache` when given (a later single-process run of the
+    same programs skips compiling), else not at all."""
 
-    def __init__(self, args: list[str], devices: int, log_dir: Path, name: str):
+    def __init__(self, args: list[str], devices: int, log_dir: Path, name: str, cache: Path | None = None):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        if cache is None:
+            args = [*args, "--no-compile-cache"]
+        else:
+            env["JAX_LSTM_CACHE"] = str(cache)
         self.out_path, self.err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.popen = subprocess.Popen(
@@ -141,11 +146,14 @@ def float64_runs(tmp_path_factory, data_args):
     ckpt = tmp / "ckpt"
     one = ["--epochs", "3", "--quiet", "--metrics-json", str(tmp / "one.json")]
     two = ["--epochs", "2", "--checkpoint-dir", str(ckpt), "--metrics-json", str(tmp / "two.json")]
-    reference = _Process([*args, *one], 2, tmp, "one")
+    reference = _Process([*args, *one], 2, tmp, "one", cache=tmp / "cache")
     processes = _group([*args, *two], 2, tmp, "two")
     _finish([reference, *processes])
     resume = ["--epochs", "3", "--checkpoint-dir", str(ckpt), "--resume", "--quiet"]
-    _finish([_Process([*args, *resume, "--metrics-json", str(tmp / "resumed.json")], 2, tmp, "resumed")])
+    resumed = _Process(
+        [*args, *resume, "--metrics-json", str(tmp / "resumed.json")], 2, tmp, "resumed", tmp / "cache"
+    )
+    _finish([resumed])
     return tmp, processes
 
 
@@ -171,8 +179,9 @@ def test_a_two_process_checkpoint_resumes_on_one_process_bit_exactly(float64_run
 
 
 def test_seeds_over_two_processes_equal_the_single_process_run(tmp_path, data_args):
-    """--seeds 2 in float32: one model on each process's device, against both on one process."""
-    args = _train_args(data_args, "--epochs", "2", "--seeds", "2", "--quiet")
+    """--seeds 2 in float32: one model on each process's device, against both on one process
+    (batches of 68: two per epoch, one program)."""
+    args = _train_args(data_args, "--epochs", "2", "--seeds", "2", "--quiet", batch_size=68)
     reference = _Process([*args, "--metrics-json", str(tmp_path / "one.json")], 2, tmp_path, "one")
     two = _group([*args, "--metrics-json", str(tmp_path / "two.json")], 2, tmp_path, "two")
     _finish([reference, *two])
