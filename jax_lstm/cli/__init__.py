@@ -15,7 +15,7 @@ from jax_lstm import runtime
 from jax_lstm.cli import export as export_command
 from jax_lstm.cli import parity as parity_command
 from jax_lstm.cli import train as train_command
-from jax_lstm.cli.args import add_train_arguments
+from jax_lstm.cli.args import add_distributed_arguments, add_train_arguments
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
 __all__ = ["build_parser", "main"]
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also train torch_ref from the same weights on the same batches and compare per epoch",
     )
+    add_distributed_arguments(train)
     train.set_defaults(func=train_command.run)
 
     export = sub.add_parser("export", help="write a checkpoint's weights as a torch state dict (.pt)")

@@ -11,6 +11,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
+    "add_distributed_arguments",
     "add_train_arguments",
     "config_from_args",
     "dataset_from_args",
@@ -67,6 +68,39 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-compile-cache",
         action="store_true",
         help="do not keep compiled programs on disk (default: ~/.cache/jax-lstm/xla, or $JAX_LSTM_CACHE)",
+    )
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``jax-lstm train``'s flags for training across processes (`runtime.initialize_distributed`)."""
+    from jax_lstm.runtime import DEFAULT_DISTRIBUTED_TIMEOUT_S
+
+    group = parser.add_argument_group(
+        "several processes or machines",
+        "all three of --coordinator, --num-processes, --process-id (the same command in every process "
+        "but its --process-id), or --distributed alone under SLURM / Open MPI",
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0, which serves JAX's coordination service on PORT",
+    )
+    group.add_argument("--num-processes", type=int, metavar="N", help="how many processes train together")
+    group.add_argument(
+        "--process-id", type=int, metavar="I", help="this process, 0..N-1 (process 0 writes the files)"
+    )
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join with what JAX detects (SLURM, Open MPI, TPU) instead of the three flags",
+    )
+    group.add_argument(
+        "--distributed-timeout",
+        type=float,
+        default=DEFAULT_DISTRIBUTED_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long to wait for every process to join, and after how long without a heartbeat a "
+        f"process counts as lost and the others stop (default {DEFAULT_DISTRIBUTED_TIMEOUT_S})",
     )
 
 

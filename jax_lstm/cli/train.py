@@ -4,7 +4,11 @@ torch twin beside it, and writes what was asked for."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import os
+import sys
 import time
 from typing import Any
 
@@ -39,9 +43,85 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise ValueError(f"--seeds trains several models at once; it does not combine with {clashing[0]}")
 
 
+def _join(args: argparse.Namespace) -> int | None:
+    """Joins the other processes when the flags ask for it (before JAX's backend starts); returns an
+    exit status when the flags are wrong or the coordinator cannot be reached, None to go on."""
+    wanted = [args.coordinator, args.num_processes, args.process_id]
+    try:
+        runtime.check_distributed_arguments(*wanted, args.distributed_timeout)
+        if args.distributed and any(v is not None for v in wanted):
+            raise ValueError("--distributed detects the cluster: pass it or the three flags, not both")
+        if (args.distributed or args.coordinator is not None) and args.compare_torch:
+            raise ValueError("--compare-torch runs on one process; it does not combine with several")
+    except ValueError as err:
+        return fail(str(err))
+    if not args.distributed and args.coordinator is None:
+        return None
+    if args.process_id == 0 and not args.quiet:
+        print(
+            f"process 0: serving the coordinator on {args.coordinator}, waiting up to "
+            f"{args.distributed_timeout:g} s for {args.num_processes} processes",
+            flush=True,
+        )
+    try:
+        runtime.initialize_distributed(*wanted, timeout_s=args.distributed_timeout)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        return fail(str(err), status=4)
+    return None
+
+
+class _Prefixed(io.TextIOBase):
+    """Standard output of a process other than 0: every line prefixed ``[process i]``."""
+
+    def __init__(self, stream, prefix: str):
+        self._stream, self._prefix, self._at_line_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                self._stream.write(self._prefix)
+            self._stream.write(piece)
+            self._at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _as_this_process(args: argparse.Namespace, train) -> int:
+    """Runs `train()`; in a multi-process run, process i > 0 prints prefixed (nothing with --quiet)
+    and a lost process ends this one with status 4 instead of a hang or an abort."""
+    import jax
+
+    from jax_lstm.training import parallel
+
+    if not parallel.multiprocess():
+        return train()
+    index = jax.process_index()
+    if index == 0:
+        output = contextlib.nullcontext()
+    else:
+        # Process 0 writes the files (the loop writes its checkpoints); `train` reads these flags.
+        args.metrics_json = args.plot = None
+        stream = open(os.devnull, "w") if args.quiet else _Prefixed(sys.stdout, f"[process {index}] ")
+        output = contextlib.redirect_stdout(stream)
+    try:
+        with output:
+            return train()
+    except parallel.ProcessLostError as err:
+        fail(str(err), status=4)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A normal exit would wait at JAX's shutdown barrier for the lost process, then abort.
+        os._exit(4)
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
 
+    joined = _join(args)
+    if joined is not None:
+        return joined
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)  # before any array exists
     if not args.no_compile_cache:
@@ -56,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError, FileNotFoundError) as err:
         return fail(str(err))
     if args.seeds > 1:
-        return _train_many(args, dataset, config)
-    return _train_one(args, dataset, config)
+        return _as_this_process(args, lambda: _train_many(args, dataset, config))
+    return _as_this_process(args, lambda: _train_one(args, dataset, config))
 
 
 def _header(dataset, config, env: dict[str, Any]) -> None:

@@ -181,6 +181,7 @@ def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
         # K models share each chunk: it is replicated, and the models are split.
         placed = parallel.place(chunk, run.eval_step.mesh, split=key == parallel.SHARDED and not run.stacked)
         sums = run.eval_step(key, variables, placed)
+        sums = parallel.fetch(sums)  # replicated (one model) or split by model across processes
         total_loss = total_loss + np.asarray(sums["loss"], np.float64)
         correct = correct + np.asarray(sums["correct"], np.int64)
     if np.ndim(total_loss) == 0:
@@ -235,7 +236,7 @@ def train_epoch(
             loss = float(metrics["loss"])
             log(f"Epoch [{epoch + 1}/{config.epochs}], Step [{i + 1}/{steps}], Loss: {loss:.4f}")
     # One device sync per epoch: (steps, K).
-    batch_losses = np.stack([np.asarray(loss) for loss in losses]).reshape(steps, len(run.configs))
+    batch_losses = np.stack([parallel.fetch(loss) for loss in losses]).reshape(steps, len(run.configs))
     seconds = time.perf_counter() - start
     _check_finite(batch_losses, epoch, [c.seed for c in run.configs] if run.stacked else None)
     sizes = [len(idx) for idx in orders[0]]
@@ -302,6 +303,8 @@ def fit(
       data_parallel: split each batch over the local devices (see `parallel.data_parallel_mesh`);
         None (default) does so whenever there is more than one device and the batch is large
         enough. The update is the whole batch's; only the order of floating-point sums changes.
+        Across processes (`jax_lstm.runtime.initialize_distributed`) the batches are always split
+        over the devices of all of them, and only process 0 writes the checkpoint.
     """
     run = Run.build(config, dataset, data_parallel=data_parallel)
     dataset = run.dataset
@@ -331,7 +334,7 @@ def fit(
         for epoch in range(start_epoch, config.epochs):
             state, (plateau,), (record,) = train_epoch(run, state, [plateau], epoch, log, bar)
             history.append(record)
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and parallel.is_primary():  # one writer across processes
                 ckpt.save(checkpoint_dir, state, plateau, epoch + 1, history, config, dataset)
             if log:
                 log(
@@ -339,10 +342,13 @@ def fit(
                     f"test loss {record.test_loss:.4f}, test accuracy "
                     f"{100 * record.test_accuracy:.2f}%, lr {record.lr:.2e}"
                 )
+    except Exception as err:
+        _raise_if_process_lost(err)
+        raise
     finally:
         if bar is not None:
             bar.close()
-    return FitResult(state, plateau, history, config, dataset.num_classes)
+    return FitResult(_local(state), plateau, history, config, dataset.num_classes)
 
 
 def fit_many(
@@ -387,13 +393,33 @@ def fit_many(
                     f"Epoch [{epoch + 1}/{config.epochs}] {len(seeds)} models: mean train loss "
                     f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
                 )
+    except Exception as err:
+        _raise_if_process_lost(err)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    state = _local(state)
     return [
         FitResult(_unstack(state, k), plateaus[k], histories[k], c, dataset.num_classes)
         for k, c in enumerate(configs)
     ]
+
+
+def _raise_if_process_lost(err: Exception) -> None:
+    """A collective that failed because another process is gone becomes a ProcessLostError (a
+    RuntimeError, not the ValueError Gloo raises, which callers take for bad input)."""
+    lost = parallel.lost_process_error(err)
+    if lost is not None:
+        raise lost from err
+
+
+def _local(state: TrainState) -> TrainState:
+    """The state on this process's default device: after a multi-process run its arrays span other
+    processes' devices too, which nothing outside the run's programs could read or apply."""
+    if not parallel.multiprocess():
+        return state
+    return jax.tree.map(jnp.asarray, parallel.fetch(state))
 
 
 def _stack(states: list[TrainState]) -> TrainState:
