@@ -114,6 +114,11 @@ class LSTM(nn.Module):
                     "LSTM parameters not found: pass the variables returned by init() or "
                     "jax_lstm.from_torch() to apply()"
                 )
+            if x.shape[-1] == 0:
+                raise ValueError(
+                    f"input_size must be greater than zero: the input has 0 features (shape "
+                    f"{tuple(x.shape)}); the LSTM needs at least one input feature"
+                )
             spec = self.spec(int(x.shape[-1]))
         init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
         params = {
