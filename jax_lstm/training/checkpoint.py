@@ -1,11 +1,10 @@
 """Checkpoints of a training run: the full train state, written atomically, verified on load.
 
 ``<dir>/checkpoint.msgpack`` holds the latest state and ``<dir>/checkpoint.prev.msgpack`` the one
-before it. Each file is a msgpack map of the format version, the sha256 of the payload, the config it
-was written with (for messages about incompatible files) and the payload itself (Flax
-serialization): the train state (params, batch stats, optimizer state with its learning rate, PRNG
-key, step), the plateau scheduler's state, the epochs done, the history, the config and a
-description of the data.
+before it. Each file is a msgpack map of the format version, the sha256 of the payload and the
+payload itself (Flax serialization): the train state (params, batch stats, optimizer state with its
+learning rate, PRNG key, step), the plateau scheduler's state, the epochs done, the history, the
+config it was written with and a description of the data. The checksum covers all of it.
 
 Files are written with `jax_lstm.atomic.write_atomically` (temporary file, fsync, rename, the
 previous file kept as ``checkpoint.prev.msgpack``), so a crash mid-save leaves a readable
@@ -109,21 +108,19 @@ def save(
     """Writes the checkpoint after `epoch` completed epochs (the previous one kept beside it);
     returns its path."""
     path = _path(directory)
-    config_json = json.dumps(dataclasses.asdict(config))
     payload = serialization.msgpack_serialize(
         {
             "state": serialization.to_state_dict(jax.device_get(state)),
             "plateau": plateau._asdict(),
             "epoch": epoch,
             "history": json.dumps(to_dicts(history)),
-            "config": config_json,
+            "config": json.dumps(dataclasses.asdict(config)),
             "data": json.dumps(data_description(dataset)),
         }
     )
     envelope = {
         "format": FORMAT,
         "sha256": hashlib.sha256(payload).hexdigest(),
-        "config": config_json,
         "payload": payload,
     }
     keep = path.with_name(PREVIOUS_NAME) if path.name == CHECKPOINT_NAME else None
