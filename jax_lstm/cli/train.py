@@ -137,6 +137,8 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
         return fail(f"interrupted at epoch {partial.epoch}{note}", status=EXIT_INTERRUPTED)
     except OSError as err:  # a checkpoint that could not be written (disk full, permissions)
         partial = getattr(err, "partial", None)
+        if not args.checkpoint_dir or partial is None:
+            raise  # not a checkpoint write: unexpected, keep the traceback
         message = f"could not write the checkpoint in {args.checkpoint_dir}: {err.strerror or err}"
         message += _checkpoint_note(args, partial)
         if partial is not None and args.metrics_json:
