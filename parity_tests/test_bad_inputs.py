@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -686,6 +688,38 @@ CLI = [
         _cli("parity", "--implementation", "cudnn"),
         2,
         "--implementation cudnn needs a CUDA GPU",
+    ),
+]
+
+
+def _read_only(run):
+    """`run` as if every directory were read-only (the suite may run as root, who can write anywhere)."""
+
+    def wrapped(files):
+        with mock.patch.object(os, "access", return_value=False):
+            return run(files)
+
+    return wrapped
+
+
+CLI += [
+    Case(
+        "train --checkpoint-dir read-only",
+        _read_only(_train(use=lambda f: ["--checkpoint-dir", str(f["dir"] / "new")])),
+        2,
+        "checkpoint directory .*new is not writable .*a_directory is read-only",
+    ),
+    Case(
+        "train --metrics-json in a read-only directory",
+        _read_only(_train(use=lambda f: ["--metrics-json", str(f["dir"] / "m.json")])),
+        2,
+        "--metrics-json .*m.json cannot be written: .*a_directory is not writable",
+    ),
+    Case(
+        "export into a read-only directory",
+        _read_only(_cli("export", use=lambda f: [str(f["ckpt_corrupt"]), str(f["dir"] / "w.pt")])),
+        2,
+        "export target .*w.pt cannot be written",
     ),
 ]
 
