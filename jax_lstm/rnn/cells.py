@@ -134,7 +134,8 @@ def _lstm_layer(
                 raise
             raise TypeError(
                 "the default implementation='fused' defines its own backward pass, so it supports "
-                "reverse mode (jax.grad, vjp) but not forward mode (jax.jvp, jacfwd, hessian): use "
+                "reverse mode (jax.grad, vjp) but not forward-mode differentiation (jax.jvp, jacfwd, "
+                "hessian): use "
                 "implementation='scan' (LSTM(..., implementation='scan') or lstm(..., "
                 "implementation='scan')) for forward-mode derivatives"
             ) from None

@@ -120,6 +120,9 @@ class LSTM(nn.Module):
                     f"{tuple(x.shape)}); the LSTM needs at least one input feature"
                 )
             spec = self.spec(int(x.shape[-1]))
+            # The sample input only gives shapes: init with jnp.ones(...) (float64 under x64) must
+            # not trip apply's check that the input dtype matches the weights'.
+            x = x.astype(self.param_dtype)
         init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
         params = {
             name: self.param(name, init, shape, self.param_dtype)
