@@ -9,24 +9,35 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["remove_stale_temporaries", "temporary_name", "write_atomically"]
 
 
-def write_atomically(path: str | Path, payload: bytes) -> Path:
+def temporary_name(path: Path, pid: int | None = None) -> Path:
+    """The temporary file `write_atomically` writes before renaming it to `path`."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def write_atomically(path: str | Path, payload: bytes, keep_previous: str | Path | None = None) -> Path:
     """Writes `payload` to `path` so that a crash leaves either the old file or the new one.
 
     A temporary file in the same directory, flushed to disk, renamed over `path` (`os.replace`,
     atomic on POSIX and Windows), and the directory synced so the rename itself is durable. A
     failure (or interrupt) before the rename removes the temporary file.
+
+    With `keep_previous`, an existing `path` is first renamed to it (after the new file is safely on
+    disk), so the previous version survives beside the new one. A crash between the two renames
+    leaves only `keep_previous`, which then holds the newest complete version.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -38,3 +49,32 @@ def write_atomically(path: str | Path, payload: bytes) -> Path:
         finally:
             os.close(fd)
     return path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: it is starting
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Removes the temporary files an interrupted `write_atomically(path, ...)` left behind (those of
+    processes no longer running); returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}.tmp-"
+    for leftover in path.parent.glob(f"{prefix}*"):
+        pid = leftover.name[len(prefix) :]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed

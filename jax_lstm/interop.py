@@ -36,12 +36,45 @@ def _as_numpy(key: str, value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _check_mapping(value: Any, function: str, what: str) -> None:
+    """A clear TypeError for what is not a mapping: a torch module itself, None, an array."""
+    if isinstance(value, Mapping):
+        return
+    if hasattr(value, "state_dict") and hasattr(value, "parameters"):
+        raise TypeError(
+            f"{function} takes a state dict, not the {type(value).__name__} module itself: pass "
+            "module.state_dict()"
+        )
+    raise TypeError(f"{function} takes {what}, got {type(value).__name__}")
+
+
+# weight_hh_l0 rows / columns of the other torch recurrent layers (gates x hidden by hidden).
+_OTHER_LAYERS = {3: "nn.GRU", 1: "nn.RNN"}
+
+
+def _check_lstm_shapes(flat: Mapping[str, Any], prefix: str = "") -> None:
+    """Refuses a GRU's or a plain RNN's state dict where an nn.LSTM's is expected, by the shape of
+    weight_hh_l0: (4H, H) for the LSTM (or (4H, P), P < H, with a projection), (3H, H) for a GRU,
+    (H, H) for an RNN. Otherwise its keys would be blamed one by one."""
+    w_hh = flat.get(f"{prefix}weight_hh_l0")
+    if w_hh is None or len(np.shape(w_hh)) != 2 or f"{prefix}weight_hr_l0" in flat:
+        return
+    rows, cols = np.shape(w_hh)
+    if cols and rows % cols == 0 and rows // cols in _OTHER_LAYERS:
+        other = _OTHER_LAYERS[rows // cols]
+        raise ValueError(
+            f"this is not an nn.LSTM state dict: {prefix}weight_hh_l0 has shape {(rows, cols)}, "
+            f"{rows // cols} x hidden_size rows, which is an {other}'s (an nn.LSTM's has 4 x hidden_size)"
+        )
+
+
 def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layout, str]:
     """The layout `flat` must have, in torch's order, and what it is ("nn.LSTM" or a model name).
 
     Raises KeyError / ValueError naming the key, expected and actual shape, or the models that exist.
     """
     if model is None and flat and not any("." in key for key in flat):
+        _check_lstm_shapes(flat)
         spec = spec_from_params(flat)
         layout = {k: registry.Param(shape, "uniform") for k, shape in param_shapes(spec).items()}
         return layout, "nn.LSTM"
@@ -57,6 +90,7 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
                 f"{[e.name for e in candidates]}; pass model=... to say which"
             )
         entry = candidates[0]
+    _check_lstm_shapes(flat, "lstm.")
     arch, dims = entry.read_state_dict(flat)
     layout = entry.layout(dims, arch)
     check_layout(flat, {k: p.shape for k, p in layout.items()}, f"state dict does not match the {entry.name} model")
@@ -114,6 +148,7 @@ def from_torch(state_dict: Mapping[str, Any], model: str | None = None) -> dict[
       does not fit the architecture the other tensors describe (the message names the key, expected
       and actual shape).
     """
+    _check_mapping(state_dict, "from_torch", "a state dict (module.state_dict())")
     flat = {key: _as_numpy(key, value) for key, value in state_dict.items()}
     layout, _ = _resolve(flat, model)
     return registry.nest({key: _to_jax(key, flat[key]) for key in layout}, layout)
@@ -129,6 +164,9 @@ def to_torch(variables: Mapping[str, Any], model: str | None = None) -> OrderedD
         import torch
     except ImportError as err:  # pragma: no cover - exercised only without torch
         raise ImportError("jax_lstm.to_torch needs PyTorch: pip install 'jax-lstm[torch]'") from err
+    _check_mapping(
+        variables, "to_torch", "Flax variables ({'params': ...}, as returned by init() or from_torch())"
+    )
     flat = {key: np.asarray(value) for key, value in flatten_variables(variables).items()}
     layout, _ = _resolve(flat, model)
     state: OrderedDict[str, Any] = OrderedDict()

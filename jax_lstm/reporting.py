@@ -63,19 +63,31 @@ def _cpu_model() -> str:
 
 
 def run_record(
-    dataset, config, history: Sequence[EpochRecord], seconds: float, env: dict[str, Any] | None = None
+    dataset,
+    config,
+    history: Sequence[EpochRecord],
+    seconds: float,
+    env: dict[str, Any] | None = None,
+    stopped: str | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy."""
+    """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy
+    (None before the first epoch completed). A run that stopped early holds the epochs completed
+    before it and says why in ``"stopped"`` ("diverged", "interrupted", "write failed"); one
+    stopped by a NaN/inf loss is also marked ``"diverged": true``."""
     import dataclasses
 
-    return {
+    record = {
         "dataset": dataset.describe(),
         "config": dataclasses.asdict(config),
         "environment": env if env is not None else environment(),
         "epochs": to_dicts(history),
-        "test_accuracy": history[-1].test_accuracy,
+        "test_accuracy": history[-1].test_accuracy if history else None,
         "seconds": seconds,
     }
+    if stopped is not None:
+        record["stopped"] = stopped
+        record["diverged"] = stopped == "diverged"
+    return record
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from jax_lstm.cli.args import add_train_arguments, config_from_args, dataset_from_args
 
@@ -27,6 +28,14 @@ def _train(args: argparse.Namespace) -> int:
         dataset.validate()
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")
+        if args.resume and args.overwrite:
+            raise ValueError("--resume continues the checkpoint and --overwrite starts over: pass one")
+        existing = args.checkpoint_dir and (Path(args.checkpoint_dir) / "torch_checkpoint.pt").exists()
+        if existing and not (args.resume or args.overwrite):
+            raise ValueError(
+                f"{args.checkpoint_dir} already holds a checkpoint, which this run would overwrite: "
+                "continue it with --resume, or start over on purpose with --overwrite"
+            )
     except (DataError, ValueError, FileNotFoundError) as err:
         print(f"torch_ref: error: {err}", file=sys.stderr)
         return 2

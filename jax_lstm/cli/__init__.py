@@ -8,7 +8,6 @@ two sides accept the same flags and build the same dataset and config from them.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from jax_lstm import runtime
@@ -16,6 +15,7 @@ from jax_lstm.cli import export as export_command
 from jax_lstm.cli import parity as parity_command
 from jax_lstm.cli import train as train_command
 from jax_lstm.cli.args import add_distributed_arguments, add_train_arguments
+from jax_lstm.cli.common import EXIT_INTERRUPTED, OutputPathError, fail
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
 __all__ = ["build_parser", "main"]
@@ -105,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a subcommand; returns its exit status.
+
+    Every expected failure ends in one ``jax-lstm: error: ...`` line on stderr and a documented
+    status: 2 bad input (flags, files, checkpoints), 3 the training diverged, 4 an output could not
+    be written, 130 interrupted (Ctrl-C); 1 is a parity check or torch comparison that disagrees.
+    Unexpected exceptions keep their traceback.
+    """
+    from jax_lstm.data import DataError
+    from jax_lstm.training.checkpoint import CheckpointError
+
     runtime.use_all_cores()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, OutputPathError) as err:
+        return fail(str(err))
+    except KeyboardInterrupt:
+        return fail("interrupted", status=EXIT_INTERRUPTED)

@@ -4,6 +4,7 @@ build: the dataset and the `TrainConfig`."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from jax_lstm.models import registry
 
@@ -61,6 +62,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--checkpoint-dir", metavar="DIR", help="save the full state here after every epoch")
     out.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a --checkpoint-dir that holds a checkpoint, deleting it (default: refuse)",
+    )
     out.add_argument("--metrics-json", metavar="PATH", help="write per-epoch and final metrics here")
     out.add_argument("--plot", metavar="PATH.png", help="plot the loss and accuracy curves")
     out.add_argument("--quiet", action="store_true", help="no per-step log lines")
@@ -119,10 +125,25 @@ def dataset_from_args(args: argparse.Namespace):
     return data.japanese_vowels(standardize=not args.no_standardize)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuses non-finite or out-of-range float flags with the flag's name (argparse takes "nan",
+    "inf" and negative numbers as floats)."""
+    rules = [
+        ("--lr", args.lr, args.lr > 0, "a finite number > 0"),
+        ("--clip", args.clip, args.clip >= 0, "a finite number >= 0 (0 disables clipping)"),
+        ("--weight-decay", args.weight_decay, args.weight_decay >= 0, "a finite number >= 0"),
+        ("--dropout", args.dropout, 0 <= args.dropout <= 1, "a number in [0, 1]"),
+    ]
+    for flag, value, in_range, wanted in rules:
+        if not math.isfinite(value) or not in_range:
+            raise ValueError(f"{flag} must be {wanted}, got {value}")
+
+
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags ask for (validated)."""
     from jax_lstm.training import TrainConfig
 
+    check_numbers(args)
     source = "ts" if args.data else args.dataset
     epochs = DEFAULT_EPOCHS[source] if args.epochs is None else args.epochs
     batch_size = DEFAULT_BATCH_SIZE[source] if args.batch_size is None else args.batch_size

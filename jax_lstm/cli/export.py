@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jax_lstm.cli.common import fail
+from jax_lstm.cli.common import EXIT_WRITE_FAILED, OutputPathError, check_output_file, fail
 
 __all__ = ["run"]
 
@@ -19,12 +19,16 @@ def run(args: argparse.Namespace) -> int:
     from jax_lstm.training import load_checkpoint
 
     try:
-        loaded = load_checkpoint(args.checkpoint_dir)
-    except (FileNotFoundError, ValueError) as err:
+        check_output_file(args.output, "export target", (".pt", ".pth"))
+        loaded = load_checkpoint(args.checkpoint_dir, log=print)
+    except (FileNotFoundError, ValueError, OutputPathError) as err:
         return fail(str(err))
     entry = registry.get(loaded.config.model)
     state_dict = jax_lstm.to_torch(loaded.variables(), model=entry.name)
-    torch.save(state_dict, args.output)
+    try:
+        torch.save(state_dict, args.output)
+    except OSError as err:
+        return fail(f"could not write {args.output}: {err.strerror or err}", EXIT_WRITE_FAILED)
     dims = registry.Dims(loaded.data["num_features"], len(loaded.data["classes"]))
     arguments = ", ".join(str(a) for a in entry.torch_args(dims, entry.arch(loaded.config)))
     print(

@@ -15,7 +15,15 @@ from typing import Any
 from jax_lstm import runtime
 from jax_lstm.cli import torch_bridge
 from jax_lstm.cli.args import config_from_args, dataset_from_args
-from jax_lstm.cli.common import fail, log_function, progress_factory
+from jax_lstm.cli.common import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_WRITE_FAILED,
+    check_output_file,
+    fail,
+    log_function,
+    progress_factory,
+)
 
 __all__ = ["run"]
 
@@ -24,6 +32,10 @@ def _check_flags(args: argparse.Namespace) -> None:
     """Refuses flag combinations that cannot work, before any data is read or work is done."""
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the checkpoint and --overwrite starts over: pass one, not both")
+    if args.overwrite and not args.checkpoint_dir:
+        raise ValueError("--overwrite needs --checkpoint-dir (it starts over in that directory)")
     if args.compare_torch and args.resume:
         raise ValueError("--compare-torch starts both sides from the same weights; it cannot --resume")
     if args.seeds < 1:
@@ -41,6 +53,15 @@ def _check_flags(args: argparse.Namespace) -> None:
         ]
         if clashing:
             raise ValueError(f"--seeds trains several models at once; it does not combine with {clashing[0]}")
+    # Every output path, before any data is read or work is done.
+    if args.metrics_json:
+        check_output_file(args.metrics_json, "--metrics-json", (".json",))
+    if args.plot:
+        check_output_file(args.plot, "--plot", (".png",))
+    if args.checkpoint_dir:
+        from jax_lstm.training import check_checkpoint_dir
+
+        check_checkpoint_dir(args.checkpoint_dir, resume=args.resume, overwrite=args.overwrite)
 
 
 def _join(args: argparse.Namespace) -> int | None:
@@ -129,10 +150,10 @@ def run(args: argparse.Namespace) -> int:
     from jax_lstm.data import DataError
 
     try:
-        config = config_from_args(args)  # first: the synthetic data is drawn from the seed
+        config = config_from_args(args)
+        _check_flags(args)
         dataset = dataset_from_args(args)
         dataset.validate()
-        _check_flags(args)
     except (DataError, ValueError, FileNotFoundError) as err:
         return fail(str(err))
     if args.seeds > 1:
@@ -176,12 +197,33 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
             variables=variables,
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
+            overwrite=args.overwrite,
             log=log_function(progress),
             progress=progress,
         )
     except TrainingDivergedError as err:
-        kept = f" The last good checkpoint is in {args.checkpoint_dir}." if args.checkpoint_dir else ""
-        return fail(f"{err}{kept}", status=3)
+        partial = getattr(err, "partial", None)
+        message = f"{err}{_checkpoint_note(args, partial)}"
+        if partial is not None and args.metrics_json:
+            message += _write_partial_metrics(args, dataset, config, partial, start, env, "diverged")
+        return fail(message, status=EXIT_DIVERGED)
+    except KeyboardInterrupt as err:
+        partial = getattr(err, "partial", None)
+        if partial is not None and args.metrics_json:
+            _write_partial_metrics(args, dataset, config, partial, start, env, "interrupted")
+        if partial is None:
+            return fail("interrupted", status=EXIT_INTERRUPTED)
+        note = _checkpoint_note(args, partial, short=True)
+        return fail(f"interrupted at epoch {partial.epoch}{note}", status=EXIT_INTERRUPTED)
+    except OSError as err:  # a checkpoint that could not be written (disk full, permissions)
+        partial = getattr(err, "partial", None)
+        if not args.checkpoint_dir or partial is None:
+            raise  # not a checkpoint write: unexpected, keep the traceback
+        message = f"could not write the checkpoint in {args.checkpoint_dir}: {err.strerror or err}"
+        message += _checkpoint_note(args, partial)
+        if partial is not None and args.metrics_json:
+            message += _write_partial_metrics(args, dataset, config, partial, start, env, "write failed")
+        return fail(message, status=EXIT_WRITE_FAILED)
     except (ValueError, FileNotFoundError) as err:  # resume problems, reported before training
         return fail(str(err))
     seconds = time.perf_counter() - start
@@ -193,12 +235,43 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
     torch_history, status = None, 0
     if torch_model is not None:
         torch_history, status = _compare_with_torch(args, dataset, config, torch_model, result, payload)
-    if args.metrics_json:
-        print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
-    if args.plot:
-        title = f"{dataset.name}, {config.model}, seed {config.seed}"
-        print(f"plot written to {reporting.plot_history(args.plot, result.history, torch_history, title)}")
+    try:
+        if args.metrics_json:
+            print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
+        if args.plot:
+            title = f"{dataset.name}, {config.model}, seed {config.seed}"
+            written = reporting.plot_history(args.plot, result.history, torch_history, title)
+            print(f"plot written to {written}")
+    except OSError as err:
+        what = err.filename or "an output"
+        return fail(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED)
     return status
+
+
+def _checkpoint_note(args: argparse.Namespace, partial, short: bool = False) -> str:
+    """What is on disk after a run stopped early, exactly: never a checkpoint that was not written."""
+    if not args.checkpoint_dir:
+        return ""
+    epoch = None if partial is None else partial.checkpoint_epoch
+    if short:
+        return f"; last checkpoint at epoch {epoch}" if epoch is not None else "; no checkpoint was written"
+    if epoch is None:
+        return f" No checkpoint was written to {args.checkpoint_dir}."
+    return f" The last good checkpoint (epoch {epoch}) is in {args.checkpoint_dir}."
+
+
+def _write_partial_metrics(args, dataset, config, partial, start: float, env, stopped: str) -> str:
+    """Writes the epochs measured before the run stopped, saying why (`reporting.run_record`);
+    returns a note for the error message."""
+    from jax_lstm import reporting
+
+    seconds = time.perf_counter() - start
+    payload = reporting.run_record(dataset, config, partial.history, seconds, env, stopped=stopped)
+    try:
+        reporting.write_json(args.metrics_json, payload)
+    except OSError as err:
+        return f" The metrics could not be written either: {err.strerror or err}."
+    return f" The {len(partial.history)} completed epochs are in {args.metrics_json}."
 
 
 def _compare_with_torch(args, dataset, config, torch_model, result, payload: dict[str, Any]):
@@ -259,7 +332,9 @@ def _train_many(args: argparse.Namespace, dataset, config) -> int:
     try:
         results = fit_many(config, dataset, seeds, log=log_function(progress), progress=progress)
     except TrainingDivergedError as err:
-        return fail(str(err), status=3)
+        return fail(str(err), status=EXIT_DIVERGED)
+    except KeyboardInterrupt:
+        return fail("interrupted", status=EXIT_INTERRUPTED)
     seconds = time.perf_counter() - start
     accuracies = [r.test_accuracy for r in results]
     for seed, accuracy in zip(seeds, accuracies, strict=True):
@@ -281,5 +356,8 @@ def _train_many(args: argparse.Namespace, dataset, config) -> int:
             "test_accuracy_mean": sum(accuracies) / len(accuracies),
             "seconds": seconds,
         }
-        print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
+        try:
+            print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
+        except OSError as err:
+            return fail(f"could not write {args.metrics_json}: {err.strerror or err}", EXIT_WRITE_FAILED)
     return 0

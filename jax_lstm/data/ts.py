@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,50 @@ class TsData:
     labels: list[str]
     class_labels: tuple[str, ...] | None  # as declared by @classLabel, in declared order
     problem_name: str
+    path: str = ""  # the file it was read from
+    lines: tuple[int, ...] = ()  # the 1-based line of each series in that file
+
+    def check_missing(self) -> None:
+        """Raises DataError at the first missing value (``?``, read as NaN), naming the file, line
+        and series as they are in the file (before any standardisation could spread the NaN)."""
+        for i, x in enumerate(self.series):
+            missing = np.argwhere(~np.isfinite(x))
+            if len(missing):
+                step, channel = (int(v) for v in missing[0])
+                line = f"{self.lines[i]}: " if i < len(self.lines) else " "
+                raise DataError(
+                    f"{self.path}:{line}series {i} has a missing or non-finite value (dimension "
+                    f"{channel + 1}, step {step + 1}); fill or drop missing values before training"
+                )
 
 
 def _open_text(path: Path) -> list[str]:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            return handle.read().splitlines()
-    return path.read_text(encoding="utf-8").splitlines()
+    """The file's lines; DataError naming the file (and line) for what is not UTF-8 text."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass a .ts file (e.g. {path / 'TRAIN.ts'})")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read()
+        else:
+            raw = path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: not a valid gzip file ({err or type(err).__name__})") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: a binary file (NUL byte), not a .ts text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); .ts files are UTF-8: "
+            "convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    # Split on newlines only, so line numbers are those of an editor (and of the messages above).
+    return text.split("\n")
 
 
 def load_ts(path: str | Path) -> TsData:
@@ -47,6 +85,7 @@ def load_ts(path: str | Path) -> TsData:
     problem = path.stem
     series: list[np.ndarray] = []
     labels: list[str] = []
+    series_lines: list[int] = []
     in_data = False
 
     def fail(number: int, message: str):
@@ -71,7 +110,7 @@ def load_ts(path: str | Path) -> TsData:
             elif tag == "@timestamps" and rest.lower() == "true":
                 fail(number, "time-stamped .ts files are not supported")
             elif tag == "@dimensions":
-                if not rest.isdigit() or int(rest) < 1:
+                if not (rest.isascii() and rest.isdigit()) or int(rest) < 1:
                     fail(number, f"@dimensions must be a positive integer, got {rest!r}")
                 dimensions = int(rest)
             elif tag == "@classlabel":
@@ -89,6 +128,8 @@ def load_ts(path: str | Path) -> TsData:
         parts = line.split(":")
         label = parts[-1].strip()
         channels = parts[:-1]
+        if not channels:
+            fail(number, f"a series needs its values before the class label, got only {line[:40]!r}")
         if dimensions is None:
             dimensions = len(channels)
         if len(channels) != dimensions:
@@ -109,16 +150,19 @@ def load_ts(path: str | Path) -> TsData:
                 fail(number, f"dimension {d + 1} has {len(v)} values but dimension 1 has {length}")
         series.append(np.asarray(values, dtype=np.float64).T)  # (T_i, F)
         labels.append(label)
+        series_lines.append(number)
     if not in_data:
         raise DataError(f"{path}: no @data line: not a .ts file")
     if not series:
         raise DataError(f"{path}: no series after @data")
-    return TsData(series, labels, class_labels, problem)
+    return TsData(series, labels, class_labels, problem, str(path), tuple(series_lines))
 
 
 def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bool = True) -> Dataset:
     """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split."""
     train, test = load_ts(train_path), load_ts(test_path)
+    train.check_missing()
+    test.check_missing()
     if train.series[0].shape[-1] != test.series[0].shape[-1]:
         raise DataError(
             f"{train_path} has {train.series[0].shape[-1]} dimensions but {test_path} has "

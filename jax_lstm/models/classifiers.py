@@ -58,6 +58,18 @@ class LSTMClassifier(nn.Module):
     axis_name: str | None = None
     implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
 
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
+            kind = type(self.num_classes).__name__
+            raise TypeError(f"{name}: num_classes should be of type int, got: {kind}")
+        if self.num_classes < 1:
+            raise ValueError(
+                f"{name}: num_classes must be at least 1 (the width of the output layer), "
+                f"got {self.num_classes}"
+            )
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, T, F) -> logits (B, C). `lengths` (B,) reads each sequence's last valid step."""

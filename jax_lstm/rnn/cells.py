@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jax_lstm.rnn import fused
+from jax_lstm.rnn.checks import check_cell_inputs
 from jax_lstm.rnn.spec import LayerWeights
 
 __all__ = ["LSTM_CELL", "Cell", "lstm_cell", "masked_state", "scan_layer"]
@@ -80,17 +81,32 @@ def scan_layer(step: StepFn) -> LayerFn:
 
 
 def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Array, Array]:
-    """One timestep of one LSTM layer, exactly torch's update.
+    """One timestep of one LSTM layer, exactly torch's update (`torch.nn.LSTMCell`, with its checks).
 
     Args:
-      x_t: (B, I) input at this step.
-      h: (B, P) previous hidden state.
-      c: (B, H) previous cell state.
+      x_t: (B, I) input at this step, or unbatched (I,).
+      h: (B, P) previous hidden state ((P,) unbatched).
+      c: (B, H) previous cell state ((H,) unbatched).
       weights: the layer's arrays.
 
     Returns:
-      (h, c): (B, P) and (B, H).
+      (h, c): (B, P) and (B, H) ((P,) and (H,) unbatched).
+
+    Raises:
+      ValueError: with torch's wording, for a state whose batch or width does not fit (no
+      broadcasting of a batch-1 state), or a rank other than 1 or 2.
     """
+    x_t, h, c = (jnp.asarray(a) for a in (x_t, h, c))
+    hidden = int(weights.w_hh.shape[0]) // 4
+    check_cell_inputs(x_t, h, c, int(weights.w_ih.shape[-1]), (int(weights.w_hh.shape[-1]), hidden))
+    if x_t.ndim == 1:
+        h_next, c_next = _lstm_cell(x_t[None], h[None], c[None], weights)
+        return h_next[0], c_next[0]
+    return _lstm_cell(x_t, h, c, weights)
+
+
+def _lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Array, Array]:
+    """`lstm_cell` without the checks: shapes (B, I), (B, P), (B, H), already consistent."""
     gates = x_t @ weights.w_ih.T + h @ weights.w_hh.T  # (B, 4H)
     if weights.b_ih is not None:
         gates = gates + weights.b_ih[None, :] + weights.b_hh[None, :]
@@ -98,7 +114,7 @@ def lstm_cell(x_t: Array, h: Array, c: Array, weights: LayerWeights) -> tuple[Ar
 
 
 def _lstm_step(x_t: Array, state: State, weights: LayerWeights) -> tuple[Array, State]:
-    h, c = lstm_cell(x_t, *state, weights)
+    h, c = _lstm_cell(x_t, *state, weights)
     return h, (h, c)
 
 
@@ -109,9 +125,20 @@ def _lstm_layer(
     # The two biases enter the gates only as their sum; their gradients are both that sum's.
     bias = None if weights.b_ih is None else weights.b_ih + weights.b_hh
     if implementation == "fused":
-        out, h_n, c_n = fused.recurrence(
-            x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, reverse
-        )
+        try:
+            out, h_n, c_n = fused.recurrence(
+                x, h0, c0, weights.w_ih, weights.w_hh, bias, weights.w_hr, valid, reverse
+            )
+        except TypeError as err:
+            if "forward-mode" not in str(err):
+                raise
+            raise TypeError(
+                "the default implementation='fused' defines its own backward pass, so it supports "
+                "reverse mode (jax.grad, vjp) but not forward-mode differentiation (jax.jvp, jacfwd, "
+                "hessian): use "
+                "implementation='scan' (LSTM(..., implementation='scan') or lstm(..., "
+                "implementation='scan')) for forward-mode derivatives"
+            ) from None
     else:
         # The reference: the same forward computation, differentiated by JAX itself.
         xw = fused.input_projection(x, weights.w_ih, bias)

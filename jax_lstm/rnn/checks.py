@@ -12,14 +12,33 @@ import numpy as np
 
 from jax_lstm.rnn.spec import RNNSpec
 
-__all__ = ["as_array", "check_input", "check_lengths", "check_rank_and_dtype", "check_state"]
+__all__ = [
+    "as_array",
+    "check_cell_inputs",
+    "check_input",
+    "check_input_dtype",
+    "check_lengths",
+    "check_rank_and_dtype",
+    "check_state",
+]
 
 Array = jax.Array
 
 
 def as_array(x, name: str = "LSTM") -> Array:
-    """`jnp.asarray`, except that a list of sequences of different lengths gets a message on padding."""
+    """`jnp.asarray`, except that a list of sequences of different lengths gets a message on padding
+    (and one naming the series that is not (time, features), or is empty)."""
+    if x is None:
+        raise TypeError(f"{name}: the input is None; pass an array of shape (T, B, I), (B, T, I) or (T, I)")
     if isinstance(x, list | tuple) and len({np.shape(item) for item in x}) > 1:
+        for i, item in enumerate(x):
+            if np.ndim(item) != 2:
+                raise ValueError(
+                    f"{name}: series {i} of the list has shape {np.shape(item)}; every series must be "
+                    "(time, features): reshape a univariate one with s[:, None]"
+                )
+            if np.shape(item)[0] == 0:
+                raise ValueError(f"{name}: series {i} of the list has length 0; every series needs a step")
         lengths = [np.shape(item)[0] if np.ndim(item) else 0 for item in x]
         raise ValueError(
             f"{name}: got ragged input (a list of {len(x)} sequences of lengths {lengths[:8]}); pad "
@@ -56,6 +75,38 @@ def check_input(x: Array, spec: RNNSpec, name: str = "LSTM") -> Array:
     return x
 
 
+def check_input_dtype(x: Array, weight: Array, name: str = "RNN") -> None:
+    """Refuses an input whose dtype differs from the weights' (float16 or float64 input into float32
+    weights), as torch does, instead of silently computing in another precision."""
+    if x.dtype != weight.dtype:
+        raise ValueError(
+            f"{name} input dtype ({x.dtype}) does not match weight dtype ({weight.dtype}). Convert input: "
+            f"x.astype(jnp.{weight.dtype}), or build the model with param_dtype=jnp.{x.dtype}"
+        )
+
+
+def check_cell_inputs(x: Array, h: Array, c: Array, input_size: int, sizes: tuple[int, int]) -> None:
+    """torch's LSTMCell checks: ranks, the input width, the batch of each state and its width
+    (`sizes`: (P, H), the widths of h and c)."""
+    if x.ndim not in (1, 2):
+        raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {x.ndim}D instead")
+    for i, s in enumerate((h, c)):
+        if s.ndim not in (1, 2):
+            raise ValueError(f"LSTMCell: Expected hx[{i}] to be 1D or 2D, got {s.ndim}D instead")
+        if s.ndim != x.ndim:
+            raise ValueError(
+                f"LSTMCell: Expected hx[{i}] to be {x.ndim}D like the input (batched and unbatched do "
+                f"not mix), got {s.ndim}D instead"
+            )
+    if x.shape[-1] != input_size:
+        raise ValueError(f"input has inconsistent input_size: got {x.shape[-1]} expected {input_size}")
+    for i, (s, size) in enumerate(zip((h, c), sizes, strict=True)):
+        if x.ndim == 2 and s.shape[0] != x.shape[0]:
+            raise ValueError(f"Input batch size {x.shape[0]} doesn't match hidden{i} batch size {s.shape[0]}")
+        if s.shape[-1] != size:
+            raise ValueError(f"hidden{i} has inconsistent hidden_size: got {s.shape[-1]}, expected {size}")
+
+
 def check_state(state: Array, expected: tuple[int, ...], label: str) -> Array:
     """An initial state of torch's shape `expected`; `label` is torch's name for it (``hidden[0]``)."""
     state = jnp.asarray(state) if not isinstance(state, jax.Array) else state
@@ -73,6 +124,10 @@ def check_lengths(lengths: Array, batch: int, num_steps: int) -> Array:
     # makes no round trip through the device. Traced lengths cannot be inspected.
     concrete = None if isinstance(lengths, jax.core.Tracer) else np.asarray(lengths)
     shape, dtype = (lengths.shape, lengths.dtype) if concrete is None else (concrete.shape, concrete.dtype)
+    if batch == 0:
+        raise ValueError(
+            "lengths were given for an empty batch (0 sequences); pass at least one sequence, or no lengths"
+        )
     if shape != (batch,):
         raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(shape)}")
     if not jnp.issubdtype(dtype, jnp.integer):

@@ -114,7 +114,15 @@ class LSTM(nn.Module):
                     "LSTM parameters not found: pass the variables returned by init() or "
                     "jax_lstm.from_torch() to apply()"
                 )
+            if x.shape[-1] == 0:
+                raise ValueError(
+                    f"input_size must be greater than zero: the input has 0 features (shape "
+                    f"{tuple(x.shape)}); the LSTM needs at least one input feature"
+                )
             spec = self.spec(int(x.shape[-1]))
+            # The sample input only gives shapes: init with jnp.ones(...) (float64 under x64) must
+            # not trip apply's check that the input dtype matches the weights'.
+            x = x.astype(self.param_dtype)
         init = torch_uniform(1.0 / math.sqrt(self.hidden_size))
         params = {
             name: self.param(name, init, shape, self.param_dtype)

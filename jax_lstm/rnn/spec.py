@@ -137,7 +137,9 @@ def check_config(
         raise TypeError(f"hidden_size should be of type int, got: {type(hidden_size).__name__}")
     if hidden_size <= 0:
         raise ValueError(f"hidden_size must be greater than zero, got {hidden_size!r}")
-    if not isinstance(num_layers, int) or num_layers <= 0:
+    if not isinstance(num_layers, int):
+        raise TypeError(f"num_layers should be of type int, got: {type(num_layers).__name__}")
+    if num_layers <= 0:
         raise ValueError(f"num_layers must be greater than zero, got {num_layers!r}")
     if not isinstance(proj_size, int) or proj_size < 0:
         raise ValueError(
@@ -186,7 +188,8 @@ def spec_from_params(params: Mapping[str, Any], prefix: str = "", mode: str = "L
         input_size=int(w_ih.shape[1]),
         hidden_size=hidden_size,
         num_layers=num_layers,
-        bias="bias_ih_l0" in params,
+        # Either bias key means a biased layer, so a missing one is reported by name, not the other.
+        bias="bias_ih_l0" in params or "bias_hh_l0" in params,
         bidirectional="weight_ih_l0_reverse" in params,
         proj_size=proj_size,
         mode=mode,

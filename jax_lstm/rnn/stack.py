@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.cells import LSTM_CELL, Cell
-from jax_lstm.rnn.checks import check_input, check_lengths, check_state
+from jax_lstm.rnn.checks import check_input, check_input_dtype, check_lengths, check_state
 from jax_lstm.rnn.masks import reverse_within_lengths, valid_steps
 from jax_lstm.rnn.spec import LayerWeights, RNNSpec, layer_weights, spec_from_params
 
@@ -190,9 +190,17 @@ def run(
             f"implementation='cudnn' runs nn.LSTM stacks only, not {cell.torch_name}; "
             "use implementation='fused'"
         )
-    spec = spec_from_params(params, mode=cell.mode)
     name = cell.torch_name.removeprefix("nn.")
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a mapping of torch-named arrays ({cell.torch_name}.state_dict()'s names, "
+            f"e.g. variables['params'] of a jax_lstm layer), got {type(params).__name__}"
+        )
+    if "params" in params and "weight_ih_l0" not in params:
+        raise TypeError("got Flax variables ({'params': ...}); pass variables['params']")
+    spec = spec_from_params(params, mode=cell.mode)
     x = check_input(x, spec, name)
+    check_input_dtype(x, params["weight_ih_l0"], "RNN")
     batched = x.ndim == 3
     if x.shape[1 if (batched and batch_first) else 0] == 0:
         raise ValueError("Expected sequence length to be larger than 0 in RNN")

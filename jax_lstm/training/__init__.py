@@ -1,13 +1,15 @@
 """Training as pure functions of a train state: config, state, steps, data parallelism, the loop,
 checkpoints and the per-epoch history."""
 
-from jax_lstm.training.checkpoint import Checkpoint
+from jax_lstm.training.checkpoint import Checkpoint, CheckpointError
 from jax_lstm.training.config import TrainConfig
 from jax_lstm.training.history import EpochRecord
 from jax_lstm.training.loop import (
     FitResult,
+    Partial,
     Run,
     TrainingDivergedError,
+    check_checkpoint_dir,
     evaluate,
     fit,
     fit_many,
@@ -28,13 +30,16 @@ from jax_lstm.training.steps import Batch, cross_entropy, make_eval_step, make_f
 __all__ = [
     "Batch",
     "Checkpoint",
+    "CheckpointError",
     "EpochRecord",
     "FitResult",
+    "Partial",
     "Programs",
     "Run",
     "TrainConfig",
     "TrainState",
     "TrainingDivergedError",
+    "check_checkpoint_dir",
     "create_train_state",
     "cross_entropy",
     "data_parallel_mesh",

@@ -1,10 +1,16 @@
-"""Checkpoints of a training run: the full train state, written atomically, restored exactly.
+"""Checkpoints of a training run: the full train state, written atomically, verified on load.
 
-One file, ``<dir>/checkpoint.msgpack`` (Flax serialization), holds the train state (params, batch
-stats, optimizer state with its learning rate, PRNG key, step), the plateau scheduler's state, the
-epochs done, the history, the config and a description of the data. It is written with
-`jax_lstm.atomic.write_atomically` (temporary file, fsync, rename), so a crash mid-save leaves the
-previous checkpoint readable.
+``<dir>/checkpoint.msgpack`` holds the latest state and ``<dir>/checkpoint.prev.msgpack`` the one
+before it. Each file is a msgpack map of the format version, the sha256 of the payload and the
+payload itself (Flax serialization): the train state (params, batch stats, optimizer state with its
+learning rate, PRNG key, step), the plateau scheduler's state, the epochs done, the history, the
+config it was written with and a description of the data. The checksum covers all of it.
+
+Files are written with `jax_lstm.atomic.write_atomically` (temporary file, fsync, rename, the
+previous file kept as ``checkpoint.prev.msgpack``), so a crash mid-save leaves a readable
+checkpoint. On load, anything that is not exactly such a file (a flipped byte, truncation, another
+program's msgpack, an older format) is one `CheckpointError` naming the file; a corrupt latest
+checkpoint falls back to the previous one, saying so on the log.
 
 This module knows the file, not the training code: `load` takes what it restores into (a function
 from the stored config and data description to a template state), so it imports nothing of
@@ -14,6 +20,7 @@ from the stored config and data description to a template state), so it imports 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,22 +28,63 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import msgpack
 from flax import serialization
 
 from jax_lstm import optim
-from jax_lstm.atomic import write_atomically
+from jax_lstm.atomic import remove_stale_temporaries, write_atomically
 from jax_lstm.data import Dataset
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
 
-__all__ = ["CHECKPOINT_NAME", "Checkpoint", "data_description", "load", "save"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "PREVIOUS_NAME",
+    "Checkpoint",
+    "CheckpointError",
+    "data_description",
+    "exists",
+    "load",
+    "remove",
+    "remove_leftovers",
+    "save",
+    "set_aside",
+]
 
 CHECKPOINT_NAME = "checkpoint.msgpack"
-FORMAT = "jax-lstm-checkpoint/1"
+PREVIOUS_NAME = "checkpoint.prev.msgpack"
+FORMAT = "jax-lstm-checkpoint/2"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be trusted: corrupt, truncated, foreign or of another format."""
 
 
 def _path(directory: str | Path) -> Path:
     directory = Path(directory)
     return directory / CHECKPOINT_NAME if directory.suffix != ".msgpack" else directory
+
+
+def exists(directory: str | Path) -> bool:
+    """Whether `directory` holds a checkpoint (the latest or the previous one)."""
+    directory = Path(directory)
+    return (directory / CHECKPOINT_NAME).exists() or (directory / PREVIOUS_NAME).exists()
+
+
+def remove(directory: str | Path) -> None:
+    """Deletes the checkpoints in `directory` (a run that starts over on purpose)."""
+    for name in (CHECKPOINT_NAME, PREVIOUS_NAME):
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Renames a corrupt checkpoint to ``checkpoint.corrupt.msgpack`` (kept for inspection), so the
+    next save does not keep it as the previous checkpoint."""
+    return Path(path).replace(Path(path).with_name("checkpoint.corrupt.msgpack"))
+
+
+def remove_leftovers(directory: str | Path) -> list[Path]:
+    """Removes temporary files of a save that was interrupted (by a kill) in an earlier run."""
+    return remove_stale_temporaries(Path(directory) / CHECKPOINT_NAME)
 
 
 def data_description(dataset: Dataset) -> dict[str, Any]:
@@ -57,18 +105,26 @@ def save(
     config,
     dataset: Dataset,
 ) -> Path:
-    """Writes the checkpoint after `epoch` completed epochs; returns its path."""
+    """Writes the checkpoint after `epoch` completed epochs (the previous one kept beside it);
+    returns its path."""
     path = _path(directory)
-    payload = {
+    payload = serialization.msgpack_serialize(
+        {
+            "state": serialization.to_state_dict(jax.device_get(state)),
+            "plateau": plateau._asdict(),
+            "epoch": epoch,
+            "history": json.dumps(to_dicts(history)),
+            "config": json.dumps(dataclasses.asdict(config)),
+            "data": json.dumps(data_description(dataset)),
+        }
+    )
+    envelope = {
         "format": FORMAT,
-        "state": serialization.to_state_dict(jax.device_get(state)),
-        "plateau": plateau._asdict(),
-        "epoch": epoch,
-        "history": json.dumps(to_dicts(history)),
-        "config": json.dumps(dataclasses.asdict(config)),
-        "data": json.dumps(data_description(dataset)),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
     }
-    write_atomically(path, serialization.msgpack_serialize(payload))
+    keep = path.with_name(PREVIOUS_NAME) if path.name == CHECKPOINT_NAME else None
+    write_atomically(path, msgpack.packb(envelope, use_bin_type=True), keep_previous=keep)
     return path
 
 
@@ -83,6 +139,8 @@ class Checkpoint:
     history: list[EpochRecord]
     config: Any  # TrainConfig
     data: dict[str, Any]
+    # The corrupt latest file when this is the previous checkpoint, loaded in its place.
+    replaces: Path | None = None
 
     def variables(self) -> dict[str, Any]:
         return self.state.variables()
@@ -112,21 +170,97 @@ class Checkpoint:
 Target = Callable[[dict[str, Any], dict[str, Any]], tuple[Any, Any]]
 
 
-def load(directory: str | Path, target: Target) -> Checkpoint:
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is corrupt or from an incompatible version of jax-lstm ({why}); it cannot be resumed "
+        "or exported. Start over with --overwrite, or point --checkpoint-dir at another directory"
+    )
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    """The verified payload of one checkpoint file; CheckpointError for anything else."""
+    try:
+        envelope = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
+    except (OSError, IsADirectoryError) as err:
+        raise CheckpointError(f"{path} cannot be read: {err.strerror or err}") from None
+    except Exception as err:  # msgpack raises several types (ExtraData, FormatError, ValueError, ...)
+        raise _corrupt(path, f"not valid msgpack: {type(err).__name__}") from None
+    if not isinstance(envelope, dict) or "format" not in envelope:
+        raise _corrupt(path, "not a jax-lstm checkpoint")
+    if envelope["format"] != FORMAT:
+        raise _corrupt(path, f"format {envelope['format']!r}, this version reads {FORMAT!r}")
+    payload, digest = envelope.get("payload"), envelope.get("sha256")
+    if not isinstance(payload, bytes) or not isinstance(digest, str):
+        raise _corrupt(path, "no payload or checksum")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise _corrupt(path, "its sha256 checksum does not match its contents")
+    try:
+        raw = serialization.msgpack_restore(payload)
+    except Exception as err:
+        raise _corrupt(path, f"unreadable payload: {type(err).__name__}") from None
+    fields = {"state", "plateau", "epoch", "history", "config", "data"}
+    if not isinstance(raw, dict) or not fields <= set(raw):
+        raise _corrupt(path, "fields are missing")
+    return raw
+
+
+def _load_file(path: Path, target: Target) -> Checkpoint:
+    raw = _read_payload(path)
+    try:
+        data = json.loads(raw["data"])
+        config, template = target(json.loads(raw["config"]), data)
+    except (TypeError, KeyError, ValueError, AttributeError) as err:
+        raise _corrupt(path, f"its config or data description does not fit this version: {err}") from None
+    try:
+        state = serialization.from_state_dict(template, raw["state"])
+        # Back to device arrays of the exact saved dtypes (numpy arrays would be traced as a
+        # different signature and recompile the step).
+        state = jax.tree.map(jnp.asarray, state)
+        template_leaves = jax.tree.leaves(template)
+        for saved, expected in zip(jax.tree.leaves(state), template_leaves, strict=True):
+            if saved.shape != expected.shape or saved.dtype != expected.dtype:
+                raise ValueError(
+                    f"an array of shape {saved.shape} {saved.dtype} where "
+                    f"{expected.shape} {expected.dtype} belongs"
+                )
+        plateau = optim.PlateauState(**raw["plateau"])
+        history = from_dicts(json.loads(raw["history"]))
+        epoch = int(raw["epoch"])
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
+        raise _corrupt(path, f"its train state does not fit its config: {err}") from None
+    return Checkpoint(path, state, plateau, epoch, history, config, data)
+
+
+def load(directory: str | Path, target: Target, log: Callable[[str], None] | None = None) -> Checkpoint:
     """Reads a checkpoint written by `save` (a directory or the .msgpack file itself) into `target`'s
-    structure (see `jax_lstm.training.load_checkpoint`, which supplies it)."""
+    structure (see `jax_lstm.training.load_checkpoint`, which supplies it), verifying its checksum.
+
+    For a directory, a latest checkpoint that fails the check (or is missing after a crash between
+    the two renames of a save) falls back to ``checkpoint.prev.msgpack``, saying so through `log`.
+
+    Raises:
+      FileNotFoundError: no checkpoint there. CheckpointError: the file (and its fallback) is
+        corrupt or from an incompatible version.
+    """
     path = _path(directory)
-    if not path.exists():
+    previous = path.with_name(PREVIOUS_NAME) if path.name == CHECKPOINT_NAME else None
+    if not path.exists() and (previous is None or not previous.exists()):
         raise FileNotFoundError(f"no checkpoint at {path}")
-    raw = serialization.msgpack_restore(path.read_bytes())
-    if raw.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a jax-lstm checkpoint (format {raw.get('format')!r})")
-    data = json.loads(raw["data"])
-    config, template = target(json.loads(raw["config"]), data)
-    state = serialization.from_state_dict(template, raw["state"])
-    # Back to device arrays of the exact saved dtypes (numpy arrays would be traced as a different
-    # signature and recompile the step).
-    state = jax.tree.map(jnp.asarray, state)
-    plateau = optim.PlateauState(**raw["plateau"])
-    history = from_dicts(json.loads(raw["history"]))
-    return Checkpoint(path, state, plateau, int(raw["epoch"]), history, config, data)
+    if not path.exists():
+        loaded = _load_file(previous, target)
+        if log:
+            log(f"{path} is missing (a save was interrupted); using {previous} (epoch {loaded.epoch})")
+        return loaded
+    try:
+        return _load_file(path, target)
+    except CheckpointError as err:
+        if previous is None or not previous.exists():
+            raise
+        try:
+            loaded = _load_file(previous, target)
+        except CheckpointError:
+            raise err from None
+        loaded.replaces = path
+        if log:
+            log(f"{err.args[0].split(';')[0]}; falling back to {previous} (epoch {loaded.epoch})")
+        return loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 
@@ -11,6 +12,13 @@ from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
 __all__ = ["TrainConfig"]
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,17 +51,26 @@ class TrainConfig:
             (self.num_layers >= 1, f"num_layers must be at least 1, got {self.num_layers}"),
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (self.clip is None or self.clip > 0, f"clip must be positive (or None), got {self.clip}"),
+            (_finite(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr}"),
+            (
+                self.clip is None or (_finite(self.clip) and self.clip > 0),
+                f"clip must be a finite number > 0 (or None: no clipping), got {self.clip}",
+            ),
             (self.patience >= 0, f"patience must be at least 0, got {self.patience}"),
             (0 < self.factor < 1, f"factor must be in (0, 1), got {self.factor}"),
-            (self.weight_decay >= 0, f"weight_decay must be at least 0, got {self.weight_decay}"),
+            (
+                _finite(self.weight_decay) and self.weight_decay >= 0,
+                f"weight_decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             (self.accumulate >= 1, f"accumulate must be at least 1, got {self.accumulate}"),
             (
                 self.accumulate <= self.batch_size,
                 f"accumulate ({self.accumulate}) cannot exceed batch_size ({self.batch_size})",
             ),
-            (0 <= self.dropout <= 1, f"dropout must be in [0, 1], got {self.dropout}"),
+            (
+                _finite(self.dropout) and 0 <= self.dropout <= 1,
+                f"dropout must be in [0, 1], got {self.dropout}",
+            ),
             (0 <= self.seed < 2**64, f"seed must be in [0, 2**64) (numpy's seeds), got {self.seed}"),
             (self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,10 @@ from jax_lstm.training.steps import Batch, make_eval_step, make_train_step
 
 __all__ = [
     "FitResult",
+    "Partial",
     "Run",
     "TrainingDivergedError",
+    "check_checkpoint_dir",
     "evaluate",
     "fit",
     "fit_many",
@@ -57,7 +60,25 @@ __all__ = [
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or inf; the last good checkpoint (if any) is left untouched."""
+    """The loss became NaN or inf; the last good checkpoint (if any) is left untouched.
+
+    ``epoch`` is the 1-based epoch in which it happened; `fit` adds ``partial`` (see `Partial`).
+    """
+
+    def __init__(self, message: str, epoch: int = 0) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+
+@dataclasses.dataclass
+class Partial:
+    """What a `fit` that stopped early (divergence, interrupt, a failed write) had done, attached to
+    the exception as ``err.partial``: the records of the completed epochs, the 1-based epoch that was
+    running, and the epoch of the last checkpoint on disk (None: none was written or resumed)."""
+
+    history: list[EpochRecord]
+    epoch: int
+    checkpoint_epoch: int | None
 
 
 @dataclasses.dataclass
@@ -198,7 +219,8 @@ def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None 
     whose = "" if seeds is None else f" of seed {seeds[int(bad[0][1])]}"
     raise TrainingDivergedError(
         f"the training loss{whose} became {batch_losses[tuple(bad[0])]} at epoch {epoch + 1}, "
-        f"step {step + 1}; stopping. Try a lower --lr or --clip, or check the data for extreme values."
+        f"step {step + 1}; stopping. Try a lower --lr or --clip, or check the data for extreme values.",
+        epoch=epoch + 1,
     )
 
 
@@ -266,14 +288,16 @@ def train_epoch(
     return state, new_plateaus, records
 
 
-def load_checkpoint(directory: str | Path) -> ckpt.Checkpoint:
-    """The checkpoint in `directory` (written by `fit`), restored into a train state of its config."""
+def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = None) -> ckpt.Checkpoint:
+    """The checkpoint in `directory` (written by `fit`), verified and restored into a train state of
+    its config. A corrupt latest checkpoint falls back to the previous one, saying so through `log`;
+    raises `CheckpointError` when there is none to fall back to."""
 
     def target(config_fields: dict[str, Any], data: dict[str, Any]):
         config = TrainConfig(**config_fields)
         return config, create_train_state(config, data["num_features"], len(data["classes"]))
 
-    return ckpt.load(directory, target)
+    return ckpt.load(directory, target, log)
 
 
 def fit(
@@ -283,6 +307,7 @@ def fit(
     variables: dict[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = print,
     progress: Callable[[int, int], Any] | None = None,
     data_parallel: bool | None = None,
@@ -294,9 +319,12 @@ def fit(
       dataset: validated first (labels in range, no NaN, matching features): errors come before
         any training. With an empty test split nothing is evaluated (test metrics are NaN).
       variables: initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
-      checkpoint_dir: if given, the full training state is saved there atomically after every epoch.
+      checkpoint_dir: if given, the full training state is saved there atomically after every epoch
+        (the previous epoch's checkpoint kept beside it).
       resume: continue from the checkpoint in `checkpoint_dir` up to `config.epochs`; the result is
         bit-identical to an uninterrupted run.
+      overwrite: start over in a `checkpoint_dir` that already holds a checkpoint (deleting it);
+        without it (or `resume`) such a directory is refused.
       log: receives the article's "Epoch [e/E], Step [s/S], Loss: x" lines and epoch summaries.
       progress: ``progress(total_steps, initial_steps)`` returns a tqdm-like bar (``update(n)``,
         ``close()``), or None for no bar.
@@ -305,11 +333,24 @@ def fit(
         enough. The update is the whole batch's; only the order of floating-point sums changes.
         Across processes (`jax_lstm.runtime.initialize_distributed`) the batches are always split
         over the devices of all of them, and only process 0 writes the checkpoint.
+
+    Raises:
+      TrainingDivergedError on a NaN/inf loss. That, an interrupt and a failed checkpoint write carry
+      ``err.partial`` (`Partial`): the epochs completed so far and the last checkpoint's epoch.
     """
+    if resume and overwrite:
+        raise ValueError("resume continues the checkpoint and overwrite starts over: pass one, not both")
+    if checkpoint_dir is not None:
+        check_checkpoint_dir(checkpoint_dir, resume=resume, overwrite=overwrite)
     run = Run.build(config, dataset, data_parallel=data_parallel)
     dataset = run.dataset
     history: list[EpochRecord] = []
     start_epoch = 0
+    checkpoint_epoch: int | None = None
+    if checkpoint_dir is not None:
+        for leftover in ckpt.remove_leftovers(checkpoint_dir):
+            if log:
+                log(f"removed {leftover}, left by an interrupted save")
     if resume:
         if checkpoint_dir is None:
             raise ValueError("resume needs a checkpoint directory")
@@ -317,12 +358,19 @@ def fit(
             raise ValueError(
                 "resume continues from the checkpoint's weights: pass variables or resume, not both"
             )
-        loaded = load_checkpoint(checkpoint_dir)
+        loaded = load_checkpoint(checkpoint_dir, log)
         loaded.check_compatible(config, dataset)
+        if loaded.replaces is not None:
+            aside = ckpt.set_aside(loaded.replaces)
+            if log:
+                log(f"the corrupt checkpoint is kept as {aside}")
         state, plateau, history, start_epoch = loaded.state, loaded.plateau, loaded.history, loaded.epoch
+        checkpoint_epoch = start_epoch
         if log:
             log(f"resuming from {loaded.path} after epoch {start_epoch}")
     else:
+        if checkpoint_dir is not None and overwrite:
+            ckpt.remove(checkpoint_dir)
         state = create_train_state(config, dataset.num_features, dataset.num_classes, variables)
         plateau = run.scheduler.init(config.lr)
     if run.mesh is not None:
@@ -330,18 +378,23 @@ def fit(
 
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
+    epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             state, (plateau,), (record,) = train_epoch(run, state, [plateau], epoch, log, bar)
             history.append(record)
             if checkpoint_dir is not None and parallel.is_primary():  # one writer across processes
                 ckpt.save(checkpoint_dir, state, plateau, epoch + 1, history, config, dataset)
+                checkpoint_epoch = epoch + 1
             if log:
                 log(
                     f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, "
                     f"test loss {record.test_loss:.4f}, test accuracy "
                     f"{100 * record.test_accuracy:.2f}%, lr {record.lr:.2e}"
                 )
+    except (TrainingDivergedError, KeyboardInterrupt, OSError) as err:
+        err.partial = Partial(list(history), epoch + 1, checkpoint_epoch)
+        raise
     except Exception as err:
         _raise_if_process_lost(err)
         raise
@@ -349,6 +402,28 @@ def fit(
         if bar is not None:
             bar.close()
     return FitResult(_local(state), plateau, history, config, dataset.num_classes)
+
+
+def check_checkpoint_dir(directory: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """Refuses, before any work, a checkpoint directory that cannot be written (a file, a path
+    under a file, no write permission), and one that holds a checkpoint when neither `resume` nor
+    `overwrite` says what to do with it. Returns the directory."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"checkpoint directory {directory} is a file, not a directory")
+    ancestor = directory
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"checkpoint directory {directory} cannot be created: {ancestor} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"checkpoint directory {directory} is not writable ({ancestor} is read-only)")
+    if not resume and not overwrite and ckpt.exists(directory):
+        raise ValueError(
+            f"{directory} already holds a checkpoint, which this run would overwrite: continue it with "
+            "--resume (resume=True), or start over on purpose with --overwrite (overwrite=True)"
+        )
+    return directory
 
 
 def fit_many(

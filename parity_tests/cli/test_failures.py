@@ -1,0 +1,94 @@
+"""`jax-lstm train` when a run fails midway: Ctrl-C (exit 130, one line, the checkpoint intact), a
+diverged loss (exit 3, the metrics measured so far written and marked), a checkpoint that cannot be
+written (exit 4), and a checkpoint directory that already holds a run (refused, or --overwrite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+
+from jax_lstm.cli import main
+from jax_lstm.training import checkpoint, load_checkpoint, steps
+
+TINY = ["--dataset", "synthetic", "--hidden-size", "4", "--num-layers", "1", "--quiet", "--no-compile-cache"]
+
+
+def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jax_lstm.cli",
+            "train",
+            *TINY,
+            "--epochs",
+            "500",
+            "--checkpoint-dir",
+            str(ckpt),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        for line in process.stdout:  # the epoch line comes after its checkpoint is written
+            if line.startswith("Epoch [2/500]") or time.monotonic() > deadline:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("jax-lstm: error: interrupted at epoch "), err
+    running, saved = (int(word.rstrip(";")) for word in (last.split()[5], last.split()[-1]))
+    assert last.endswith(f"last checkpoint at epoch {saved}") and saved >= 2 and running in (saved, saved + 1)
+    assert load_checkpoint(ckpt).epoch == saved  # intact: it loads, at the epoch the message names
+
+
+def test_divergence_writes_the_metrics_measured_and_claims_no_checkpoint(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(steps, "cross_entropy", lambda logits, labels: jnp.nan * jnp.sum(logits))
+    metrics, ckpt = tmp_path / "m.json", tmp_path / "ckpt"
+    args = ["train", *TINY, "--epochs", "2", "--metrics-json", str(metrics), "--checkpoint-dir", str(ckpt)]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("jax-lstm: error: the training loss became nan at epoch 1, step 1")
+    assert f"No checkpoint was written to {ckpt}." in err and "last good checkpoint" not in err
+    payload = json.loads(metrics.read_text())
+    assert payload["diverged"] is True and payload["stopped"] == "diverged"
+    assert payload["epochs"] == [] and payload["test_accuracy"] is None
+    assert not checkpoint.exists(ckpt)
+
+
+def test_a_failed_checkpoint_write_is_one_message_and_keeps_the_metrics(tmp_path, capsys, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", disk_full)
+    metrics, ckpt = tmp_path / "m.json", tmp_path / "ckpt"
+    args = ["train", *TINY, "--epochs", "2", "--metrics-json", str(metrics), "--checkpoint-dir", str(ckpt)]
+    assert main(args) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"jax-lstm: error: could not write the checkpoint in {ckpt}: No space left on device"
+    )
+    assert "No checkpoint was written" in err and f"The 1 completed epochs are in {metrics}" in err
+    payload = json.loads(metrics.read_text())
+    assert [e["epoch"] for e in payload["epochs"]] == [1] and payload["stopped"] == "write failed"
+    assert payload["diverged"] is False
+    assert 0.6 < payload["epochs"][0]["train_loss"] < 0.8  # measured: random binary labels, about ln 2
