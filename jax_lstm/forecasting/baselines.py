@@ -187,7 +187,10 @@ class BaselineResult:
 
 
 def evaluate_baselines(
-    data: ForecastData, windows: Windows | None = None, season: int | None = None
+    data: ForecastData,
+    windows: Windows | None = None,
+    season: int | None = None,
+    maxlags: int | None = None,
 ) -> dict[str, BaselineResult]:
     """Every baseline on the rolling-origin `windows` (default ``data.test``), scored like the model.
 
@@ -196,6 +199,7 @@ def evaluate_baselines(
       windows: the windows to forecast (their origins); ``data.test`` by default.
       season: the seasonal naive forecast's season; default the table's inferred season (skipped
         without one).
+      maxlags: the VAR's largest lag order; default `default_maxlags` of the training period.
 
     Returns:
       ``{"naive", "seasonal_naive", "mean", "var"}`` -> `BaselineResult`. MASE uses the one-step
@@ -226,7 +230,7 @@ def evaluate_baselines(
         add("seasonal_naive", seasonal_naive_forecast(targets, origins, horizon, season), f"season {season}")
     add("mean", mean_forecast(data.train_targets, len(origins), horizon))
     try:
-        model = fit_var(table.values[data.periods.train])
+        model = fit_var(table.values[data.periods.train], maxlags)
     except DataError as error:
         add("var", None, f"skipped: {error}")
     else:
