@@ -76,7 +76,7 @@ def mean_forecast(train_targets: np.ndarray, num_origins: int, horizon: int) -> 
     return np.broadcast_to(mean, (num_origins, horizon, mean.shape[0])).copy()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class LinearAR:
     """A fitted linear autoregression ``y_t = intercept + sum_i coefs[i-1] @ y_{t-i}`` over V variables.
 
@@ -175,7 +175,7 @@ def var_forecast(model: LinearAR, values: np.ndarray, origins: np.ndarray, horiz
     return np.stack(steps, axis=1)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class BaselineResult:
     """One baseline's (B, H, T) forecasts in original units and their `Evaluation`; both None when
     it was skipped, `note` then says why (otherwise it describes the fit, e.g. the lag order)."""

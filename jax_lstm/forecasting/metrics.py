@@ -86,7 +86,7 @@ def naive_scale(train_targets: np.ndarray, season: int = 1, names: Sequence[str]
     return scale
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Evaluation:
     """Errors of (B, H, T) forecasts: ``per_step[m]`` (H,), ``per_target[m]`` (T,), ``overall[m]``
     (float) and ``grid[m]`` (H, T), for m in ``METRICS``; ``targets`` the T names."""

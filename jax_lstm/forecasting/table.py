@@ -31,7 +31,7 @@ FILL_METHODS = (None, "ffill", "interpolate")
 _QUARTER = re.compile(r"^\s*(\d{4})\s*-?\s*[Qq]([1-4])\s*$")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Table:
     """A multivariate time series: N rows in time order, V numeric columns.
 
@@ -301,14 +301,11 @@ def infer_season(times: pd.Index) -> int | None:
     if len(times) < 3:
         return None
     if isinstance(times, pd.PeriodIndex):
-        freq = times.freqstr.upper()
-        steps = np.diff(times.asi8)
-        if not (steps == 1).all():
+        # "Q-DEC" -> "Q", "W-SUN" -> "W"; a multiple such as "2Q" is no season.
+        base = times.freqstr.split("-")[0].upper()
+        if not (np.diff(times.asi8) == 1).all():
             return None
-        for prefix, season in (("Q", 4), ("M", 12), ("W", 52), ("D", 7), ("H", 24)):
-            if freq.startswith(prefix):
-                return season
-        return None
+        return {"Q": 4, "M": 12, "W": 52, "D": 7, "H": 24}.get(base)
     if not isinstance(times, pd.DatetimeIndex):
         return None
     deltas = np.diff(times.asi8)

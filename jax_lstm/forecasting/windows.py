@@ -105,7 +105,7 @@ def split_periods(
     return Periods(num_rows=num_rows, train_end=val_end - val_size, val_end=val_end)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Scaler:
     """A per-variable standard scaler: ``scaled = (value - mean) / scale``; mean and scale (V,)."""
 
@@ -142,7 +142,7 @@ def fit_scaler(values: np.ndarray) -> Scaler:
     return Scaler(mean=values.mean(axis=0), scale=np.where(std > 0, std, 1.0))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Windows:
     """B forecast windows.
 
@@ -160,6 +160,10 @@ class Windows:
 
     def __len__(self) -> int:
         return int(self.origins.shape[0])
+
+    def astype(self, dtype) -> Windows:
+        """The model's side in `dtype` (e.g. float32): inputs and targets cast; actual stays float64."""
+        return dataclasses.replace(self, inputs=self.inputs.astype(dtype), targets=self.targets.astype(dtype))
 
 
 def make_windows(
@@ -194,7 +198,7 @@ def make_windows(
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class ForecastData:
     """A table split, scaled on its training period, and cut into windows.
 
@@ -241,6 +245,7 @@ def prepare(
 
     `stride` spaces the rolling origins of the validation and test windows (1: every origin;
     training windows always take every origin). The first test origin is the first test row.
+    Window arrays are float64 (`Windows.astype` for the model's dtype).
     """
     if int(stride) != stride or stride < 1:
         raise ValueError(f"stride must be an integer >= 1, got {stride}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +20,7 @@ from jax_lstm.forecasting import (
     prepare,
     read_table,
     seasonal_naive_forecast,
+    seattle_weather,
     var_forecast,
 )
 
@@ -160,3 +164,38 @@ def test_macrodata_quarterly_pipeline(tmp_path):
     # trending series: the training mean is far off, the naive and VAR forecasts are not
     assert results["var"].evaluation.overall["mase"] < 0.1 * results["mean"].evaluation.overall["mase"]
     assert results["naive"].evaluation.overall["mase"] < 0.1 * results["mean"].evaluation.overall["mase"]
+
+
+def test_var_skipped_with_statsmodels_reason_for_a_constant_column():
+    y = np.cumsum(np.random.default_rng(6).standard_normal((120, 2)), axis=0)
+    table = Table(("a", "b", "flat"), np.column_stack([y, np.full(120, 3.0)]), ("a",))
+    results = evaluate_baselines(prepare(table, 4, 2), maxlags=3)
+    assert results["var"].forecasts is None
+    assert "skipped: statsmodels could not fit the VAR model" in results["var"].note
+    assert "constant" in results["var"].note
+    assert results["naive"].evaluation is not None  # the other baselines still run
+
+
+def test_missing_statsmodels_gets_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.api", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"pip install 'jax-lstm\[forecast\]'"):
+        fit_var(simulate_var1(50))
+
+
+def test_statsmodels_is_imported_only_when_the_var_is_fitted():
+    code = "import sys, jax_lstm.forecasting; print('statsmodels' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_seattle_weather_pipeline():
+    table = seattle_weather()
+    data = prepare(table, lookback=28, horizon=7)
+    assert data.periods.sizes == (1052, 117, 292)
+    assert data.test.inputs.shape == (286, 28, 4) and data.test.actual.shape == (286, 7, 4)
+    results = evaluate_baselines(data, maxlags=7)
+    assert results["seasonal_naive"].note == "season 7"
+    assert all(np.isfinite(r.forecasts).all() for r in results.values())
+    # the VAR uses the other variables and the recent past: better than the training mean
+    assert results["var"].evaluation.overall["mase"] < results["mean"].evaluation.overall["mase"]
+    assert data.test.astype(np.float32).inputs.dtype == np.float32

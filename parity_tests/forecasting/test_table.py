@@ -232,3 +232,10 @@ def test_check_rows_says_the_numbers():
         check_rows(22, lookback=10, horizon=5, test_size=5, val_size=3)
     with pytest.raises(ValueError, match="lookback must be an integer >= 1"):
         check_rows(20, lookback=0, horizon=5, test_size=5)
+
+
+@pytest.mark.parametrize(
+    ("freq", "season"), [("Q", 4), ("M", 12), ("W", 52), ("D", 7), ("h", 24), ("min", None), ("2Q", None)]
+)
+def test_infer_season_of_period_indexes(freq, season):
+    assert infer_season(pd.period_range("2000-01-01", periods=6, freq=freq)) == season
