@@ -180,11 +180,9 @@ def table_from_frame(
         # the data (a stray "n/a" in a numeric column): a non-numeric column is named instead.
         if non_numeric:
             detail = ", ".join(f"{c!r} ({where(i)}: {v!r})" for c, (i, v) in non_numeric.items())
-            hint = (
-                "pass it as the time column (--time-column)"
-                if time_column is None
-                else "drop it from the file, or name the columns to use with --targets/--features"
-            )
+            hint = "drop them from the file, or name the columns to use with --targets/--features"
+            if time_column is None:
+                hint = f"if one holds the times, pass it as --time-column; otherwise {hint}"
             raise DataError(f"{name}: non-numeric columns {detail}: {hint}")
     chosen_targets = list(targets) if targets is not None else list(available)
     inputs = set(chosen_targets) | set(features if features is not None else available)
