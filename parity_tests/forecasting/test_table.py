@@ -185,7 +185,7 @@ def test_missing_time_label(tmp_path):
 
 def test_non_numeric_column_without_time_column_suggests_it(tmp_path):
     path = write(tmp_path, "date,a\n2020-01-01,1\n2020-01-02,2\n")
-    expected = r"non-numeric columns 'date' \(line 2: '2020-01-01'\): if one holds the times, pass it as --time-column"
+    expected = r"columns 'date' \(line 2: '2020-01-01'\): if one holds the times, pass it as --time-column"
     with pytest.raises(DataError, match=expected):
         read_table(path)
 
