@@ -13,8 +13,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.layer import LSTM
-from jax_lstm.models import Linear, _check_batch
+from jax_lstm.rnn.layer import LSTM
+from jax_lstm.models.classifiers import _check_batch
+from jax_lstm.nn import Linear
 
 __all__ = ["LSTMForecaster"]
 
