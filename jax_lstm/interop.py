@@ -36,6 +36,15 @@ def _as_numpy(key: str, value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _shapes(entry: registry.ModelEntry, flat: Mapping[str, Any]) -> dict[str, tuple] | None:
+    """The layout (shapes and collections) `entry` reads off `flat`; None when it cannot read it."""
+    try:
+        arch, dims = entry.read_state_dict(flat)
+    except (KeyError, ValueError):
+        return None
+    return {k: (p.shape, p.collection) for k, p in entry.layout(dims, arch).items()}
+
+
 def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layout, str]:
     """The layout `flat` must have, in torch's order, and what it is ("nn.LSTM" or a model name).
 
@@ -56,7 +65,10 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
                 f"not the state dict of nn.LSTM or of a known model: its top-level modules are {modules}; "
                 f"the models are {known}"
             )
-        if len(candidates) > 1:
+        # Models with the same layout ("lstm" and "lstm-forecaster": LSTM then Linear) give the
+        # same variables and the same state dict, so the first of them serves for all.
+        layouts = [_shapes(e, flat) for e in candidates]
+        if len(candidates) > 1 and any(layout != layouts[0] for layout in layouts):
             raise ValueError(
                 "this state dict fits several models: "
                 f"{[e.name for e in candidates]}; pass model=... to say which"

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import jax_lstm
-from jax_lstm.forecasting.model import LSTMForecaster as JaxForecaster
+from jax_lstm.models.forecaster import LSTMForecaster as JaxForecaster
 
 __all__ = ["LSTMForecaster", "forecaster_parity"]
 

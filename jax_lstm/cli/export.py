@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("export needs PyTorch: pip install 'jax-lstm[torch]'")
     import jax_lstm
     from jax_lstm.models import registry
-    from jax_lstm.training import load_checkpoint
+    from jax_lstm.training import checkpoint, load_checkpoint
 
     try:
         loaded = load_checkpoint(args.checkpoint_dir)
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     entry = registry.get(loaded.config.model)
     state_dict = jax_lstm.to_torch(loaded.variables(), model=entry.name)
     torch.save(state_dict, args.output)
-    dims = registry.Dims(loaded.data["num_features"], len(loaded.data["classes"]))
+    dims = registry.Dims(*checkpoint.dims(loaded.data))
     arguments = ", ".join(str(a) for a in entry.torch_args(dims, entry.arch(loaded.config)))
     print(
         f"wrote {args.output}: a {entry.torch_class_name} state dict after {loaded.epoch} epochs; load it "

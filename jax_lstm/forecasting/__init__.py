@@ -27,7 +27,6 @@ from jax_lstm.forecasting.baselines import (
 )
 from jax_lstm.forecasting.datasets import macrodata, seattle_weather
 from jax_lstm.forecasting.metrics import METRICS, Evaluation, evaluate, mae, mase, naive_scale, rmse
-from jax_lstm.forecasting.model import LSTMForecaster
 from jax_lstm.forecasting.table import Table, check_rows, infer_season, read_table, table_from_frame
 from jax_lstm.forecasting.windows import (
     ForecastData,
@@ -39,6 +38,7 @@ from jax_lstm.forecasting.windows import (
     prepare,
     split_periods,
 )
+from jax_lstm.models.forecaster import LSTMForecaster
 
 __all__ = [
     "METRICS",

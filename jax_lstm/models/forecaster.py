@@ -2,7 +2,8 @@
 
 The torch twin is `torch_ref.forecaster.LSTMForecaster`; the parameter trees correspond one to one
 (``{"lstm": {torch's LSTM names}, "fc": {"weight", "bias"}}``), so `jax_lstm.from_torch` and
-`jax_lstm.to_torch` move weights between them.
+`jax_lstm.to_torch` move weights between them. Registered as ``"lstm-forecaster"`` (task
+``"forecasting"``) in `jax_lstm.models.registry`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.rnn.layer import LSTM
 from jax_lstm.models.classifiers import _check_batch
 from jax_lstm.nn import Linear
+from jax_lstm.rnn.layer import LSTM
 
 __all__ = ["LSTMForecaster"]
 
@@ -44,9 +45,15 @@ class LSTMForecaster(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        """(B, L, F) -> (B, H, T)."""
+    def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
+        """(B, L, F) -> (B, H, T). Every window spans all L steps: `lengths` (the training loop's
+        argument for padded series) must be None."""
         x = _check_batch(x, type(self).__name__)
+        if lengths is not None:
+            raise ValueError(
+                f"{type(self).__name__} takes full-length windows (B, L, F); it has no lengths "
+                "(cut windows of equal length with jax_lstm.forecasting.prepare)"
+            )
         out, _ = LSTM(
             self.hidden_size,
             self.num_layers,
