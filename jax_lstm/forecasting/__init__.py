@@ -1,6 +1,12 @@
 """Multivariate forecasting: tables, leakage-free windows, metrics, baselines, and `LSTMForecaster`.
 
-A typical evaluation::
+Training and forecasting in one call::
+
+    forecaster = fc.fit_forecaster(fc.seattle_weather(), horizon=7)  # the library's training loop
+    forecaster.evaluate().overall  # MAE, RMSE, MASE over the test period
+    forecaster.predict().frame()  # the next 7 days, original units, dated
+
+The same by hand::
 
     from jax_lstm import forecasting as fc
 
@@ -26,6 +32,16 @@ from jax_lstm.forecasting.baselines import (
     var_forecast,
 )
 from jax_lstm.forecasting.datasets import macrodata, seattle_weather
+from jax_lstm.forecasting.forecaster import (
+    Forecaster,
+    Prediction,
+    default_epochs,
+    default_horizon,
+    default_lookback,
+    fit_forecaster,
+    plan,
+    window_dataset,
+)
 from jax_lstm.forecasting.metrics import METRICS, Evaluation, evaluate, mae, mase, naive_scale, rmse
 from jax_lstm.forecasting.table import Table, check_rows, infer_season, read_table, table_from_frame
 from jax_lstm.forecasting.windows import (
@@ -45,15 +61,21 @@ __all__ = [
     "BaselineResult",
     "Evaluation",
     "ForecastData",
+    "Forecaster",
     "LSTMForecaster",
     "LinearAR",
     "Periods",
+    "Prediction",
     "Scaler",
     "Table",
     "Windows",
     "check_rows",
+    "default_epochs",
+    "default_horizon",
+    "default_lookback",
     "evaluate",
     "evaluate_baselines",
+    "fit_forecaster",
     "fit_scaler",
     "fit_var",
     "infer_season",
@@ -64,6 +86,7 @@ __all__ = [
     "mean_forecast",
     "naive_forecast",
     "naive_scale",
+    "plan",
     "prepare",
     "read_table",
     "rmse",
@@ -72,4 +95,5 @@ __all__ = [
     "split_periods",
     "table_from_frame",
     "var_forecast",
+    "window_dataset",
 ]
