@@ -210,9 +210,7 @@ class Forecaster:
                 f"shape {values.shape}"
             )
         if len(values) < self.lookback:
-            raise ValueError(
-                f"history has {len(values)} rows, fewer than the lookback {self.lookback}"
-            )
+            raise ValueError(f"history has {len(values)} rows, fewer than the lookback {self.lookback}")
         if not np.isfinite(values[-self.lookback :]).all():
             raise ValueError("history's last lookback rows contain NaN or inf: fill them first")
         window = self.data.scaler.transform(values[-self.lookback :])[None]
