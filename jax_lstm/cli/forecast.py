@@ -142,6 +142,12 @@ def _epochs(history) -> list[dict[str, Any]]:
     ]
 
 
+def _label(time: Any) -> str:
+    """A time label as text: dates without a midnight time of day."""
+    text = str(time)
+    return text[:-9] if text.endswith(" 00:00:00") else text
+
+
 def _score_table(rows: list[tuple[str, Any, str]]) -> str:
     lines = [f"{'':<16} {'MAE':>10} {'RMSE':>10} {'MASE':>8}"]
     for name, evaluation, note in rows:
@@ -157,7 +163,7 @@ def _score_table(rows: list[tuple[str, Any, str]]) -> str:
 def run(args: argparse.Namespace) -> int:
     import jax
 
-    if args.dtype == "float64":
+    if args.dtype == "float64" and not jax.config.read("jax_enable_x64"):
         jax.config.update("jax_enable_x64", True)  # before any array exists
     if not args.no_compile_cache:
         runtime.enable_compilation_cache()
@@ -240,7 +246,8 @@ def _forecast(args: argparse.Namespace, data, config) -> int:
     evaluation = forecaster.evaluate()
     baselines = fc.evaluate_baselines(data)
     first, last = data.test.origins[0], data.test.origins[-1] + data.horizon - 1
-    span = f" ({data.table.times[first]} .. {data.table.times[last]})" if data.table.times is not None else ""
+    times = data.table.times
+    span = f" ({_label(times[first])} .. {_label(times[last])})" if times is not None else ""
     print(
         f"trained in {seconds:.1f} s including compilation. Test period: {len(data.test)} origins x "
         f"{data.horizon} steps x {len(data.table.targets)} targets{span}, original units, MASE "
