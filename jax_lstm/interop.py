@@ -60,7 +60,9 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
         candidates = registry.find_by_keys(flat)
         if not candidates:
             modules = sorted({key.partition(".")[0] for key in flat})
-            known = ", ".join(f"{e.name} ({e.torch_class_name}: {sorted(e.modules)})" for e in registry.entries())
+            known = ", ".join(
+                f"{e.name} ({e.torch_class_name}: {sorted(e.modules)})" for e in registry.entries()
+            )
             raise KeyError(
                 f"not the state dict of nn.LSTM or of a known model: its top-level modules are {modules}; "
                 f"the models are {known}"
@@ -76,7 +78,8 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
         entry = candidates[0]
     arch, dims = entry.read_state_dict(flat)
     layout = entry.layout(dims, arch)
-    check_layout(flat, {k: p.shape for k, p in layout.items()}, f"state dict does not match the {entry.name} model")
+    shapes = {k: p.shape for k, p in layout.items()}
+    check_layout(flat, shapes, f"state dict does not match the {entry.name} model")
     return layout, entry.name
 
 

@@ -8,7 +8,6 @@ two sides accept the same flags and build the same dataset and config from them.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from jax_lstm import runtime

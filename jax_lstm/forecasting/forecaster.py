@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,10 @@ def _next_times(times: pd.Index | None, horizon: int) -> pd.Index | None:
     if isinstance(times, pd.PeriodIndex):
         return pd.period_range(times[-1] + 1, periods=horizon, freq=times.freq)
     if isinstance(times, pd.DatetimeIndex):
-        freq = pd.infer_freq(times) if len(times) >= 3 else None
+        with warnings.catch_warnings():
+            # pandas 3 announces that infer_freq will return an offset; date_range takes either.
+            warnings.simplefilter("ignore")
+            freq = pd.infer_freq(times) if len(times) >= 3 else None
         if freq is not None:
             return pd.date_range(times[-1], periods=horizon + 1, freq=freq)[1:]
         step = times[-1] - times[-2]
