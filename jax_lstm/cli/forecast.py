@@ -167,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
         jax.config.update("jax_enable_x64", True)  # before any array exists
     if not args.no_compile_cache:
         runtime.enable_compilation_cache()
-    from jax_lstm import forecasting as fc
+    try:
+        from jax_lstm import forecasting as fc
+    except ImportError as err:
+        return fail(f"jax-lstm forecast needs pandas and statsmodels ({err}): pip install 'jax-lstm[forecast]'")
     from jax_lstm.data import DataError
 
     try:
