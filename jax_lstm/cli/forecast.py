@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from jax_lstm import forecasting as fc
     except ImportError as err:
-        return fail(f"jax-lstm forecast needs pandas and statsmodels ({err}): pip install 'jax-lstm[forecast]'")
+        message = f"jax-lstm forecast needs pandas and statsmodels ({err})"
+        return fail(f"{message}: pip install 'jax-lstm[forecast]'")
     from jax_lstm.data import DataError
 
     try:
