@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=RESULTS / "forecast.png")
     args = parser.parse_args(argv)
     runs = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             payload, seconds = run_seed(seed, Path(tmp), args.plot if seed == 0 else None)
@@ -81,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "lstm": {metric: summary([p[metric] for _, p, _ in runs]) for metric in ("mase", "mae", "rmse")},
         "seconds_per_run": summary([s for _, _, s in runs]),
+        # A shared machine's other work slows every run: the 1-minute load average before and after.
+        "load_average": [load_before, os.getloadavg()[0]],
         "baselines": baselines,
         "best_baseline": best[1],
         "lstm_beats_best_baseline_in": sum(m < best[0] for m in mase),
