@@ -140,6 +140,14 @@ class Run:
         stacked = seeds is not None
         configs = [dataclasses.replace(config, seed=int(s)) for s in seeds] if stacked else [config]
         entry = registry.get(config.model)
+        task = get_task(entry.task)
+        if task.labelled != (dataset.output_shape is None):
+            other = not task.labelled
+            fitting = [n for n in registry.names() if get_task(registry.get(n).task).labelled == other]
+            raise ValueError(
+                f"model {config.model!r} is a {task.name} model and cannot train on {dataset.name}; "
+                f"models for this data: {fitting}"
+            )
         unsplittable = None
         if config.accumulate > 1 and entry.batch_stats:
             # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
@@ -151,7 +159,6 @@ class Run:
         )
         model = make_model(config, dataset.num_features, dataset.num_classes, dataset.output_shape)
         tx = make_optimizer(config)
-        task = get_task(entry.task)
         has_test = len(dataset.y_test) > 0
         return cls(
             configs=configs,

@@ -35,6 +35,7 @@ class Task:
       finish: ``finish(sums, n) -> (loss, accuracy)``: the per-sample mean loss and the accuracy
         (NaN where the task has none) of n samples; floats or (K,) arrays, as the sums are.
       loss_name: how logs call the evaluation loss.
+      labelled: its targets are class labels (a `Dataset`), not arrays of values (a `WindowDataset`).
     """
 
     name: str
@@ -42,6 +43,7 @@ class Task:
     eval_sums: Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
     finish: Callable[[Mapping[str, np.ndarray], int], tuple]
     loss_name: str = "loss"
+    labelled: bool = True
 
     def describe(self, loss: float, accuracy: float) -> str:
         """The evaluation part of an epoch's log line."""
@@ -89,7 +91,9 @@ def _forecasting_finish(sums: Mapping[str, np.ndarray], n: int) -> tuple:
 CLASSIFICATION = Task(
     "classification", cross_entropy, classification_sums, _classification_finish, "test loss"
 )
-FORECASTING = Task("forecasting", mse, forecasting_sums, _forecasting_finish, "validation MSE")
+FORECASTING = Task(
+    "forecasting", mse, forecasting_sums, _forecasting_finish, "validation MSE", labelled=False
+)
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, FORECASTING)}
 
 

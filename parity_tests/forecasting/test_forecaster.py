@@ -81,6 +81,17 @@ def test_forecasting_task_is_torch_mse(dtype):
         tasks.get("regression")
 
 
+def test_a_model_of_another_task_is_refused_before_training():
+    windows = fc.window_dataset(fc.prepare(_table(), lookback=4, horizon=2, test_size=6))
+    with pytest.raises(ValueError, match=r"model 'lstm' is a classification model .*\['lstm-forecaster'\]"):
+        fit(TrainConfig(model="lstm", epochs=1), windows, log=None)
+    labels = jax_lstm.data.Dataset(
+        "d", np.zeros((4, 3, 2)), np.zeros(4, int), np.zeros((2, 3, 2)), np.zeros(2, int), ("a",)
+    )
+    with pytest.raises(ValueError, match="model 'lstm-forecaster' is a forecasting model"):
+        fit(TrainConfig(model="lstm-forecaster", epochs=1), labels, log=None)
+
+
 def test_window_dataset_refuses_bad_windows():
     x, y = np.zeros((4, 3, 2)), np.zeros((4, 2, 1))
     with pytest.raises(DataError, match="4 input windows but 3 target windows"):
