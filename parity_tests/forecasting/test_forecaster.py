@@ -12,6 +12,7 @@ import torch
 
 import jax_lstm
 from jax_lstm import forecasting as fc
+from jax_lstm.cli import main
 from jax_lstm.data import DataError, WindowDataset
 from jax_lstm.models import registry
 from jax_lstm.testing import TOLERANCES, assert_all_close
@@ -104,7 +105,7 @@ def test_window_dataset_refuses_bad_windows():
         WindowDataset("w", x, y, x[:, :2], y).validate()
 
 
-def test_fit_forecaster_predicts_dated_steps_and_checkpoints_restore_it(tmp_path):
+def test_fit_forecaster_predicts_dated_steps_and_checkpoints_restore_it(tmp_path, capsys):
     forecaster = fc.fit_forecaster(
         _table(), horizon=3, lookback=6, test_size=12, epochs=2, hidden_size=5, checkpoint_dir=tmp_path
     )
@@ -139,6 +140,16 @@ def test_fit_forecaster_predicts_dated_steps_and_checkpoints_restore_it(tmp_path
         jax.tree.leaves(loaded.variables()), jax.tree.leaves(forecaster.variables()), strict=True
     ):
         np.testing.assert_array_equal(a, b)
+    # `jax-lstm export` writes it as the twin's state dict, with the twin's arguments.
+    exported = tmp_path / "forecaster.pt"
+    assert main(["export", str(tmp_path), str(exported)]) == 0
+    assert "torch_ref.LSTMForecaster(3, 5, 1, 3, 2)" in capsys.readouterr().out
+    twin = TorchForecaster(3, 5, 1, horizon=3, num_targets=2)
+    twin.load_state_dict(torch.load(exported), strict=True)
+    window = forecaster.data.test.inputs[:2]
+    ours = forecaster.forecast_scaled(window)
+    theirs = twin(torch.tensor(window, dtype=torch.float32)).detach().numpy()
+    assert_all_close({"forecast": (ours.astype(np.float32), theirs)}, TOLERANCES["float32"])
 
 
 def test_fit_forecaster_takes_a_data_frame_and_accumulation_gives_the_whole_batch_update(x64):
