@@ -6,7 +6,7 @@ training as pure functions of a state.
 
 from jax_lstm import data, functional
 from jax_lstm.interop import from_torch, to_torch
-from jax_lstm.models import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.models import BNLSTMClassifier, LSTMClassifier, LSTMForecaster
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
 from jax_lstm.rnn import LSTM, LSTMSpec, RNNSpec
@@ -20,6 +20,7 @@ __all__ = [
     "BatchNorm1d",
     "EpochRecord",
     "LSTMClassifier",
+    "LSTMForecaster",
     "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",

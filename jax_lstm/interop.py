@@ -68,6 +68,15 @@ def _check_lstm_shapes(flat: Mapping[str, Any], prefix: str = "") -> None:
         )
 
 
+def _shapes(entry: registry.ModelEntry, flat: Mapping[str, Any]) -> dict[str, tuple] | None:
+    """The layout (shapes and collections) `entry` reads off `flat`; None when it cannot read it."""
+    try:
+        arch, dims = entry.read_state_dict(flat)
+    except (KeyError, ValueError):
+        return None
+    return {k: (p.shape, p.collection) for k, p in entry.layout(dims, arch).items()}
+
+
 def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layout, str]:
     """The layout `flat` must have, in torch's order, and what it is ("nn.LSTM" or a model name).
 
@@ -84,7 +93,10 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
         candidates = registry.find_by_keys(flat)
         if not candidates:
             raise KeyError(_no_model_message(flat))
-        if len(candidates) > 1:
+        # Models with the same layout ("lstm" and "lstm-forecaster": LSTM then Linear) give the
+        # same variables and the same state dict, so the first of them serves for all.
+        layouts = [_shapes(e, flat) for e in candidates]
+        if len(candidates) > 1 and any(layout != layouts[0] for layout in layouts):
             raise ValueError(
                 "this state dict fits several models: "
                 f"{[e.name for e in candidates]}; pass model=... to say which"
@@ -93,7 +105,8 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
     _check_lstm_shapes(flat, "lstm.")
     arch, dims = entry.read_state_dict(flat)
     layout = entry.layout(dims, arch)
-    check_layout(flat, {k: p.shape for k, p in layout.items()}, f"state dict does not match the {entry.name} model")
+    shapes = {k: p.shape for k, p in layout.items()}
+    check_layout(flat, shapes, f"state dict does not match the {entry.name} model")
     return layout, entry.name
 
 

@@ -1,5 +1,5 @@
-"""The ``jax-lstm`` command. Thin: each subcommand is a module (`train`, `export`, `parity`) that parses
-nothing and calls library functions; `torch_bridge` is the only one that reaches `torch_ref`.
+"""The ``jax-lstm`` command. Thin: each subcommand is a module (`train`, `forecast`, `export`, `parity`)
+that parses nothing and calls library functions; `torch_bridge` is the only one that reaches `torch_ref`.
 
 ``jax-lstm train`` and ``python -m torch_ref train`` share the argument definitions in `args`, so the
 two sides accept the same flags and build the same dataset and config from them.
@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 from jax_lstm import runtime
 from jax_lstm.cli import export as export_command
+from jax_lstm.cli import forecast as forecast_command
 from jax_lstm.cli import parity as parity_command
 from jax_lstm.cli import train as train_command
 from jax_lstm.cli.args import add_distributed_arguments, add_train_arguments
 from jax_lstm.cli.common import EXIT_INTERRUPTED, OutputPathError, fail
+from jax_lstm.cli.forecast import add_forecast_arguments
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
 __all__ = ["build_parser", "main"]
@@ -60,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_distributed_arguments(train)
     train.set_defaults(func=train_command.run)
+
+    forecast = sub.add_parser(
+        "forecast",
+        help="train the LSTM forecaster on a table and score it against baselines (default: Seattle weather)",
+        description=(
+            "Splits a table by time (train | validation | test), scales it on the training period, "
+            "trains an LSTM forecaster of --horizon steps from --lookback steps with the training loop "
+            "of `jax-lstm train` (MSE, Adam, clipping, ReduceLROnPlateau), and prints its MAE, RMSE and "
+            "MASE over every test origin beside the naive, seasonal naive, mean and VAR baselines. "
+            "With no arguments: daily Seattle weather 2012-2015, shipped with the package."
+        ),
+    )
+    add_forecast_arguments(forecast)
+    forecast.set_defaults(func=forecast_command.run)
 
     export = sub.add_parser("export", help="write a checkpoint's weights as a torch state dict (.pt)")
     export.add_argument("checkpoint_dir", help="the --checkpoint-dir of a training run")

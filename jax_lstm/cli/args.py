@@ -44,7 +44,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help=".ts data: skip the per-channel standardisation fitted on the training split",
     )
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=registry.names(), default="lstm")
+    model.add_argument("--model", choices=registry.names("classification"), default="lstm")
     model.add_argument("--epochs", type=int, default=None, help="default: 30 (10 for synthetic/digits)")
     model.add_argument("--batch-size", type=int, default=None, help="default: 16 (32 for synthetic/digits)")
     model.add_argument("--hidden-size", type=int, default=128)

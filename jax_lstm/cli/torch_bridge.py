@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TorchMissing", "parity_report", "torch_twin", "train_torch"]
+__all__ = [
+    "TorchMissing",
+    "forecaster_twin",
+    "parity_report",
+    "predict_torch",
+    "torch_twin",
+    "train_forecaster_torch",
+    "train_torch",
+]
 
 
 class TorchMissing(RuntimeError):
@@ -47,3 +55,25 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def forecaster_twin(config, dataset, variables: dict[str, Any]):
+    """The forecaster's torch twin holding `variables` (`torch_ref.forecast_train.forecaster_twin`)."""
+    _require_torch("--compare-torch")
+    from torch_ref.forecast_train import forecaster_twin as twin
+
+    return twin(config, dataset, variables)
+
+
+def train_forecaster_torch(config, dataset, model, log):
+    """`torch_ref.forecast_train.train_forecaster_torch`: the forecaster's loop in PyTorch."""
+    from torch_ref.forecast_train import train_forecaster_torch as run
+
+    return run(config, dataset, model=model, log=log)
+
+
+def predict_torch(model, x):
+    """(B, L, F) windows -> (B, H, T) forecasts of a torch forecaster, as numpy."""
+    from torch_ref.forecast_train import predict_torch as run
+
+    return run(model, x)

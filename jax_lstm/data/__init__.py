@@ -11,11 +11,13 @@ from jax_lstm.data.dataset import (
     standardize_channels,
 )
 from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
+from jax_lstm.data.windows import WindowDataset
 
 __all__ = [
     "DataError",
     "Dataset",
     "TsData",
+    "WindowDataset",
     "batch_order",
     "channel_statistics",
     "digits",

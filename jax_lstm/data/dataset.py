@@ -50,6 +50,11 @@ class Dataset:
     def num_features(self) -> int:
         return int(self.x_train.shape[-1])
 
+    @property
+    def output_shape(self) -> None:
+        """None: a classifier's output is its num_classes logits (`WindowDataset` has (H, T))."""
+        return None
+
     def describe(self) -> str:
         if self.lengths_train is None:
             span = f"length {self.x_train.shape[1]}"

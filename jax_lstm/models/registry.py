@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.models.forecaster import LSTMForecaster
 from jax_lstm.rnn.spec import LSTMSpec, param_shapes, spec_from_params
 
 __all__ = [
@@ -59,10 +60,22 @@ Layout = dict[str, Param]  # flat torch names in torch's state-dict order
 
 @dataclasses.dataclass(frozen=True)
 class Dims:
-    """The sizes a model takes from its data rather than its config."""
+    """The sizes a model takes from its data rather than its config.
+
+    ``num_outputs`` is the width of the model's last layer: the classes of a classifier, H * T for a
+    forecaster of H steps of T targets, whose ``output_shape`` (H, T) says how the width folds into
+    one sample's output. A state dict holds only the width, so dims read off one have no shape.
+    """
 
     num_features: int  # F: input channels
-    num_outputs: int  # classes (classifiers)
+    num_outputs: int  # classes (classifiers), horizon * targets (forecasters)
+    output_shape: tuple[int, ...] | None = None  # one sample's output, e.g. (H, T); None: (num_outputs,)
+
+    def __post_init__(self) -> None:
+        if self.output_shape is not None and math.prod(self.output_shape) != self.num_outputs:
+            raise ValueError(
+                f"output_shape {self.output_shape} does not hold num_outputs {self.num_outputs} values"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +95,7 @@ class ModelEntry:
     torch_args: Callable[[Dims, Mapping[str, Any]], tuple]  # the twin's constructor arguments
     modules: frozenset[str]  # the state dict's top-level module names, exactly (detection)
     batch_stats: bool = False  # keeps BatchNorm running statistics (train mode updates them)
+    # what it is trained for: a key of jax_lstm.training.tasks.TASKS (its loss and evaluation)
     task: str = "classification"
 
     @property
@@ -99,9 +113,9 @@ def register(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def names() -> tuple[str, ...]:
-    """Every registered model name, in registration order."""
-    return tuple(_REGISTRY)
+def names(task: str | None = None) -> tuple[str, ...]:
+    """Every registered model name (of `task`, e.g. "classification", if given), in registration order."""
+    return tuple(name for name, entry in _REGISTRY.items() if task is None or entry.task == task)
 
 
 def entries() -> tuple[ModelEntry, ...]:
@@ -291,5 +305,53 @@ register(
         torch_args=_article_torch_args,
         modules=frozenset({"bn", "lstm", "fc"}),
         batch_stats=True,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The forecaster (models/forecaster.py): the article's layout, its head H * T wide.
+
+
+def _forecaster_shape(dims: Dims) -> tuple[int, int]:
+    """(H, T) of a forecaster's dims; a bare width (read off a state dict) counts as H * T steps of
+    one target, which has the same parameters."""
+    if dims.output_shape is None:
+        return dims.num_outputs, 1
+    if len(dims.output_shape) != 2:
+        raise ValueError(f"a forecaster's output_shape is (horizon, targets), got {dims.output_shape}")
+    return dims.output_shape[0], dims.output_shape[1]
+
+
+def _forecaster_build(config: Any, dims: Dims) -> nn.Module:
+    horizon, targets = _forecaster_shape(dims)
+    return LSTMForecaster(
+        config.hidden_size,
+        config.num_layers,
+        horizon,
+        targets,
+        dropout=config.dropout,
+        param_dtype=jnp.dtype(config.dtype),
+        implementation=config.implementation,
+    )
+
+
+def _forecaster_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (dims.num_features, arch["hidden_size"], arch["num_layers"], *_forecaster_shape(dims))
+
+
+register(
+    ModelEntry(
+        name="lstm-forecaster",
+        flax_class=LSTMForecaster,
+        torch_twin="torch_ref.forecaster:LSTMForecaster",
+        summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
+        arch=_article_arch,
+        layout=_article_layout(with_bn=False),
+        read_state_dict=_article_read,
+        build=_forecaster_build,
+        torch_args=_forecaster_torch_args,
+        modules=frozenset({"lstm", "fc"}),
+        task="forecasting",
     )
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from flax import serialization
 
 from jax_lstm import optim
 from jax_lstm.atomic import remove_stale_temporaries, write_atomically
-from jax_lstm.data import Dataset
+from jax_lstm.data import Dataset, WindowDataset
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "data_description",
+    "dims",
     "exists",
     "load",
     "remove",
@@ -87,13 +89,23 @@ def remove_leftovers(directory: str | Path) -> list[Path]:
     return remove_stale_temporaries(Path(directory) / CHECKPOINT_NAME)
 
 
-def data_description(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "name": dataset.name,
-        "num_features": dataset.num_features,
-        "classes": list(dataset.classes),
-        "num_train": len(dataset.y_train),
-    }
+def data_description(dataset: Dataset | WindowDataset) -> dict[str, Any]:
+    """What a checkpoint records of its data: a classifier's classes, or a forecaster's (H, T)."""
+    description: dict[str, Any] = {"name": dataset.name, "num_features": dataset.num_features}
+    if dataset.output_shape is None:
+        description["classes"] = list(dataset.classes)
+    else:
+        description["output_shape"] = list(dataset.output_shape)
+    description["num_train"] = len(dataset.y_train)
+    return description
+
+
+def dims(data: dict[str, Any]) -> tuple[int, int, tuple[int, ...] | None]:
+    """(num_features, output width, output shape or None) of a `data_description`."""
+    if "output_shape" in data:
+        shape = tuple(int(n) for n in data["output_shape"])
+        return int(data["num_features"]), math.prod(shape), shape
+    return int(data["num_features"]), len(data["classes"]), None
 
 
 def save(

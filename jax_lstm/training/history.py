@@ -11,7 +11,11 @@ __all__ = ["EpochRecord", "from_dicts", "to_dicts"]
 
 @dataclasses.dataclass(frozen=True)
 class EpochRecord:
-    """One epoch of one model. Losses are per-sample means over the split; NaN where not evaluated."""
+    """One epoch of one model. Losses are per-sample means over the split; NaN where not evaluated.
+
+    ``test_*`` describe the split the loop evaluates after each epoch: a classifier's test split, a
+    forecaster's validation windows (its MSE; accuracy NaN, the task has none).
+    """
 
     epoch: int  # 1-based
     train_loss: float  # mean of the batch losses weighted by batch size, float64

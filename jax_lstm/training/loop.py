@@ -29,7 +29,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jax_lstm import optim
-from jax_lstm.data import Dataset, batch_order, epoch_mean
+from jax_lstm.data import Dataset, WindowDataset, batch_order, epoch_mean
 from jax_lstm.models import registry
 from jax_lstm.training import checkpoint as ckpt
 from jax_lstm.training import parallel
@@ -44,6 +44,8 @@ from jax_lstm.training.state import (
     make_scheduler,
 )
 from jax_lstm.training.steps import Batch, make_eval_step, make_train_step
+from jax_lstm.training.tasks import CLASSIFICATION, Task
+from jax_lstm.training.tasks import get as get_task
 
 __all__ = [
     "FitResult",
@@ -102,7 +104,8 @@ class FitResult:
 
 @dataclasses.dataclass(frozen=True)
 class _Split:
-    """One split on the host: x (N, T, F), y (N,) int32, lengths (N,) int32 or None."""
+    """One split on the host: x (N, T, F), y (N,) int32 labels (or float targets, e.g. (N, H, T)),
+    lengths (N,) int32 or None."""
 
     x: np.ndarray
     y: np.ndarray
@@ -110,7 +113,9 @@ class _Split:
 
     @classmethod
     def of(cls, x, y, lengths) -> _Split:
-        return cls(x, np.asarray(y, np.int32), None if lengths is None else np.asarray(lengths, np.int32))
+        y = np.asarray(y)
+        y = y if np.issubdtype(y.dtype, np.floating) else y.astype(np.int32)
+        return cls(x, y, None if lengths is None else np.asarray(lengths, np.int32))
 
     def rows(self, index) -> Batch:
         """The rows `index` ((B,), or (K, B) for K models) as a host batch."""
@@ -131,10 +136,11 @@ class Run:
     train_step: Programs
     eval_step: Programs
     mesh: Mesh | None
-    dataset: Dataset  # validated, in the config's dtype
+    dataset: Dataset | WindowDataset  # validated, in the config's dtype
     train: _Split
     test: _Split | None  # None: no test split, nothing is evaluated
     scheduler: optim.ReduceLROnPlateau
+    task: Task = CLASSIFICATION  # the model's (its registry entry names it)
 
     @property
     def config(self) -> TrainConfig:
@@ -144,7 +150,7 @@ class Run:
     def build(
         cls,
         config: TrainConfig,
-        dataset: Dataset,
+        dataset: Dataset | WindowDataset,
         seeds: list[int] | None = None,
         data_parallel: bool | None = None,
     ) -> Run:
@@ -155,6 +161,14 @@ class Run:
         stacked = seeds is not None
         configs = [dataclasses.replace(config, seed=int(s)) for s in seeds] if stacked else [config]
         entry = registry.get(config.model)
+        task = get_task(entry.task)
+        if task.labelled != (dataset.output_shape is None):
+            other = not task.labelled
+            fitting = [n for n in registry.names() if get_task(registry.get(n).task).labelled == other]
+            raise ValueError(
+                f"model {config.model!r} is a {task.name} model and cannot train on {dataset.name}; "
+                f"models for this data: {fitting}"
+            )
         unsplittable = None
         if config.accumulate > 1 and entry.batch_stats:
             # Micro-batches would group other rows than on one device, and BatchNorm sees the groups.
@@ -164,19 +178,20 @@ class Run:
         mesh = parallel.mesh_for(
             data_parallel, config.batch_size, models=len(configs) if stacked else None, unsplittable=unsplittable
         )
-        model = make_model(config, dataset.num_features, dataset.num_classes)
+        model = make_model(config, dataset.num_features, dataset.num_classes, dataset.output_shape)
         tx = make_optimizer(config)
         has_test = len(dataset.y_test) > 0
         return cls(
             configs=configs,
             stacked=stacked,
-            train_step=make_train_step(model, tx, config.accumulate, many=stacked, mesh=mesh),
-            eval_step=make_eval_step(model, many=stacked, mesh=mesh),
+            train_step=make_train_step(model, tx, config.accumulate, many=stacked, mesh=mesh, task=task),
+            eval_step=make_eval_step(model, many=stacked, mesh=mesh, task=task),
             mesh=mesh,
             dataset=dataset,
             train=_Split.of(dataset.x_train, dataset.y_train, dataset.lengths_train),
             test=_Split.of(dataset.x_test, dataset.y_test, dataset.lengths_test) if has_test else None,
             scheduler=make_scheduler(config),
+            task=task,
         )
 
 
@@ -188,13 +203,14 @@ def _place_batch(batch: Batch, programs: Programs, key: str, split_models: bool)
 
 
 def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
-    """Mean cross-entropy and accuracy over the test split, in chunks of ``eval_batch_size``.
+    """The task's mean loss and accuracy over the test split (classification: cross-entropy and
+    accuracy; forecasting: MSE and NaN), in chunks of ``eval_batch_size``.
 
     Floats for one model; (K,) float64 arrays for a stacked state.
     """
     split, size = run.test, run.config.eval_batch_size
     variables = state.variables()
-    total_loss, correct = 0.0, 0
+    totals: dict[str, Any] = {}
     n = len(split)
     for lo in range(0, n, size):
         chunk = split.rows(slice(lo, min(lo + size, n)))
@@ -203,11 +219,12 @@ def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
         placed = parallel.place(chunk, run.eval_step.mesh, split=key == parallel.SHARDED and not run.stacked)
         sums = run.eval_step(key, variables, placed)
         sums = parallel.fetch(sums)  # replicated (one model) or split by model across processes
-        total_loss = total_loss + np.asarray(sums["loss"], np.float64)
-        correct = correct + np.asarray(sums["correct"], np.int64)
-    if np.ndim(total_loss) == 0:
-        return float(total_loss) / n, int(correct) / n
-    return total_loss / n, correct / n
+        for name, value in sums.items():
+            # float64 and int64 on the host: chunk sums add up without rounding or overflow.
+            value = np.asarray(value)
+            value = value.astype(np.float64 if np.issubdtype(value.dtype, np.floating) else np.int64)
+            totals[name] = totals[name] + value if name in totals else value
+    return run.task.finish(totals, n)
 
 
 def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None = None) -> None:
@@ -295,14 +312,15 @@ def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = N
 
     def target(config_fields: dict[str, Any], data: dict[str, Any]):
         config = TrainConfig(**config_fields)
-        return config, create_train_state(config, data["num_features"], len(data["classes"]))
+        num_features, num_outputs, output_shape = ckpt.dims(data)
+        return config, create_train_state(config, num_features, num_outputs, output_shape=output_shape)
 
     return ckpt.load(directory, target, log)
 
 
 def fit(
     config: TrainConfig,
-    dataset: Dataset,
+    dataset: Dataset | WindowDataset,
     *,
     variables: dict[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -371,7 +389,9 @@ def fit(
     else:
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)
-        state = create_train_state(config, dataset.num_features, dataset.num_classes, variables)
+        state = create_train_state(
+            config, dataset.num_features, dataset.num_classes, variables, dataset.output_shape
+        )
         plateau = run.scheduler.init(config.lr)
     if run.mesh is not None:
         state = parallel.place(state, run.mesh, split=False)
@@ -389,8 +409,7 @@ def fit(
             if log:
                 log(
                     f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, "
-                    f"test loss {record.test_loss:.4f}, test accuracy "
-                    f"{100 * record.test_accuracy:.2f}%, lr {record.lr:.2e}"
+                    f"{run.task.describe(record.test_loss, record.test_accuracy)}, lr {record.lr:.2e}"
                 )
     except (TrainingDivergedError, KeyboardInterrupt, OSError) as err:
         err.partial = Partial(list(history), epoch + 1, checkpoint_epoch)
@@ -428,7 +447,7 @@ def check_checkpoint_dir(directory: str | Path, resume: bool = False, overwrite:
 
 def fit_many(
     config: TrainConfig,
-    dataset: Dataset,
+    dataset: Dataset | WindowDataset,
     seeds: list[int],
     *,
     log: Callable[[str], None] | None = print,
@@ -449,7 +468,10 @@ def fit_many(
         raise ValueError(f"seeds must be distinct, got {seeds}")
     run = Run.build(config, dataset, list(seeds), data_parallel)
     configs, dataset = run.configs, run.dataset
-    states = [create_train_state(c, dataset.num_features, dataset.num_classes) for c in configs]
+    states = [
+        create_train_state(c, dataset.num_features, dataset.num_classes, output_shape=dataset.output_shape)
+        for c in configs
+    ]
     state = _stack(states)  # leading model axis (K, ...)
     if run.mesh is not None:
         state = parallel.place(state, run.mesh, split=True)

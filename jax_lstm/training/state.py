@@ -48,17 +48,22 @@ class TrainState(struct.PyTreeNode):
         return model_variables(self.params, self.batch_stats)
 
 
-def make_model(config: TrainConfig, num_features: int, num_classes: int) -> nn.Module:
-    """The Flax module of `config.model` (see `jax_lstm.models.registry`)."""
-    return registry.get(config.model).build(config, registry.Dims(num_features, num_classes))
+def make_model(
+    config: TrainConfig, num_features: int, num_classes: int, output_shape: tuple[int, ...] | None = None
+) -> nn.Module:
+    """The Flax module of `config.model` (see `jax_lstm.models.registry`). `num_classes` is the
+    output width (a forecaster's H * T, with `output_shape` (H, T))."""
+    return registry.get(config.model).build(config, registry.Dims(num_features, num_classes, output_shape))
 
 
-def initial_variables(config: TrainConfig, num_features: int, num_classes: int) -> dict[str, Any]:
+def initial_variables(
+    config: TrainConfig, num_features: int, num_classes: int, output_shape: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """The Flax variables a run with this config starts from: torch's initialisation drawn from the
     seed (every LSTM tensor and the head U(-1/sqrt(H), 1/sqrt(H)), BatchNorm weight 1, bias 0,
     running mean 0, variance 1); see `registry.initial_variables`."""
     entry = registry.get(config.model)
-    return registry.initial_variables(entry, config, registry.Dims(num_features, num_classes))
+    return registry.initial_variables(entry, config, registry.Dims(num_features, num_classes, output_shape))
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -96,10 +101,11 @@ def create_train_state(
     num_features: int,
     num_classes: int,
     variables: dict[str, Any] | None = None,
+    output_shape: tuple[int, ...] | None = None,
 ) -> TrainState:
     """A fresh train state: weights from `variables` (e.g. `from_torch`) or initialised from the seed."""
     if variables is None:
-        variables = initial_variables(config, num_features, num_classes)
+        variables = initial_variables(config, num_features, num_classes, output_shape)
     params = variables["params"]
     opt_state = _optimizer_init(config.weight_decay, config.clip)(params)
     # The configured rate, of fixed dtype from the start, so the scheduler's updates never retrace.

@@ -1,5 +1,6 @@
 """The train and eval steps: pure functions ``step(state, batch) -> (state, metrics)``, and the one
-factory that jits them (over the mesh and undivided) into `Programs`.
+factory that jits them (over the mesh and undivided) into `Programs`. The loss and the evaluation
+sums are the model's task's (`jax_lstm.training.tasks`; classification unless told otherwise).
 
 A `Batch` holds the rows of one mini-batch (gathered on the host from the shuffled order and placed
 on the devices: split over the mesh, or replicated). With K models trained at once (`fit_many`),
@@ -23,6 +24,8 @@ from jax.sharding import PartitionSpec as P
 from jax_lstm.data import micro_batch_bounds
 from jax_lstm.training.parallel import DATA_AXIS, MIN_ROWS_PER_DEVICE, Programs
 from jax_lstm.training.state import TrainState, model_variables
+from jax_lstm.training.tasks import CLASSIFICATION, Task, cross_entropy
+from jax_lstm.training.tasks import classification_sums as eval_sums
 
 __all__ = [
     "Batch",
@@ -35,23 +38,12 @@ __all__ = [
 
 
 class Batch(struct.PyTreeNode):
-    """One mini-batch: x (B, T, F), y (B,) labels, lengths (B,) valid lengths or None (full length).
-    With K models: (K, B, T, F), (K, B), (K, B)."""
+    """One mini-batch: x (B, T, F), y (B,) labels (or the task's targets, e.g. (B, H, T) values),
+    lengths (B,) valid lengths or None (full length). With K models: (K, B, T, F), (K, B), (K, B)."""
 
     x: jax.Array
     y: jax.Array
     lengths: jax.Array | None = None
-
-
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """`nn.CrossEntropyLoss()`: mean over the batch. logits (B, C), labels (B,) -> ()."""
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
-
-
-def eval_sums(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
-    """Summed cross-entropy and correct predictions of a chunk: sums add up across chunks and devices."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return {"loss": jnp.sum(losses), "correct": jnp.sum(jnp.argmax(logits, axis=-1) == labels)}
 
 
 def _over_models(fn: Callable, shared_batch: bool = False) -> Callable:
@@ -67,7 +59,7 @@ def _over_models(fn: Callable, shared_batch: bool = False) -> Callable:
     return mapped
 
 
-def _loss_and_grads(model: nn.Module) -> Callable:
+def _loss_and_grads(model: nn.Module, task: Task) -> Callable:
     def loss_fn(params, batch_stats, xb, yb, lb, key):
         variables = model_variables(params, batch_stats)
         rngs = {"dropout": key}
@@ -78,7 +70,7 @@ def _loss_and_grads(model: nn.Module) -> Callable:
             batch_stats = updates["batch_stats"]
         else:
             logits = model.apply(variables, xb, train=True, lengths=lb, rngs=rngs)
-        return cross_entropy(logits, yb), batch_stats
+        return task.loss(logits, yb), batch_stats
 
     return jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -89,6 +81,7 @@ def train_step_fn(
     accumulate: int = 1,
     shards: int = 1,
     axis_name: str | None = None,
+    task: Task = CLASSIFICATION,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """The pure train step ``step(state, batch) -> (state, {"loss": ()})``.
 
@@ -99,7 +92,7 @@ def train_step_fn(
     rows of the batch and the gradients (and BatchNorm's statistics, through the model's
     `axis_name`) are summed across them, so the update is the whole batch's.
     """
-    grad_fn = _loss_and_grads(model)
+    grad_fn = _loss_and_grads(model, task)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
         key, dropout_key = jax.random.split(state.key)
@@ -140,6 +133,7 @@ def make_train_step(
     accumulate: int = 1,
     many: bool = False,
     mesh: Mesh | None = None,
+    task: Task = CLASSIFICATION,
 ) -> Programs:
     """The jitted train step as `Programs`: ``programs(key, state, batch) -> (state, metrics)``.
 
@@ -147,7 +141,7 @@ def make_train_step(
     batch; the loss comes back as (K,)). With a `mesh` (`parallel.data_parallel_mesh`) the work is
     split over its devices: the batch of one model, or whole models (``many``).
     """
-    single = train_step_fn(model, tx, accumulate)
+    single = train_step_fn(model, tx, accumulate, task=task)
     if many:
         single = _over_models(single)
     fallback = jax.jit(single)
@@ -162,28 +156,33 @@ def make_train_step(
         )
         return Programs(fallback, jax.jit(sharded), mesh)
     split_model = model.clone(axis_name=DATA_AXIS) if hasattr(model, "axis_name") else model
-    step = train_step_fn(split_model, tx, accumulate, mesh.size, DATA_AXIS)
+    step = train_step_fn(split_model, tx, accumulate, mesh.size, DATA_AXIS, task)
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(), check_vma=False)
     return Programs(fallback, jax.jit(sharded), mesh, MIN_ROWS_PER_DEVICE)
 
 
-def eval_step_fn(model: nn.Module) -> Callable[[dict[str, Any], Batch], dict[str, jax.Array]]:
-    """The pure eval step ``eval(variables, batch) -> {"loss": summed loss, "correct": count}``."""
+def eval_step_fn(
+    model: nn.Module, task: Task = CLASSIFICATION
+) -> Callable[[dict[str, Any], Batch], dict[str, jax.Array]]:
+    """The pure eval step ``eval(variables, batch) -> the task's sums`` (classification: {"loss":
+    summed loss, "correct": count})."""
 
     def eval_step(variables: dict[str, Any], batch: Batch) -> dict[str, jax.Array]:
         logits = model.apply(variables, batch.x, train=False, lengths=batch.lengths)
-        return eval_sums(logits, batch.y)
+        return task.eval_sums(logits, batch.y)
 
     return eval_step
 
 
-def make_eval_step(model: nn.Module, many: bool = False, mesh: Mesh | None = None) -> Programs:
+def make_eval_step(
+    model: nn.Module, many: bool = False, mesh: Mesh | None = None, task: Task = CLASSIFICATION
+) -> Programs:
     """The jitted eval step as `Programs`: ``programs(key, variables, batch) -> sums`` (eval mode).
 
     With ``many=True`` the variables carry a leading model axis, the batch is shared, and each sum
     is (K,). With a `mesh`, the chunk of data (one model) or the models (``many``) are split.
     """
-    eval_step = eval_step_fn(model)
+    eval_step = eval_step_fn(model, task)
     single = _over_models(eval_step, shared_batch=True) if many else eval_step
     fallback = jax.jit(single)
     if mesh is None or mesh.size < 2:
@@ -197,7 +196,9 @@ def make_eval_step(model: nn.Module, many: bool = False, mesh: Mesh | None = Non
     def split_eval(variables, batch):
         return jax.lax.psum(eval_step(variables, batch), DATA_AXIS)
 
-    sharded = jax.shard_map(split_eval, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(), check_vma=False)
+    sharded = jax.shard_map(
+        split_eval, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(), check_vma=False
+    )
     return Programs(fallback, jax.jit(sharded), mesh, MIN_ROWS_PER_DEVICE)
 
 

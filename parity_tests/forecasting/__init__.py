@@ -1,0 +1,1 @@
+"""Multivariate forecasting: tables, windows, metrics, baselines, the forecaster and its torch twin."""
