@@ -27,8 +27,10 @@ __all__ = [
     "LayerWeights",
     "RNNSpec",
     "check_config",
+    "check_family",
     "check_layout",
     "check_params",
+    "family_from_shapes",
     "layer_weights",
     "param_shapes",
     "spec_from_params",
@@ -233,6 +235,41 @@ def check_layout(
         if actual != shape:
             raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual}{context}")
 
+
+def family_from_shapes(params: Mapping[str, Any], suffix: str = "_l0") -> str | None:
+    """Which member of torch's family a parameter set belongs to, read off its shapes: "LSTM",
+    "GRU" or "RNN" (tanh and relu RNNs have identical parameters), or None when unclear.
+
+    ``weight_hh{suffix}`` is (G*H, H) without a projection, so its rows over its columns are the gate
+    count G (LSTM 4, GRU 3, RNN 1); ``weight_hr{suffix}`` exists for projected LSTMs only.
+    """
+    if f"weight_hr{suffix}" in params:
+        return "LSTM"
+    w_hh = params.get(f"weight_hh{suffix}")
+    if w_hh is None or len(w_hh.shape) != 2 or w_hh.shape[1] == 0 or w_hh.shape[0] % w_hh.shape[1]:
+        return None
+    return {4: "LSTM", 3: "GRU", 1: "RNN"}.get(int(w_hh.shape[0]) // int(w_hh.shape[1]))
+
+
+def check_family(params: Mapping[str, Any], mode: str, suffix: str = "_l0", cls: str = "") -> None:
+    """Refuses, before any shape error, parameters of another family member than `mode` expects:
+    GRU weights given to an LSTM module say so and name the module to use.
+
+    `cls` is the module's name for the hint (``"LSTM"``, ``"GRUCell"``, ...): its cell-ness is kept.
+    """
+    found = family_from_shapes(params, suffix)
+    expected = "RNN" if mode.startswith("RNN") else mode
+    if found is None or found == expected:
+        return
+    module = cls.replace(expected, found, 1) if cls else found
+    shape = tuple(int(s) for s in params[f"weight_hh{suffix}"].shape)
+    raise ValueError(
+        f"this looks like an nn.{module} state dict (weight_hh{suffix} {shape} is "
+        f"{GATES_BY_FAMILY[found]}*hidden_size rows), not an nn.{cls or expected} one; use jax_lstm.{module}"
+    )
+
+
+GATES_BY_FAMILY = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 _TORCH_NAMES = {"LSTM": "nn.LSTM", "GRU": "nn.GRU", "RNN_TANH": "nn.RNN", "RNN_RELU": "nn.RNN"}
 
