@@ -21,9 +21,9 @@ from jax_lstm.rnn import cudnn, stack
 from jax_lstm.rnn.cells import CELLS, LSTM_CELL, Cell, gru_cell, lstm_cell, rnn_cell, rnn_mode
 from jax_lstm.rnn.checks import as_array, check_rank_and_dtype
 from jax_lstm.rnn.spec import (
-    GATES,
     LayerWeights,
     RNNSpec,
+    cell_param_shapes,
     check_config,
     check_family,
     check_layout,
@@ -283,10 +283,8 @@ class _RecurrentCell(nn.Module):
 
     def _weights(self, input_size: int) -> LayerWeights:
         name = type(self).__name__
-        gates, h = GATES[self._mode()], self.hidden_size
-        shapes = {"weight_ih": (gates * h, input_size), "weight_hh": (gates * h, h)}
-        if self.bias:
-            shapes.update(bias_ih=(gates * h,), bias_hh=(gates * h,))
+        h = self.hidden_size
+        shapes = cell_param_shapes(self._mode(), input_size, h, self.bias)
         if not self.is_initializing():
             if not self.has_variable("params", "weight_ih"):
                 raise KeyError(

@@ -26,6 +26,8 @@ __all__ = [
     "LSTMSpec",
     "LayerWeights",
     "RNNSpec",
+    "cell_param_shapes",
+    "cell_spec_from_params",
     "check_config",
     "check_family",
     "check_layout",
@@ -234,6 +236,41 @@ def check_layout(
         actual = _shape(params[name])
         if actual != shape:
             raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual}{context}")
+
+
+def cell_param_shapes(mode: str, input_size: int, hidden_size: int, bias: bool) -> dict[str, tuple[int, ...]]:
+    """A torch cell's parameters (`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`), in torch's order:
+    ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), and ``bias_ih``, ``bias_hh`` (G*H,) when `bias`."""
+    rows = GATES[mode] * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+    if bias:
+        shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+    return shapes
+
+
+def cell_spec_from_params(params: Mapping[str, Any]) -> tuple[str, int, int, bool]:
+    """(family, input_size, hidden_size, bias) of a torch cell's state dict, every shape checked.
+
+    The family ("LSTM", "GRU" or "RNN") is read off ``weight_hh``'s rows over its columns.
+    """
+    family = family_from_shapes(params, suffix="")
+    if "weight_ih" not in params or family is None:
+        shape = _shape(params["weight_hh"]) if "weight_hh" in params else None
+        raise ValueError(
+            f"not a torch cell's state dict: weight_hh must be (G*hidden_size, hidden_size) with G = 4 "
+            f"(LSTMCell), 3 (GRUCell) or 1 (RNNCell), got {shape} (keys {sorted(params)[:8]})"
+        )
+    mode = "RNN_TANH" if family == "RNN" else family
+    hidden_size = _shape(params["weight_hh"])[1]
+    input_size = _shape(params["weight_ih"])[-1]
+    bias = "bias_ih" in params
+    check_layout(
+        params,
+        cell_param_shapes(mode, input_size, hidden_size, bias),
+        f"not an nn.{family}Cell state dict",
+        context=f" (for nn.{family}Cell({input_size}, {hidden_size}, bias={bias}))",
+    )
+    return family, input_size, hidden_size, bias
 
 
 def family_from_shapes(params: Mapping[str, Any], suffix: str = "_l0") -> str | None:
