@@ -25,10 +25,16 @@ from jax_lstm.training import cross_entropy
 from torch_ref.twins import make_torch_model
 
 __all__ = [
+    "CELL_CASES",
     "CLASSIFIER_CASES",
+    "GRU_RNN_CASES",
     "LSTM_CASES",
+    "CellCase",
     "LSTMCase",
+    "LayerCase",
+    "cell_parity",
     "classifier_parity",
+    "layer_parity",
     "lstm_parity",
     "make_jax_classifier",
 ]
@@ -38,9 +44,19 @@ Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# torch's layer class, jax_lstm's, and the number of state arrays, by torch's mode.
+_LAYERS: dict[str, tuple[type[nn.Module], Any, int]] = {
+    "LSTM": (nn.LSTM, jax_lstm.LSTM, 2),
+    "GRU": (nn.GRU, jax_lstm.GRU, 1),
+    "RNN_TANH": (nn.RNN, jax_lstm.RNN, 1),
+    "RNN_RELU": (nn.RNN, jax_lstm.RNN, 1),
+}
+
+
 @dataclasses.dataclass(frozen=True)
-class LSTMCase:
-    """One `nn.LSTM` configuration and input. ``batch=None`` means unbatched (T, I) input."""
+class LayerCase:
+    """One `nn.LSTM` / `nn.GRU` / `nn.RNN` configuration (`mode`, torch's RNNBase mode) and input.
+    ``batch=None`` means unbatched (T, I) input."""
 
     name: str
     input_size: int = 5
@@ -55,16 +71,24 @@ class LSTMCase:
     initial_state: bool = False
     dropout: float = 0.0  # compared in eval mode, where torch applies none
     lengths: tuple[int, ...] | None = None  # right-padded sequences, torch's packed path
+    mode: str = "LSTM"
 
     def module_kwargs(self) -> dict[str, Any]:
-        return dict(
+        kwargs: dict[str, Any] = dict(
             num_layers=self.num_layers,
             bias=self.bias,
             batch_first=self.batch_first,
             dropout=self.dropout,
             bidirectional=self.bidirectional,
-            proj_size=self.proj_size,
         )
+        if self.mode == "LSTM":
+            kwargs["proj_size"] = self.proj_size
+        elif self.mode.startswith("RNN"):
+            kwargs["nonlinearity"] = self.mode.removeprefix("RNN_").lower()
+        return kwargs
+
+
+LSTMCase = LayerCase  # the name of the LSTM-only days
 
 
 # Covers every constructor argument, unbatched input, given initial states, T=1 and B=1.
@@ -125,6 +149,51 @@ LSTM_CASES: tuple[LSTMCase, ...] = (
 )
 
 
+def _family_cases(mode: str, tag: str) -> tuple[LayerCase, ...]:
+    """Every constructor argument, initial states, unbatched input, T=1, B=1 and packed batches."""
+    return (
+        LayerCase(f"{tag}_default", mode=mode),
+        LayerCase(f"{tag}_three_layers", mode=mode, num_layers=3, hidden_size=6),
+        LayerCase(f"{tag}_no_bias", mode=mode, bias=False, num_layers=2),
+        LayerCase(f"{tag}_batch_first_bidirectional", mode=mode, batch_first=True, bidirectional=True),
+        LayerCase(
+            f"{tag}_initial_state_2_layers_bi",
+            mode=mode,
+            initial_state=True,
+            num_layers=2,
+            bidirectional=True,
+        ),
+        LayerCase(f"{tag}_unbatched_state", mode=mode, batch=None, initial_state=True, num_layers=2),
+        LayerCase(f"{tag}_seq_len_1_batch_1", mode=mode, seq_len=1, batch=1, batch_first=True),
+        LayerCase(f"{tag}_dropout_eval", mode=mode, dropout=0.5, num_layers=2),
+        LayerCase(
+            f"{tag}_packed_bidirectional_2_layers_state",
+            mode=mode,
+            bidirectional=True,
+            num_layers=2,
+            initial_state=True,
+            batch_first=True,
+            batch=4,
+            seq_len=7,
+            lengths=(3, 7, 1, 5),
+        ),
+    )
+
+
+# nn.GRU and nn.RNN (tanh and relu): H <= 16, T <= 10, so the whole table runs in seconds.
+GRU_RNN_CASES: tuple[LayerCase, ...] = (
+    *_family_cases("GRU", "gru"),
+    LayerCase("gru_packed", mode="GRU", lengths=(4, 6, 2), hidden_size=16),
+    *_family_cases("RNN_TANH", "rnn_tanh"),
+    LayerCase("rnn_relu_default", mode="RNN_RELU"),
+    LayerCase(
+        "rnn_relu_bi_2_layers_state", mode="RNN_RELU", bidirectional=True, num_layers=2, initial_state=True
+    ),
+    LayerCase("rnn_relu_packed_no_bias", mode="RNN_RELU", bias=False, batch=4, lengths=(2, 6, 1, 4)),
+    LayerCase("rnn_relu_unbatched", mode="RNN_RELU", batch=None),
+)
+
+
 def _torch_dtype(dtype: str) -> torch.dtype:
     if dtype not in _TORCH_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_TORCH_DTYPES)}, got {dtype!r}")
@@ -139,23 +208,25 @@ def _device(device: str | None) -> torch.device:
     return torch.device(device or "cpu")
 
 
-def lstm_parity(
-    case: LSTMCase,
+def layer_parity(
+    case: LayerCase,
     dtype: str = "float32",
     seed: int = 0,
     device: str | None = None,
     implementation: str = "fused",
 ) -> Pairs:
-    """Outputs, final states and gradients of one `nn.LSTM` configuration on both sides.
+    """Outputs, final states and gradients of one `nn.LSTM` / `nn.GRU` / `nn.RNN` configuration on
+    both sides (`implementation` picks the LSTM's recurrence; the others have one).
 
-    The loss is a fixed random linear function of output, h_n and c_n, so every element of each
+    The loss is a fixed random linear function of output, h_n (and c_n), so every element of each
     gradient is exercised. Gradients are taken with respect to every parameter, the input, and the
     initial states when the case passes them.
     """
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
+    torch_class, jax_class, num_state_arrays = _LAYERS[case.mode]
     torch.manual_seed(seed)
-    module = nn.LSTM(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
+    module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
     module.eval()  # dropout off: torch and JAX draw different masks
     rng = np.random.default_rng(seed)
     num_states = case.num_layers * (2 if case.bidirectional else 1)
@@ -163,36 +234,35 @@ def lstm_parity(
     d = 2 if case.bidirectional else 1
     if case.batch is None:
         x_shape: tuple[int, ...] = (case.seq_len, case.input_size)
-        h_shape: tuple[int, ...] = (num_states, h_out)
-        c_shape: tuple[int, ...] = (num_states, case.hidden_size)
+        state_shapes: list[tuple[int, ...]] = [(num_states, h_out), (num_states, case.hidden_size)]
     else:
         x_shape = (
             (case.batch, case.seq_len, case.input_size)
             if case.batch_first
             else (case.seq_len, case.batch, case.input_size)
         )
-        h_shape = (num_states, case.batch, h_out)
-        c_shape = (num_states, case.batch, case.hidden_size)
+        state_shapes = [(num_states, case.batch, h_out), (num_states, case.batch, case.hidden_size)]
+    state_shapes = state_shapes[:num_state_arrays]
     x = rng.standard_normal(x_shape).astype(dtype)
     states = None
     if case.initial_state:
-        states = (
-            rng.standard_normal(h_shape).astype(dtype),
-            rng.standard_normal(c_shape).astype(dtype),
-        )
+        states = tuple(rng.standard_normal(shape).astype(dtype) for shape in state_shapes)
     out_shape = (*x_shape[:-1], d * h_out)
     r_out = rng.standard_normal(out_shape).astype(dtype)
-    r_h = rng.standard_normal(h_shape).astype(dtype)
-    r_c = rng.standard_normal(c_shape).astype(dtype)
+    r_states = [rng.standard_normal(shape).astype(dtype) for shape in state_shapes]
     lengths = None if case.lengths is None else np.asarray(case.lengths, np.int32)
+
+    def as_torch_state(state):
+        return state if num_state_arrays == 2 else state[0]
 
     # torch side
     tx = torch.tensor(x, device=dev, requires_grad=True)
     tstates = None
     if states is not None:
         tstates = tuple(torch.tensor(s, device=dev, requires_grad=True) for s in states)
+    tinit = None if tstates is None else as_torch_state(tstates)
     if lengths is None:
-        tout, (th, tc) = module(tx, tstates)
+        tout, tfinal = module(tx, tinit)
     else:
         packed = pack_padded_sequence(
             tx,
@@ -200,44 +270,150 @@ def lstm_parity(
             batch_first=case.batch_first,
             enforce_sorted=False,
         )
-        tout_packed, (th, tc) = module(packed, tstates)
+        tout_packed, tfinal = module(packed, tinit)
         tout, _ = pad_packed_sequence(tout_packed, batch_first=case.batch_first, total_length=case.seq_len)
-    loss = (
-        (tout * torch.tensor(r_out, device=dev)).sum()
-        + (th * torch.tensor(r_h, device=dev)).sum()
-        + (tc * torch.tensor(r_c, device=dev)).sum()
+    tfinal = tuple(tfinal) if num_state_arrays == 2 else (tfinal,)
+    loss = (tout * torch.tensor(r_out, device=dev)).sum() + sum(
+        (t * torch.tensor(r, device=dev)).sum() for t, r in zip(tfinal, r_states, strict=True)
     )
     loss.backward()
 
     # JAX side, from the same weights
     variables = jax_lstm.from_torch(module.state_dict())
-    layer = jax_lstm.LSTM(case.hidden_size, **case.module_kwargs(), implementation=implementation)
+    extra = {"implementation": implementation} if case.mode == "LSTM" else {}
+    layer = jax_class(case.hidden_size, **case.module_kwargs(), **extra)
     jlengths = None if lengths is None else jnp.asarray(lengths)
 
     def run(params, xs, init):
-        return layer.apply({"params": params}, xs, init, lengths=jlengths)
+        out, final = layer.apply(
+            {"params": params}, xs, None if init is None else as_torch_state(init), lengths=jlengths
+        )
+        return out, tuple(final) if num_state_arrays == 2 else (final,)
 
     def loss_fn(params, xs, init):
-        out, (h, c) = run(params, xs, init)
-        return jnp.sum(out * r_out) + jnp.sum(h * r_h) + jnp.sum(c * r_c)
+        out, final = run(params, xs, init)
+        return jnp.sum(out * r_out) + sum(jnp.sum(f * r) for f, r in zip(final, r_states, strict=True))
 
     jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
-    jout, (jh, jc) = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
+    jout, jfinal = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
     gparams, gx, gstates = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2)))(
         variables["params"], jnp.asarray(x), jstates
     )
 
-    pairs: Pairs = {
-        "output": (np.asarray(jout), _np(tout)),
-        "h_n": (np.asarray(jh), _np(th)),
-        "c_n": (np.asarray(jc), _np(tc)),
-    }
+    names = ("h", "c")
+    pairs: Pairs = {"output": (np.asarray(jout), _np(tout))}
+    for name, j, t in zip(names, jfinal, tfinal, strict=False):
+        pairs[f"{name}_n"] = (np.asarray(j), _np(t))
     for name, param in module.named_parameters():
         pairs[f"grad/{name}"] = (np.asarray(gparams[name]), _np(param.grad))
     pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
     if tstates is not None:
-        pairs["grad/h_0"] = (np.asarray(gstates[0]), _np(tstates[0].grad))
-        pairs["grad/c_0"] = (np.asarray(gstates[1]), _np(tstates[1].grad))
+        for name, g, t in zip(names, gstates, tstates, strict=False):
+            pairs[f"grad/{name}_0"] = (np.asarray(g), _np(t.grad))
+    return pairs
+
+
+lstm_parity = layer_parity  # the LSTM cases' entry point, by its first name
+
+
+_CELLS: dict[str, tuple[type[nn.Module], Any, int]] = {
+    "LSTM": (nn.LSTMCell, jax_lstm.LSTMCell, 2),
+    "GRU": (nn.GRUCell, jax_lstm.GRUCell, 1),
+    "RNN_TANH": (nn.RNNCell, jax_lstm.RNNCell, 1),
+    "RNN_RELU": (nn.RNNCell, jax_lstm.RNNCell, 1),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CellCase:
+    """One `nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell` step. ``batch=None``: unbatched (I,) input."""
+
+    name: str
+    mode: str = "GRU"
+    input_size: int = 5
+    hidden_size: int = 8
+    bias: bool = True
+    batch: int | None = 3
+    state: bool = True  # pass an initial state (else torch's zeros)
+
+    def module_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"bias": self.bias}
+        if self.mode.startswith("RNN"):
+            kwargs["nonlinearity"] = self.mode.removeprefix("RNN_").lower()
+        return kwargs
+
+
+CELL_CASES: tuple[CellCase, ...] = tuple(
+    CellCase(f"{tag}_cell{suffix}", mode=mode, **kwargs)
+    for mode, tag in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN_TANH", "rnn_tanh"), ("RNN_RELU", "rnn_relu"))
+    for suffix, kwargs in (
+        ("", {}),
+        ("_zero_state", {"state": False}),
+        ("_no_bias", {"bias": False}),
+        ("_unbatched", {"batch": None}),
+        ("_unbatched_zero_state_batch_1", {"batch": None, "state": False, "hidden_size": 16}),
+    )
+)
+
+
+def cell_parity(
+    case: CellCase, dtype: str = "float32", seed: int = 0, device: str | None = None, implementation: str = ""
+) -> Pairs:
+    """One step of a torch cell on both sides: the new state(s), and the gradients of a random linear
+    function of it with respect to every parameter, the input and the given state. (`implementation`
+    is accepted for the report's uniform call; cells have one.)"""
+    del implementation
+    tdtype = _torch_dtype(dtype)
+    dev = _device(device)
+    torch_class, jax_class, num_state_arrays = _CELLS[case.mode]
+    torch.manual_seed(seed)
+    module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
+    rng = np.random.default_rng(seed)
+    lead = () if case.batch is None else (case.batch,)
+    x = rng.standard_normal((*lead, case.input_size)).astype(dtype)
+    state_shape = (*lead, case.hidden_size)
+    states = None
+    if case.state:
+        states = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(num_state_arrays))
+    r = [rng.standard_normal(state_shape).astype(dtype) for _ in range(num_state_arrays)]
+
+    def pack(state):
+        return None if state is None else (tuple(state) if num_state_arrays == 2 else state[0])
+
+    def unpack(result):
+        return tuple(result) if num_state_arrays == 2 else (result,)
+
+    tx = torch.tensor(x, device=dev, requires_grad=True)
+    tstates = (
+        None if states is None else tuple(torch.tensor(s, device=dev, requires_grad=True) for s in states)
+    )
+    tnew = unpack(module(tx, pack(tstates)))
+    sum((t * torch.tensor(w, device=dev)).sum() for t, w in zip(tnew, r, strict=True)).backward()
+
+    variables = jax_lstm.from_torch(module.state_dict())
+    cell = jax_class(case.hidden_size, **case.module_kwargs())
+
+    def step(params, xs, init):
+        return unpack(cell.apply({"params": params}, xs, pack(init)))
+
+    def loss_fn(params, xs, init):
+        return sum(jnp.sum(n * w) for n, w in zip(step(params, xs, init), r, strict=True))
+
+    jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
+    jnew = jax.jit(step)(variables["params"], jnp.asarray(x), jstates)
+    gparams, gx, gstates = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2)))(
+        variables["params"], jnp.asarray(x), jstates
+    )
+    names = ("h", "c")
+    pairs: Pairs = {}
+    for name, j, t in zip(names, jnew, tnew, strict=False):
+        pairs[f"{name}_1"] = (np.asarray(j), _np(t))
+    for name, param in module.named_parameters():
+        pairs[f"grad/{name}"] = (np.asarray(gparams[name]), _np(param.grad))
+    pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
+    if tstates is not None:
+        for name, g, t in zip(names, gstates, tstates, strict=False):
+            pairs[f"grad/{name}_0"] = (np.asarray(g), _np(t.grad))
     return pairs
 
 
