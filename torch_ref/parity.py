@@ -26,6 +26,7 @@ from torch_ref.twins import make_torch_model
 
 __all__ = [
     "CELL_CASES",
+    "CELL_CLASSIFIER_CASES",
     "CLASSIFIER_CASES",
     "GRU_RNN_CASES",
     "LSTM_CASES",
@@ -167,7 +168,7 @@ def _family_cases(mode: str, tag: str) -> tuple[LayerCase, ...]:
         LayerCase(f"{tag}_seq_len_1_batch_1", mode=mode, seq_len=1, batch=1, batch_first=True),
         LayerCase(f"{tag}_dropout_eval", mode=mode, dropout=0.5, num_layers=2),
         LayerCase(
-            f"{tag}_packed_bidirectional_2_layers_state",
+            f"{tag}_packed_bi_2_layers_state",
             mode=mode,
             bidirectional=True,
             num_layers=2,
@@ -184,8 +185,12 @@ def _family_cases(mode: str, tag: str) -> tuple[LayerCase, ...]:
 GRU_RNN_CASES: tuple[LayerCase, ...] = (
     *_family_cases("GRU", "gru"),
     LayerCase("gru_packed", mode="GRU", lengths=(4, 6, 2), hidden_size=16),
-    *_family_cases("RNN_TANH", "rnn_tanh"),
-    LayerCase("rnn_relu_default", mode="RNN_RELU"),
+    # The Elman RNNs run the same stack with a one-block update: fewer cases, still every argument.
+    LayerCase("rnn_tanh_three_layers_no_bias", mode="RNN_TANH", num_layers=3, bias=False),
+    LayerCase("rnn_tanh_batch_first_bidirectional", mode="RNN_TANH", batch_first=True, bidirectional=True),
+    LayerCase("rnn_tanh_unbatched_state", mode="RNN_TANH", batch=None, initial_state=True, num_layers=2),
+    LayerCase("rnn_tanh_seq_len_1_batch_1", mode="RNN_TANH", seq_len=1, batch=1),
+    LayerCase("rnn_tanh_packed", mode="RNN_TANH", batch_first=True, batch=4, lengths=(3, 6, 1, 5)),
     LayerCase(
         "rnn_relu_bi_2_layers_state", mode="RNN_RELU", bidirectional=True, num_layers=2, initial_state=True
     ),
@@ -292,13 +297,17 @@ def layer_parity(
 
     def loss_fn(params, xs, init):
         out, final = run(params, xs, init)
-        return jnp.sum(out * r_out) + sum(jnp.sum(f * r) for f, r in zip(final, r_states, strict=True))
+        value = jnp.sum(out * r_out) + sum(jnp.sum(f * r) for f, r in zip(final, r_states, strict=True))
+        return value, (out, final)
 
     jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
-    jout, jfinal = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
-    gparams, gx, gstates = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2)))(
+    (gparams, gx, gstates), (jout, jfinal) = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))(
         variables["params"], jnp.asarray(x), jstates
     )
+    if case.mode == "LSTM":
+        # The fused LSTM's inference forward is its own code path: outputs come from it, gradients
+        # from the backward. The other cells have one forward.
+        jout, jfinal = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
 
     names = ("h", "c")
     pairs: Pairs = {"output": (np.asarray(jout), _np(tout))}
@@ -351,7 +360,7 @@ CELL_CASES: tuple[CellCase, ...] = tuple(
         ("_zero_state", {"state": False}),
         ("_no_bias", {"bias": False}),
         ("_unbatched", {"batch": None}),
-        ("_unbatched_zero_state_batch_1", {"batch": None, "state": False, "hidden_size": 16}),
+        ("_unbatched_zero_state", {"batch": None, "state": False, "hidden_size": 16}),
     )
 )
 
@@ -400,10 +409,9 @@ def cell_parity(
         return sum(jnp.sum(n * w) for n, w in zip(step(params, xs, init), r, strict=True))
 
     jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
-    jnew = jax.jit(step)(variables["params"], jnp.asarray(x), jstates)
-    gparams, gx, gstates = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2)))(
-        variables["params"], jnp.asarray(x), jstates
-    )
+    # One step is a handful of operations: run eagerly, no compilation.
+    jnew = step(variables["params"], jnp.asarray(x), jstates)
+    gparams, gx, gstates = jax.grad(loss_fn, argnums=(0, 1, 2))(variables["params"], jnp.asarray(x), jstates)
     names = ("h", "c")
     pairs: Pairs = {}
     for name, j, t in zip(names, jnew, tnew, strict=False):
@@ -432,6 +440,7 @@ class ClassifierCase:
     seq_len: int = 10
     offset: float = 0.0  # shifts the features: BatchNorm's variance must survive large offsets
     lengths: tuple[int, ...] | None = None  # right-padded batch: torch's packed path
+    cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn"
 
 
 CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
@@ -454,14 +463,34 @@ CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
     ),
 )
 
+# The article's models with the other cells (the layer under the name "lstm" on both sides).
+CELL_CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
+    ClassifierCase("multidim_gru", cell="gru"),
+    ClassifierCase("multidim_rnn_packed", cell="rnn", batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
+    ClassifierCase(
+        "bn_gru_train_packed",
+        model="bn-lstm",
+        cell="gru",
+        train=True,
+        batch=4,
+        seq_len=6,
+        lengths=(6, 2, 4, 1),
+    ),
+)
+
 
 def make_jax_classifier(
-    model: str, hidden_size: int, num_layers: int, num_classes: int, implementation: str = "fused"
+    model: str,
+    hidden_size: int,
+    num_layers: int,
+    num_classes: int,
+    implementation: str = "fused",
+    cell: str = "lstm",
 ):
     """The registry's Flax class of `model` with the case's sizes (float32 parameters; the parity
     cases load torch's weights into it, whose dtype wins)."""
     cls = registry.get(model).flax_class
-    return cls(hidden_size, num_layers, num_classes, implementation=implementation)
+    return cls(hidden_size, num_layers, num_classes, implementation=implementation, cell=cell)
 
 
 def classifier_parity(
@@ -479,7 +508,7 @@ def classifier_parity(
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
     torch.manual_seed(seed)
-    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers}
+    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers, "cell": case.cell}
     dims = registry.Dims(case.input_size, case.num_classes)
     module = make_torch_model(case.model, dims, arch).to(dev, tdtype)
     rng = np.random.default_rng(seed)
@@ -510,7 +539,7 @@ def classifier_parity(
     loss.backward()
 
     model = make_jax_classifier(
-        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation
+        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation, case.cell
     )
     others = {k: v for k, v in variables.items() if k != "params"}
     mutable = ["batch_stats"] if case.train and "batch_stats" in variables else False

@@ -31,7 +31,8 @@ from jax_lstm.rnn.spec import (
     param_shapes,
 )
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
+__all__ = [
+    "CELL_MODES", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "check_cell", "make_layer"]
 
 
 class _RecurrentLayer(nn.Module):
@@ -412,3 +413,28 @@ class RNNCell(_SingleStateCell):
 
     def _step(self, x: jax.Array, h: jax.Array, weights: LayerWeights) -> jax.Array:
         return rnn_cell(x, h, weights, self.nonlinearity)
+
+
+# The `cell` option where a model chooses its recurrent layer (TrainConfig.cell, --cell): torch's
+# mode of each. "rnn" is torch's default Elman RNN, tanh.
+CELL_MODES: dict[str, str] = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}
+
+
+def check_cell(cell: str) -> str:
+    if cell not in CELL_MODES:
+        raise ValueError(f"cell must be one of {tuple(CELL_MODES)}, got {cell!r}")
+    return cell
+
+
+def make_layer(cell: str, hidden_size: int, num_layers: int, implementation: str = "fused", **kwargs: Any):
+    """The layer module of `cell` ("lstm", "gru", "rnn"); `implementation` is the LSTM's recurrence
+    (the others have one, and refuse "cudnn"); `kwargs` are the shared constructor arguments."""
+    check_cell(cell)
+    if cell == "lstm":
+        return LSTM(hidden_size, num_layers, implementation=implementation, **kwargs)
+    if implementation == "cudnn":
+        raise ValueError(
+            f"implementation 'cudnn' runs the LSTM only, not cell {cell!r}; use implementation 'fused'"
+        )
+    cls = GRU if cell == "gru" else RNN
+    return cls(hidden_size, num_layers, **kwargs)
