@@ -45,13 +45,18 @@ Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-# torch's layer class, jax_lstm's, and the number of state arrays, by torch's mode.
-_LAYERS: dict[str, tuple[type[nn.Module], Any, int]] = {
-    "LSTM": (nn.LSTM, jax_lstm.LSTM, 2),
-    "GRU": (nn.GRU, jax_lstm.GRU, 1),
-    "RNN_TANH": (nn.RNN, jax_lstm.RNN, 1),
-    "RNN_RELU": (nn.RNN, jax_lstm.RNN, 1),
+# By torch's mode: the layer classes (torch's, jax_lstm's), the cell classes, the number of state arrays.
+_FAMILY: dict[str, tuple[type[nn.Module], Any, type[nn.Module], Any, int]] = {
+    "LSTM": (nn.LSTM, jax_lstm.LSTM, nn.LSTMCell, jax_lstm.LSTMCell, 2),
+    "GRU": (nn.GRU, jax_lstm.GRU, nn.GRUCell, jax_lstm.GRUCell, 1),
+    "RNN_TANH": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
+    "RNN_RELU": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
 }
+
+
+def _nonlinearity(mode: str) -> dict[str, str]:
+    """The `nonlinearity` argument of an RNN mode ("RNN_RELU" -> relu); nothing for the others."""
+    return {"nonlinearity": mode.removeprefix("RNN_").lower()} if mode.startswith("RNN") else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,9 +89,7 @@ class LayerCase:
         )
         if self.mode == "LSTM":
             kwargs["proj_size"] = self.proj_size
-        elif self.mode.startswith("RNN"):
-            kwargs["nonlinearity"] = self.mode.removeprefix("RNN_").lower()
-        return kwargs
+        return {**kwargs, **_nonlinearity(self.mode)}
 
 
 LSTMCase = LayerCase  # the name of the LSTM-only days
@@ -229,7 +232,7 @@ def layer_parity(
     """
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
-    torch_class, jax_class, num_state_arrays = _LAYERS[case.mode]
+    torch_class, jax_class, _, _, num_state_arrays = _FAMILY[case.mode]
     torch.manual_seed(seed)
     module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
     module.eval()  # dropout off: torch and JAX draw different masks
@@ -325,14 +328,6 @@ def layer_parity(
 lstm_parity = layer_parity  # the LSTM cases' entry point, by its first name
 
 
-_CELLS: dict[str, tuple[type[nn.Module], Any, int]] = {
-    "LSTM": (nn.LSTMCell, jax_lstm.LSTMCell, 2),
-    "GRU": (nn.GRUCell, jax_lstm.GRUCell, 1),
-    "RNN_TANH": (nn.RNNCell, jax_lstm.RNNCell, 1),
-    "RNN_RELU": (nn.RNNCell, jax_lstm.RNNCell, 1),
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class CellCase:
     """One `nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell` step. ``batch=None``: unbatched (I,) input."""
@@ -346,10 +341,7 @@ class CellCase:
     state: bool = True  # pass an initial state (else torch's zeros)
 
     def module_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"bias": self.bias}
-        if self.mode.startswith("RNN"):
-            kwargs["nonlinearity"] = self.mode.removeprefix("RNN_").lower()
-        return kwargs
+        return {"bias": self.bias, **_nonlinearity(self.mode)}
 
 
 CELL_CASES: tuple[CellCase, ...] = tuple(
@@ -374,7 +366,7 @@ def cell_parity(
     del implementation
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
-    torch_class, jax_class, num_state_arrays = _CELLS[case.mode]
+    _, _, torch_class, jax_class, num_state_arrays = _FAMILY[case.mode]
     torch.manual_seed(seed)
     module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
     rng = np.random.default_rng(seed)

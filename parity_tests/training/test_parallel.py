@@ -220,7 +220,9 @@ def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
         assert row["jax"]["compile_s"] >= 0
         assert row["speedup"] == pytest.approx(row["torch"]["median_s"] / row["jax"]["median_s"])
     assert report["whole_run"]["jax_s"] > 0 and report["many_models"]["torch_s"] > 0
-    assert "| train step: tiny |" in (tmp_path / "benchmark.md").read_text()
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| train step: tiny |" in table
+    assert "| train step: GRU: tiny |" in table and "| inference: GRU: tiny |" in table
     assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
 
 
