@@ -24,8 +24,8 @@ def assert_runs_agree(result, reference, dtype: str, check_params: bool) -> None
     with `check_params` every final parameter (running statistics included) of the torch reference."""
     rtol = ARTICLE_RUN_RTOL[dtype]
     for key in ("train_loss", "test_loss"):
-        a = np.array([h[key] for h in result.history])
-        b = np.array([h[key] for h in reference.history])
+        a = np.array([getattr(h, key) for h in result.history])
+        b = np.array([getattr(h, key) for h in reference.history])
         np.testing.assert_allclose(a, b, rtol=rtol, atol=0, err_msg=key)
     assert [h.lr for h in result.history] == [h.lr for h in reference.history]
     if check_params:

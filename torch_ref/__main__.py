@@ -32,8 +32,9 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     print(dataset.describe())
     print(
-        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}: "
-        f"hidden {config.hidden_size}, layers {config.num_layers} | {config.epochs} epochs, batch "
+        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}"
+        f"{'' if config.cell == 'lstm' else f', cell {config.cell}'}: hidden {config.hidden_size}, "
+        f"layers {config.num_layers} | {config.epochs} epochs, batch "
         f"{config.batch_size}, lr {config.lr}, clip {config.clip}, patience {config.patience}, "
         f"seed {config.seed}, {config.dtype}",
         flush=True,

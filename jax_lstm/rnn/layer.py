@@ -31,8 +31,7 @@ from jax_lstm.rnn.spec import (
     param_shapes,
 )
 
-__all__ = [
-    "CELL_MODES", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "check_cell", "make_layer"]
+__all__ = ["CELL_MODES", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "check_cell", "make_layer"]
 
 
 class _RecurrentLayer(nn.Module):
@@ -320,10 +319,13 @@ class _RecurrentCell(nn.Module):
         if not batched:
             x = x[None]
             hx = None if hx is None else tuple(s[None] for s in hx)
-        weights = self._weights(int(x.shape[1]))
-        input_size = int(weights.w_ih.shape[1])
+        # At apply the weights say the input size, and a wrong input is torch's input error rather
+        # than a weight shape error.
+        exists = self.has_variable("params", "weight_ih")
+        input_size = int(self.get_variable("params", "weight_ih").shape[-1]) if exists else int(x.shape[1])
         if x.shape[1] != input_size:
             raise ValueError(f"input has inconsistent input_size: got {x.shape[1]} expected {input_size}")
+        weights = self._weights(input_size)
         dtype = jnp.result_type(x.dtype, weights.w_ih.dtype)
         batch, h = int(x.shape[0]), self.hidden_size
         if hx is None:
@@ -426,7 +428,9 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def make_layer(cell: str, hidden_size: int, num_layers: int, implementation: str = "fused", **kwargs: Any):
+def make_layer(
+    cell: str, hidden_size: int, num_layers: int, implementation: str = "fused", **kwargs: Any
+) -> nn.Module:
     """The layer module of `cell` ("lstm", "gru", "rnn"); `implementation` is the LSTM's recurrence
     (the others have one, and refuse "cudnn"); `kwargs` are the shared constructor arguments."""
     check_cell(cell)
