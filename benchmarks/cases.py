@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 from benchmarks.harness import timed_fit
 from jax_lstm import data, training
 from jax_lstm.models import registry
-from jax_lstm.rnn.layer import CELL_MODES
+from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.rnn.spec import GATES
 from jax_lstm.training import parallel
 from torch_ref.train import torch_twin, train_torch
@@ -65,7 +65,7 @@ class Shape:
     cell: str = "lstm"  # the recurrent layer (TrainConfig.cell)
 
     def label(self) -> str:
-        cell = "" if self.cell == "lstm" else f" {self.cell.upper()}"
+        cell = "" if self.cell == DEFAULT_CELL else f" {self.cell.upper()}"
         return f"B={self.batch} T={self.steps} F={self.features} H={self.hidden} L={self.layers}{cell}"
 
     def config(self, **overrides) -> training.TrainConfig:

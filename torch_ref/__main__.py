@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from jax_lstm.cli.args import add_train_arguments, config_from_args, dataset_from_args
+from jax_lstm.rnn.layer import describe_cell
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
     print(dataset.describe())
     print(
         f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}"
-        f"{'' if config.cell == 'lstm' else f', cell {config.cell}'}: hidden {config.hidden_size}, "
+        f"{describe_cell(config.cell)}: hidden {config.hidden_size}, "
         f"layers {config.num_layers} | {config.epochs} epochs, batch "
         f"{config.batch_size}, lr {config.lr}, clip {config.clip}, patience {config.patience}, "
         f"seed {config.seed}, {config.dtype}",

@@ -12,6 +12,7 @@ import jax
 import torch
 
 import jax_lstm
+from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.testing import TOLERANCES, Difference, compare, kind_of
 from torch_ref.parity import (
     CELL_CASES,
@@ -49,7 +50,7 @@ def _not_applicable(implementation: str, dtype: str, case: object) -> str | None
         return None
     if isinstance(case, CellCase):
         return "cuDNN runs whole stacks, not single steps"
-    if getattr(case, "mode", "LSTM") != "LSTM" or getattr(case, "cell", "lstm") != "lstm":
+    if getattr(case, "mode", "LSTM") != "LSTM" or CELL_MODES[getattr(case, "cell", DEFAULT_CELL)] != "LSTM":
         return "cuDNN path runs the LSTM only"
     if dtype != "float32":
         return "cuDNN path runs float32 only"

@@ -12,6 +12,7 @@ from jax_lstm import runtime
 from jax_lstm.cli import torch_bridge
 from jax_lstm.cli.args import config_from_args, dataset_from_args
 from jax_lstm.cli.common import fail, log_function, progress_factory
+from jax_lstm.rnn.layer import describe_cell
 
 __all__ = ["run"]
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 def _header(dataset, config, env: dict[str, Any]) -> None:
     print(dataset.describe())
     print(
-        f"model {config.model}{'' if config.cell == 'lstm' else f', cell {config.cell}'}: "
+        f"model {config.model}{describe_cell(config.cell)}: "
         f"hidden {config.hidden_size}, layers {config.num_layers} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, clip {config.clip}, "
         f"patience {config.patience}, seed {config.seed}, {config.dtype} | "

@@ -31,7 +31,19 @@ from jax_lstm.rnn.spec import (
     param_shapes,
 )
 
-__all__ = ["CELL_MODES", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "check_cell", "make_layer"]
+__all__ = [
+    "CELL_MODES",
+    "DEFAULT_CELL",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "check_cell",
+    "describe_cell",
+    "make_layer",
+]
 
 
 class _RecurrentLayer(nn.Module):
@@ -420,6 +432,12 @@ class RNNCell(_SingleStateCell):
 # The `cell` option where a model chooses its recurrent layer (TrainConfig.cell, --cell): torch's
 # mode of each. "rnn" is torch's default Elman RNN, tanh.
 CELL_MODES: dict[str, str] = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN_TANH"}
+DEFAULT_CELL = "lstm"  # the article's
+
+
+def describe_cell(cell: str) -> str:
+    """For run headers: nothing for the article's LSTM, ``", cell gru"`` otherwise."""
+    return "" if cell == DEFAULT_CELL else f", cell {cell}"
 
 
 def check_cell(cell: str) -> str:
@@ -434,7 +452,7 @@ def make_layer(
     """The layer module of `cell` ("lstm", "gru", "rnn"); `implementation` is the LSTM's recurrence
     (the others have one, and refuse "cudnn"); `kwargs` are the shared constructor arguments."""
     check_cell(cell)
-    if cell == "lstm":
+    if CELL_MODES[cell] == "LSTM":
         return LSTM(hidden_size, num_layers, implementation=implementation, **kwargs)
     if implementation == "cudnn":
         raise ValueError(

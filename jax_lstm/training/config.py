@@ -66,7 +66,7 @@ class TrainConfig:
             ),
             (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
             (
-                self.implementation != "cudnn" or self.cell == "lstm",
+                self.implementation != "cudnn" or CELL_MODES.get(self.cell) == "LSTM",
                 f"implementation 'cudnn' runs the LSTM only, not cell {self.cell!r}; "
                 "use implementation 'fused'",
             ),
