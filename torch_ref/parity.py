@@ -312,10 +312,18 @@ def layer_parity(
         # from the backward. The other cells have one forward.
         jout, jfinal = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
 
-    names = ("h", "c")
     pairs: Pairs = {"output": (np.asarray(jout), _np(tout))}
-    for name, j, t in zip(names, jfinal, tfinal, strict=False):
-        pairs[f"{name}_n"] = (np.asarray(j), _np(t))
+    return _state_and_grad_pairs(pairs, "_n", jfinal, tfinal, module, gparams, gx, tx, gstates, tstates)
+
+
+def _state_and_grad_pairs(
+    pairs, suffix, jstates, tstates_out, module, gparams, gx, tx, gstates, tstates
+) -> Pairs:
+    """Adds the states (``h{suffix}``, ``c{suffix}``), every parameter's gradient, the input's and
+    the given initial states' (``grad/h_0``, ``grad/c_0``) to `pairs`."""
+    names = ("h", "c")
+    for name, j, t in zip(names, jstates, tstates_out, strict=False):
+        pairs[f"{name}{suffix}"] = (np.asarray(j), _np(t))
     for name, param in module.named_parameters():
         pairs[f"grad/{name}"] = (np.asarray(gparams[name]), _np(param.grad))
     pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
@@ -404,17 +412,7 @@ def cell_parity(
     # One step is a handful of operations: run eagerly, no compilation.
     jnew = step(variables["params"], jnp.asarray(x), jstates)
     gparams, gx, gstates = jax.grad(loss_fn, argnums=(0, 1, 2))(variables["params"], jnp.asarray(x), jstates)
-    names = ("h", "c")
-    pairs: Pairs = {}
-    for name, j, t in zip(names, jnew, tnew, strict=False):
-        pairs[f"{name}_1"] = (np.asarray(j), _np(t))
-    for name, param in module.named_parameters():
-        pairs[f"grad/{name}"] = (np.asarray(gparams[name]), _np(param.grad))
-    pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
-    if tstates is not None:
-        for name, g, t in zip(names, gstates, tstates, strict=False):
-            pairs[f"grad/{name}_0"] = (np.asarray(g), _np(t.grad))
-    return pairs
+    return _state_and_grad_pairs({}, "_1", jnew, tnew, module, gparams, gx, tx, gstates, tstates)
 
 
 @dataclasses.dataclass(frozen=True)
