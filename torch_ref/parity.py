@@ -357,8 +357,7 @@ CELL_CASES: tuple[CellCase, ...] = tuple(
     for mode, tag in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN_TANH", "rnn_tanh"), ("RNN_RELU", "rnn_relu"))
     for suffix, kwargs in (
         ("", {}),
-        ("_zero_state", {"state": False}),
-        ("_no_bias", {"bias": False}),
+        ("_zero_state_no_bias", {"state": False, "bias": False}),
         ("_unbatched", {"batch": None}),
         ("_unbatched_zero_state", {"batch": None, "state": False, "hidden_size": 16}),
     )

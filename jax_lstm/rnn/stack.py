@@ -5,7 +5,7 @@ Nothing here knows about Flax: `lstm(params, x)` takes the same flat mapping of 
 `torch.nn.LSTM.state_dict()` holds (``weight_ih_l0`` (4H, in), ``weight_hh_l0`` (4H, H_out),
 ``bias_ih_l0`` (4H,), ``bias_hh_l0`` (4H,), ``weight_hr_l0`` (proj, H), ``_reverse`` for the reverse
 direction) and returns what `nn.LSTM.forward` returns, with the same shapes. `run` does the same for
-any `Cell` (`jax_lstm.rnn.cells`).
+any `Cell` (`jax_lstm.rnn.cells`); `gru` and `rnn` are `nn.GRU`'s and `nn.RNN`'s forward.
 
 Shape letters: T time, B batch, I input features, H hidden_size, P = H_out (proj_size or H),
 L num_layers, D directions (1 or 2), S the cell's number of state arrays (2 for the LSTM, else 1).
