@@ -246,7 +246,9 @@ print(json.dumps(timed_fit(spec["config"], spec["dataset"], variables)))
 """
 
 
-def _fit_in_fresh_process(config: training.TrainConfig, dataset, variables, cache_dir: str) -> dict[str, float]:
+def _fit_in_fresh_process(
+    config: training.TrainConfig, dataset, variables, cache_dir: str
+) -> dict[str, float]:
     """`timed_fit` in a new Python process reading the compilation cache at `cache_dir`, as a later
     `jax-lstm train` would. Adds "startup_s": the subprocess's wall time minus the fit's (interpreter
     start, imports, unpickling the inputs, exit)."""

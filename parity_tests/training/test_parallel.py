@@ -195,7 +195,9 @@ def test_cli_seeds_trains_several_models(tmp_path, capsys):
 
 def test_jax_lstm_uses_every_core():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    code = "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    code = (
+        "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(os.cpu_count(), 8)
 
