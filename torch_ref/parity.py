@@ -405,12 +405,15 @@ def cell_parity(
         return unpack(cell.apply({"params": params}, xs, pack(init)))
 
     def loss_fn(params, xs, init):
-        return sum(jnp.sum(n * w) for n, w in zip(step(params, xs, init), r, strict=True))
+        new = step(params, xs, init)
+        return sum(jnp.sum(n * w) for n, w in zip(new, r, strict=True)), new
 
     jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
-    # One step is a handful of operations: run eagerly, no compilation.
-    jnew = step(variables["params"], jnp.asarray(x), jstates)
-    gparams, gx, gstates = jax.grad(loss_fn, argnums=(0, 1, 2))(variables["params"], jnp.asarray(x), jstates)
+    # One compilation for the step and its gradients (eager dispatch of the many small operations
+    # is slower than compiling them once).
+    (gparams, gx, gstates), jnew = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))(
+        variables["params"], jnp.asarray(x), jstates
+    )
     return _state_and_grad_pairs({}, "_1", jnew, tnew, module, gparams, gx, tx, gstates, tstates)
 
 
