@@ -26,13 +26,21 @@ import jax.numpy as jnp  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks import cases  # noqa: E402
-from benchmarks.cases import INFERENCE_CASES, QUICK_CASES, TRAIN_CASES, Shape  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    GRU_CASES,
+    INFERENCE_CASES,
+    QUICK_CASES,
+    QUICK_GRU_CASES,
+    TRAIN_CASES,
+    Shape,
+)
 from benchmarks.harness import interleaved, measure  # noqa: E402
 from jax_lstm import reporting, training  # noqa: E402
 
 FULL = {
     "train": TRAIN_CASES,
     "inference": INFERENCE_CASES,
+    "gru": GRU_CASES,
     "batch_sweep": [Shape(b, 20, 5, 128, 2) for b in (8, 32, 128, 512)],
     "length_sweep": [Shape(32, t, 5, 128, 2) for t in (10, 50, 200)],
     "whole_run": {"epochs": 10, "num_samples": 1000, "hidden": 128, "layers": 2},
@@ -42,6 +50,7 @@ FULL = {
 QUICK = {
     "train": QUICK_CASES,
     "inference": QUICK_CASES,
+    "gru": QUICK_GRU_CASES,
     "batch_sweep": [Shape(b, 5, 3, 8, 1) for b in (2, 8)],
     "length_sweep": [Shape(4, t, 3, 8, 1) for t in (3, 9)],
     "whole_run": {"epochs": 2, "num_samples": 64, "hidden": 8, "layers": 1},
@@ -238,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         results.append(
             compare(name, "inference", shape, fns, rounds, cases.forward_flops(shape), best_peak, shape.batch)
         )
+    for name, shape in plan["gru"]:
+        # The GRU (a plain scan differentiated by JAX) in the article's model against nn.GRU.
+        for kind, jax_case, torch_case, flops in (
+            ("train step", cases.jax_train_step, cases.torch_train_step, 3 * cases.forward_flops(shape)),
+            ("inference", cases.jax_inference, cases.torch_inference, cases.forward_flops(shape)),
+        ):
+            fns = variants(lambda m, shape=shape, make=jax_case: make(shape, mesh=m), torch_case(shape))
+            results.append(compare(name, kind, shape, fns, rounds, flops, best_peak, shape.batch))
     for sweep, key in (("batch sweep", "batch_sweep"), ("length sweep", "length_sweep")):
         for shape in plan[key]:
             label = f"batch {shape.batch}" if key == "batch_sweep" else f"length {shape.steps}"

@@ -29,13 +29,17 @@ from jax.sharding import PartitionSpec as P
 from benchmarks.harness import timed_fit
 from jax_lstm import data, training
 from jax_lstm.models import registry
+from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
+from jax_lstm.rnn.spec import GATES
 from jax_lstm.training import parallel
 from torch_ref.train import torch_twin, train_torch
 from torch_ref.twins import make_torch_model
 
 __all__ = [
+    "GRU_CASES",
     "INFERENCE_CASES",
     "QUICK_CASES",
+    "QUICK_GRU_CASES",
     "TRAIN_CASES",
     "Shape",
     "forward_flops",
@@ -58,13 +62,20 @@ class Shape:
     hidden: int
     layers: int
     classes: int = 2
+    cell: str = "lstm"  # the recurrent layer (TrainConfig.cell)
 
     def label(self) -> str:
-        return f"B={self.batch} T={self.steps} F={self.features} H={self.hidden} L={self.layers}"
+        cell = "" if self.cell == DEFAULT_CELL else f" {self.cell.upper()}"
+        return f"B={self.batch} T={self.steps} F={self.features} H={self.hidden} L={self.layers}{cell}"
 
     def config(self, **overrides) -> training.TrainConfig:
         return training.TrainConfig(
-            hidden_size=self.hidden, num_layers=self.layers, batch_size=self.batch, log_every=0, **overrides
+            hidden_size=self.hidden,
+            num_layers=self.layers,
+            batch_size=self.batch,
+            log_every=0,
+            cell=self.cell,
+            **overrides,
         )
 
 
@@ -79,6 +90,9 @@ INFERENCE_CASES: list[tuple[str, Shape]] = [
     ("article, batch 1024", Shape(1024, 20, 5, 128, 2)),
 ]
 QUICK_CASES: list[tuple[str, Shape]] = [("tiny", Shape(4, 5, 3, 8, 2))]
+# The GRU in the article's model (cell="gru"): a train step and inference at the article's shape.
+GRU_CASES: list[tuple[str, Shape]] = [("GRU: article", Shape(32, 20, 5, 128, 2, cell="gru"))]
+QUICK_GRU_CASES: list[tuple[str, Shape]] = [("GRU: tiny", Shape(4, 5, 3, 8, 2, cell="gru"))]
 
 
 def forward_flops(shape: Shape) -> float:
@@ -88,9 +102,10 @@ def forward_flops(shape: Shape) -> float:
     counted as 3x the forward (forward, input gradients, weight gradients), the usual convention.
     """
     total = 0.0
+    gates = GATES[CELL_MODES[shape.cell]]
     for layer in range(shape.layers):
         inputs = shape.features if layer == 0 else shape.hidden
-        total += 2.0 * shape.steps * shape.batch * (inputs + shape.hidden) * 4 * shape.hidden
+        total += 2.0 * shape.steps * shape.batch * (inputs + shape.hidden) * gates * shape.hidden
     return total + 2.0 * shape.batch * shape.hidden * shape.classes
 
 
@@ -144,9 +159,9 @@ def jax_train_step(
 
 
 def _torch_model(shape: Shape) -> torch.nn.Module:
-    """The article's MultiDimLSTM of `shape`'s sizes, initialised by torch from seed 0."""
+    """The article's MultiDimLSTM of `shape`'s sizes and cell, initialised by torch from seed 0."""
     torch.manual_seed(0)
-    arch = {"hidden_size": shape.hidden, "num_layers": shape.layers}
+    arch = {"hidden_size": shape.hidden, "num_layers": shape.layers, "cell": shape.cell}
     return make_torch_model("lstm", registry.Dims(shape.features, shape.classes), arch)
 
 
@@ -231,7 +246,9 @@ print(json.dumps(timed_fit(spec["config"], spec["dataset"], variables)))
 """
 
 
-def _fit_in_fresh_process(config: training.TrainConfig, dataset, variables, cache_dir: str) -> dict[str, float]:
+def _fit_in_fresh_process(
+    config: training.TrainConfig, dataset, variables, cache_dir: str
+) -> dict[str, float]:
     """`timed_fit` in a new Python process reading the compilation cache at `cache_dir`, as a later
     `jax-lstm train` would. Adds "startup_s": the subprocess's wall time minus the fit's (interpreter
     start, imports, unpickling the inputs, exit)."""

@@ -1,5 +1,5 @@
-"""jax-lstm: torch's recurrent layers in JAX/Flax with exact parity, the article's classifiers, and
-training as pure functions of a state.
+"""jax-lstm: torch's recurrent family (LSTM, GRU, RNN and their cells) in JAX/Flax with exact parity,
+the article's classifiers, and training as pure functions of a state.
 
 `import jax_lstm` never imports torch; only `to_torch` needs it, and imports it when called.
 """
@@ -9,22 +9,27 @@ from jax_lstm.interop import from_torch, to_torch
 from jax_lstm.models import BNLSTMClassifier, LSTMClassifier, LSTMForecaster
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
-from jax_lstm.rnn import LSTM, LSTMSpec, RNNSpec
+from jax_lstm.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMSpec, RNNCell, RNNSpec
 from jax_lstm.training import EpochRecord, TrainConfig, TrainState, fit, fit_many
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRU",
     "LSTM",
+    "RNN",
     "BNLSTMClassifier",
     "BatchNorm1d",
     "EpochRecord",
+    "GRUCell",
+    "LSTMCell",
     "LSTMClassifier",
     "LSTMForecaster",
     "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",
     "PlateauState",
+    "RNNCell",
     "RNNSpec",
     "TrainConfig",
     "TrainState",

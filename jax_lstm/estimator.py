@@ -70,7 +70,8 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     ``--quiet``. ``factor``, ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they
     keep `TrainConfig`'s defaults (0.1, 1, float32, fused). Series are standardised per channel with
     statistics fitted on the training data (``standardize=True``; the flag ``--no-standardize``).
-    Labels may be any hashable values.
+    Labels may be any hashable values. ``cell`` ("lstm", "gru" or "rnn") picks the recurrent layer
+    (`TrainConfig.cell`, the flag ``--cell``).
 
     Attributes after `fit`: ``classes_`` (n_classes,), ``n_features_in_``, ``variables_`` (Flax
     variables, exportable with `jax_lstm.to_torch`), ``history_`` (per-epoch training loss and lr),
@@ -92,6 +93,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         standardize: bool = True,
         random_state: int | None = 0,
         verbose: int = 0,
+        cell: str = "lstm",
     ):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -106,6 +108,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         self.standardize = standardize
         self.random_state = random_state
         self.verbose = verbose
+        self.cell = cell
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -119,6 +122,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
         return training.TrainConfig(
             model=self.model,
+            cell=self.cell,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             epochs=self.epochs,
@@ -229,7 +233,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
 
 # The config fields that decide the eval-mode program (dropout is inactive in eval mode; seed, lr,
 # epochs and the rest only shape training).
-_PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementation")
+_PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementation", "cell")
 
 
 @functools.lru_cache(maxsize=16)
@@ -239,6 +243,7 @@ def _forward(
     num_layers: int,
     dtype: str,
     implementation: str,
+    cell: str,
     num_features: int,
     num_classes: int,
 ):
@@ -250,5 +255,6 @@ def _forward(
         num_layers=num_layers,
         dtype=dtype,
         implementation=implementation,
+        cell=cell,
     )
     return training.make_forward(training.make_model(config, num_features, num_classes))

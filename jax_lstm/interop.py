@@ -2,11 +2,16 @@
 
 A torch state dict ``{"lstm.weight_ih_l0": t, "fc.weight": t, "bn.running_mean": t, ...}`` maps to
 Flax variables ``{"params": {"lstm": {"weight_ih_l0": a}, "fc": {...}, "bn": {"weight", "bias"}},
-"batch_stats": {"bn": {"running_mean", "running_var", "num_batches_tracked"}}}``; a bare `nn.LSTM`
-state dict maps to ``{"params": {"weight_ih_l0": a, ...}}``. Which model a state dict belongs to, and
-what it must hold, comes from the model registry (`jax_lstm.models.registry`); a bare layer's
-layout from `jax_lstm.rnn.spec`. No array is transposed or cast (except torch's int64 batch counter,
-held as int32), so the round trip is bit-exact.
+"batch_stats": {"bn": {"running_mean", "running_var", "num_batches_tracked"}}}``; a bare layer's
+state dict (`nn.LSTM`, `nn.GRU`, `nn.RNN`) maps to ``{"params": {"weight_ih_l0": a, ...}}``, a cell's
+(`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`) to ``{"params": {"weight_ih": a, ...}}``. Which model a
+state dict belongs to, and what it must hold, comes from the model registry
+(`jax_lstm.models.registry`); a bare layer's or cell's layout from `jax_lstm.rnn.spec`, its family
+from its shapes (``weight_hh`` has G*H rows for H columns: LSTM 4, GRU 3, RNN 1, unless an LSTM's
+``weight_hr`` is there). A tanh and a relu `nn.RNN` have identical parameters, which do not record
+the nonlinearity: both map to the same variables, and the module they are applied to
+(``jax_lstm.RNN(H, nonlinearity=...)``) says which it is. No array is transposed or cast (except
+torch's int64 batch counter, held as int32), so the round trip is bit-exact.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_lstm.models import registry
-from jax_lstm.rnn.spec import check_layout, param_shapes, spec_from_params
+from jax_lstm.rnn.spec import (
+    cell_param_shapes,
+    cell_spec_from_params,
+    check_layout,
+    family_from_shapes,
+    param_shapes,
+    spec_from_params,
+)
 
 __all__ = ["flatten_variables", "from_torch", "to_torch"]
 
@@ -48,26 +60,6 @@ def _check_mapping(value: Any, function: str, what: str) -> None:
     raise TypeError(f"{function} takes {what}, got {type(value).__name__}")
 
 
-# weight_hh_l0 rows / columns of the other torch recurrent layers (gates x hidden by hidden).
-_OTHER_LAYERS = {3: "nn.GRU", 1: "nn.RNN"}
-
-
-def _check_lstm_shapes(flat: Mapping[str, Any], prefix: str = "") -> None:
-    """Refuses a GRU's or a plain RNN's state dict where an nn.LSTM's is expected, by the shape of
-    weight_hh_l0: (4H, H) for the LSTM (or (4H, P), P < H, with a projection), (3H, H) for a GRU,
-    (H, H) for an RNN. Otherwise its keys would be blamed one by one."""
-    w_hh = flat.get(f"{prefix}weight_hh_l0")
-    if w_hh is None or len(np.shape(w_hh)) != 2 or f"{prefix}weight_hr_l0" in flat:
-        return
-    rows, cols = np.shape(w_hh)
-    if cols and rows % cols == 0 and rows // cols in _OTHER_LAYERS:
-        other = _OTHER_LAYERS[rows // cols]
-        raise ValueError(
-            f"this is not an nn.LSTM state dict: {prefix}weight_hh_l0 has shape {(rows, cols)}, "
-            f"{rows // cols} x hidden_size rows, which is an {other}'s (an nn.LSTM's has 4 x hidden_size)"
-        )
-
-
 def _shapes(entry: registry.ModelEntry, flat: Mapping[str, Any]) -> dict[str, tuple] | None:
     """The layout (shapes and collections) `entry` reads off `flat`; None when it cannot read it."""
     try:
@@ -78,15 +70,13 @@ def _shapes(entry: registry.ModelEntry, flat: Mapping[str, Any]) -> dict[str, tu
 
 
 def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layout, str]:
-    """The layout `flat` must have, in torch's order, and what it is ("nn.LSTM" or a model name).
+    """The layout `flat` must have, in torch's order, and what it is ("nn.GRU", "nn.LSTMCell", ... or
+    a model name).
 
     Raises KeyError / ValueError naming the key, expected and actual shape, or the models that exist.
     """
     if model is None and flat and not any("." in key for key in flat):
-        _check_lstm_shapes(flat)
-        spec = spec_from_params(flat)
-        layout = {k: registry.Param(shape, "uniform") for k, shape in param_shapes(spec).items()}
-        return layout, "nn.LSTM"
+        return _bare_layout(flat)
     if model is not None:
         entry = registry.get(model)
     else:
@@ -102,12 +92,28 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
                 f"{[e.name for e in candidates]}; pass model=... to say which"
             )
         entry = candidates[0]
-    _check_lstm_shapes(flat, "lstm.")
     arch, dims = entry.read_state_dict(flat)
     layout = entry.layout(dims, arch)
-    shapes = {k: p.shape for k, p in layout.items()}
-    check_layout(flat, shapes, f"state dict does not match the {entry.name} model")
+    expected = {k: p.shape for k, p in layout.items()}
+    check_layout(flat, expected, f"state dict does not match the {entry.name} model")
     return layout, entry.name
+
+
+def _bare_layout(flat: Mapping[str, Any]) -> tuple[registry.Layout, str]:
+    """A bare recurrent layer's or cell's layout, its family read off its shapes."""
+    if "weight_ih" in flat or "weight_hh" in flat:
+        family, input_size, hidden_size, bias = cell_spec_from_params(flat)
+        shapes = cell_param_shapes(_MODES[family], input_size, hidden_size, bias)
+        name = f"nn.{family}Cell"
+    else:
+        family = family_from_shapes(flat) or "LSTM"  # unreadable shapes: nn.LSTM's messages
+        shapes = param_shapes(spec_from_params(flat, mode=_MODES[family]))
+        name = f"nn.{family}"
+    return {k: registry.Param(shape, "uniform") for k, shape in shapes.items()}, name
+
+
+# A family's mode for its parameter shapes: the RNN's tanh and relu share them.
+_MODES = {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN_TANH"}
 
 
 def _no_model_message(flat: Mapping[str, Any]) -> str:
@@ -145,7 +151,9 @@ def _to_jax(key: str, value: np.ndarray) -> jax.Array:
 
 
 def from_torch(state_dict: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
-    """Flax variables from the state dict of an `nn.LSTM` or of a registered model's torch twin.
+    """Flax variables from the state dict of a torch recurrent layer or cell (`nn.LSTM`, `nn.GRU`,
+    `nn.RNN`, `nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`: told apart by their shapes; a tanh and a relu
+    RNN give the same variables) or of a registered model's torch twin.
 
     Args:
       state_dict: ``module.state_dict()`` (torch tensors; numpy arrays work too).
@@ -153,8 +161,8 @@ def from_torch(state_dict: Mapping[str, Any], model: str | None = None) -> dict[
         by default the model is recognised from the state dict's top-level modules.
 
     Returns:
-      ``{"params": ...}`` (and ``"batch_stats"`` for models with BatchNorm), ready for `LSTM.apply`
-      or the model's ``apply``.
+      ``{"params": ...}`` (and ``"batch_stats"`` for models with BatchNorm), ready for the matching
+      module's ``apply`` (`jax_lstm.LSTM`, `GRU`, `RNN`, `LSTMCell`, ...) or the model's.
 
     Raises:
       KeyError: a key is missing or unexpected, or no model has these modules. ValueError: a shape
@@ -168,7 +176,8 @@ def from_torch(state_dict: Mapping[str, Any], model: str | None = None) -> dict[
 
 
 def to_torch(variables: Mapping[str, Any], model: str | None = None) -> OrderedDict[str, Any]:
-    """A torch state dict from Flax variables of `LSTM` or of a registered model.
+    """A torch state dict from Flax variables of a recurrent layer or cell (`LSTM`, `GRU`, `RNN`,
+    `LSTMCell`, `GRUCell`, `RNNCell`) or of a registered model.
 
     The result loads into the matching torch module with ``load_state_dict(sd, strict=True)``
     (``num_batches_tracked`` included, as int64). Needs torch.

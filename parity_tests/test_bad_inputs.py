@@ -333,16 +333,16 @@ INTEROP = [
         "missing weight_ih_l0 / weight_hh_l0",
     ),
     Case(
-        "a GRU's state dict",
-        lambda f: jax_lstm.from_torch(torch.nn.GRU(3, 4).state_dict()),
+        "a GRU's weights given to the LSTM",
+        lambda f: jax_lstm.LSTM(4).apply(jax_lstm.from_torch(torch.nn.GRU(3, 4).state_dict()), _x(2, 1, 3)),
         ValueError,
-        "this is not an nn.LSTM state dict.*nn.GRU",
+        "looks like an nn.GRU state dict.*use jax_lstm.GRU",
     ),
     Case(
-        "an RNN's state dict",
-        lambda f: jax_lstm.from_torch(torch.nn.RNN(3, 4).state_dict()),
+        "an RNN's weights given to the LSTM",
+        lambda f: jax_lstm.LSTM(4).apply(jax_lstm.from_torch(torch.nn.RNN(3, 4).state_dict()), _x(2, 1, 3)),
         ValueError,
-        "this is not an nn.LSTM state dict.*nn.RNN",
+        "looks like an nn.RNN state dict.*use jax_lstm.RNN",
     ),
     Case(
         "wrong shape",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jax_lstm.cli.args import add_train_arguments, config_from_args, dataset_from_args
+from jax_lstm.rnn.layer import describe_cell
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -41,8 +42,9 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     print(dataset.describe())
     print(
-        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}: "
-        f"hidden {config.hidden_size}, layers {config.num_layers} | {config.epochs} epochs, batch "
+        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}"
+        f"{describe_cell(config.cell)}: hidden {config.hidden_size}, "
+        f"layers {config.num_layers} | {config.epochs} epochs, batch "
         f"{config.batch_size}, lr {config.lr}, clip {config.clip}, patience {config.patience}, "
         f"seed {config.seed}, {config.dtype}",
         flush=True,

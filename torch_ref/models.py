@@ -12,6 +12,11 @@ the forward pass is the article's, line for line, but for one addition: h0/c0 ar
 ``dtype=x.dtype`` (the article's `torch.zeros(...)` takes the default float32), so that the models
 also run in float64 for the parity checks; in float32 nothing changes.
 
+A second extension, off by default: ``cell="gru"`` or ``"rnn"`` puts an `nn.GRU` or a (tanh) `nn.RNN`
+in the LSTM's place, from a zero h0 (no c0); the attribute stays ``self.lstm`` for every cell, so
+the state dict keys are the same ones (``lstm.weight_ih_l0``, ...) and `jax_lstm.from_torch` tells
+the cell from their shapes.
+
 The registry (`jax_lstm.models.registry`) names these classes as the twins of "lstm" and "bn-lstm";
 `torch_ref.twins.make_torch_model` builds them by that name.
 """
@@ -24,30 +29,45 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 __all__ = ["BN_LSTM", "MultiDimLSTM"]
 
+_LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+def _recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: int) -> nn.Module:
+    if cell not in _LAYERS:
+        raise ValueError(f"cell must be one of {tuple(_LAYERS)}, got {cell!r}")
+    return _LAYERS[cell](input_size, hidden_size, num_layers, batch_first=True)
+
+
+def _zero_state(module: nn.Module, x: torch.Tensor):
+    """The article's explicit zero (h0, c0) for the LSTM; h0 alone for the GRU and RNN."""
+    h0 = torch.zeros(module.num_layers, x.size(0), module.hidden_size, dtype=x.dtype).to(x.device)
+    if not isinstance(module.lstm, nn.LSTM):
+        return h0
+    c0 = torch.zeros(module.num_layers, x.size(0), module.hidden_size, dtype=x.dtype).to(x.device)
+    return (h0, c0)
+
 
 class MultiDimLSTM(nn.Module):
     """Section 2.1: stacked batch-first LSTM, zero initial state, last timestep -> Linear."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int):
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, cell: str = "lstm"
+    ):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.lstm = nn.LSTM(
-            input_size=input_size,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            batch_first=True,  # input and output are (batch, seq, features)
-        )
+        # nn.LSTM(input_size, hidden_size, num_layers, batch_first=True) for the article's cell:
+        # input and output are (batch, seq, features)
+        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers)
         self.fc = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F) -> logits (B, C); `lengths` (B,) for right-padded batches."""
         # initialise the hidden and cell states
-        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
-        c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
+        state = _zero_state(self, x)
         if lengths is not None:
-            return self.fc(_packed_last_step(self.lstm, x, (h0, c0), lengths))
-        out, _ = self.lstm(x, (h0, c0))  # out: (batch_size, seq_length, hidden_size)
+            return self.fc(_packed_last_step(self.lstm, x, state, lengths))
+        out, _ = self.lstm(x, state)  # out: (batch_size, seq_length, hidden_size)
         out = out[:, -1, :]  # the output of the last timestep
         return self.fc(out)
 
@@ -55,12 +75,14 @@ class MultiDimLSTM(nn.Module):
 class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
     """Section 4.3: BatchNorm1d over the features (statistics over batch*time), then as MultiDimLSTM."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int):
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, cell: str = "lstm"
+    ):
         super().__init__()
         self.hidden_size = hidden_size  # missing in the article, read by forward
         self.num_layers = num_layers  # missing in the article, read by forward
         self.bn = nn.BatchNorm1d(input_size)  # normalise over the feature dimension
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers)
         self.fc = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,22 +92,19 @@ class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
             valid = torch.arange(x.size(1), device=x.device)[None, :] < lengths.to(x.device)[:, None]
             normalized = torch.zeros_like(x)
             normalized[valid] = self.bn(x[valid])
-            h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
-            c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
-            return self.fc(_packed_last_step(self.lstm, normalized, (h0, c0), lengths))
+            return self.fc(_packed_last_step(self.lstm, normalized, _zero_state(self, x), lengths))
         # reshape to (batch_size * seq_length, input_size) for BatchNorm1d
         x_reshaped = x.reshape(-1, x.size(2))
         x_normalized = self.bn(x_reshaped)
         x = x_normalized.reshape(x.size(0), x.size(1), -1)
-        h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
-        c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size, dtype=x.dtype).to(x.device)
-        out, _ = self.lstm(x, (h0, c0))
+        out, _ = self.lstm(x, _zero_state(self, x))
         out = out[:, -1, :]
         return self.fc(out)
 
 
-def _packed_last_step(lstm: nn.LSTM, x: torch.Tensor, state, lengths: torch.Tensor) -> torch.Tensor:
-    """Runs a batch-first LSTM on right-padded x through torch's packed path; (B, H) at each last step."""
+def _packed_last_step(lstm: nn.Module, x: torch.Tensor, state, lengths: torch.Tensor) -> torch.Tensor:
+    """Runs a batch-first recurrent layer on right-padded x through torch's packed path; (B, H) at each
+    sequence's last step."""
     lengths = lengths.to("cpu", torch.int64)
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     out, _ = lstm(packed, state)

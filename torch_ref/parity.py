@@ -25,10 +25,17 @@ from jax_lstm.training import cross_entropy
 from torch_ref.twins import make_torch_model
 
 __all__ = [
+    "CELL_CASES",
+    "CELL_CLASSIFIER_CASES",
     "CLASSIFIER_CASES",
+    "GRU_RNN_CASES",
     "LSTM_CASES",
+    "CellCase",
     "LSTMCase",
+    "LayerCase",
+    "cell_parity",
     "classifier_parity",
+    "layer_parity",
     "lstm_parity",
     "make_jax_classifier",
 ]
@@ -38,9 +45,24 @@ Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+# By torch's mode: the layer classes (torch's, jax_lstm's), the cell classes, the number of state arrays.
+_FAMILY: dict[str, tuple[type[nn.Module], Any, type[nn.Module], Any, int]] = {
+    "LSTM": (nn.LSTM, jax_lstm.LSTM, nn.LSTMCell, jax_lstm.LSTMCell, 2),
+    "GRU": (nn.GRU, jax_lstm.GRU, nn.GRUCell, jax_lstm.GRUCell, 1),
+    "RNN_TANH": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
+    "RNN_RELU": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
+}
+
+
+def _nonlinearity(mode: str) -> dict[str, str]:
+    """The `nonlinearity` argument of an RNN mode ("RNN_RELU" -> relu); nothing for the others."""
+    return {"nonlinearity": mode.removeprefix("RNN_").lower()} if mode.startswith("RNN") else {}
+
+
 @dataclasses.dataclass(frozen=True)
-class LSTMCase:
-    """One `nn.LSTM` configuration and input. ``batch=None`` means unbatched (T, I) input."""
+class LayerCase:
+    """One `nn.LSTM` / `nn.GRU` / `nn.RNN` configuration (`mode`, torch's RNNBase mode) and input.
+    ``batch=None`` means unbatched (T, I) input."""
 
     name: str
     input_size: int = 5
@@ -55,16 +77,22 @@ class LSTMCase:
     initial_state: bool = False
     dropout: float = 0.0  # compared in eval mode, where torch applies none
     lengths: tuple[int, ...] | None = None  # right-padded sequences, torch's packed path
+    mode: str = "LSTM"
 
     def module_kwargs(self) -> dict[str, Any]:
-        return dict(
+        kwargs: dict[str, Any] = dict(
             num_layers=self.num_layers,
             bias=self.bias,
             batch_first=self.batch_first,
             dropout=self.dropout,
             bidirectional=self.bidirectional,
-            proj_size=self.proj_size,
         )
+        if self.mode == "LSTM":
+            kwargs["proj_size"] = self.proj_size
+        return {**kwargs, **_nonlinearity(self.mode)}
+
+
+LSTMCase = LayerCase  # the name of the LSTM-only days
 
 
 # Covers every constructor argument, unbatched input, given initial states, T=1 and B=1.
@@ -125,6 +153,55 @@ LSTM_CASES: tuple[LSTMCase, ...] = (
 )
 
 
+def _family_cases(mode: str, tag: str) -> tuple[LayerCase, ...]:
+    """Every constructor argument, initial states, unbatched input, T=1, B=1 and packed batches."""
+    return (
+        LayerCase(f"{tag}_default", mode=mode),
+        LayerCase(f"{tag}_three_layers", mode=mode, num_layers=3, hidden_size=6),
+        LayerCase(f"{tag}_no_bias", mode=mode, bias=False, num_layers=2),
+        LayerCase(f"{tag}_batch_first_bidirectional", mode=mode, batch_first=True, bidirectional=True),
+        LayerCase(
+            f"{tag}_initial_state_2_layers_bi",
+            mode=mode,
+            initial_state=True,
+            num_layers=2,
+            bidirectional=True,
+        ),
+        LayerCase(f"{tag}_unbatched_state", mode=mode, batch=None, initial_state=True, num_layers=2),
+        LayerCase(f"{tag}_seq_len_1_batch_1", mode=mode, seq_len=1, batch=1, batch_first=True),
+        LayerCase(f"{tag}_dropout_eval", mode=mode, dropout=0.5, num_layers=2),
+        LayerCase(
+            f"{tag}_packed_bi_2_layers_state",
+            mode=mode,
+            bidirectional=True,
+            num_layers=2,
+            initial_state=True,
+            batch_first=True,
+            batch=4,
+            seq_len=7,
+            lengths=(3, 7, 1, 5),
+        ),
+    )
+
+
+# nn.GRU and nn.RNN (tanh and relu): H <= 16, T <= 10, so the whole table runs in seconds.
+GRU_RNN_CASES: tuple[LayerCase, ...] = (
+    *_family_cases("GRU", "gru"),
+    LayerCase("gru_packed", mode="GRU", lengths=(4, 6, 2), hidden_size=16),
+    # The Elman RNNs run the same stack with a one-block update: fewer cases, still every argument.
+    LayerCase("rnn_tanh_three_layers_no_bias", mode="RNN_TANH", num_layers=3, bias=False),
+    LayerCase("rnn_tanh_batch_first_bidirectional", mode="RNN_TANH", batch_first=True, bidirectional=True),
+    LayerCase("rnn_tanh_unbatched_state", mode="RNN_TANH", batch=None, initial_state=True, num_layers=2),
+    LayerCase("rnn_tanh_seq_len_1_batch_1", mode="RNN_TANH", seq_len=1, batch=1),
+    LayerCase("rnn_tanh_packed", mode="RNN_TANH", batch_first=True, batch=4, lengths=(3, 6, 1, 5)),
+    LayerCase(
+        "rnn_relu_bi_2_layers_state", mode="RNN_RELU", bidirectional=True, num_layers=2, initial_state=True
+    ),
+    LayerCase("rnn_relu_packed_no_bias", mode="RNN_RELU", bias=False, batch=4, lengths=(2, 6, 1, 4)),
+    LayerCase("rnn_relu_unbatched", mode="RNN_RELU", batch=None),
+)
+
+
 def _torch_dtype(dtype: str) -> torch.dtype:
     if dtype not in _TORCH_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_TORCH_DTYPES)}, got {dtype!r}")
@@ -139,23 +216,25 @@ def _device(device: str | None) -> torch.device:
     return torch.device(device or "cpu")
 
 
-def lstm_parity(
-    case: LSTMCase,
+def layer_parity(
+    case: LayerCase,
     dtype: str = "float32",
     seed: int = 0,
     device: str | None = None,
     implementation: str = "fused",
 ) -> Pairs:
-    """Outputs, final states and gradients of one `nn.LSTM` configuration on both sides.
+    """Outputs, final states and gradients of one `nn.LSTM` / `nn.GRU` / `nn.RNN` configuration on
+    both sides (`implementation` picks the LSTM's recurrence; the others have one).
 
-    The loss is a fixed random linear function of output, h_n and c_n, so every element of each
+    The loss is a fixed random linear function of output, h_n (and c_n), so every element of each
     gradient is exercised. Gradients are taken with respect to every parameter, the input, and the
     initial states when the case passes them.
     """
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
+    torch_class, jax_class, _, _, num_state_arrays = _FAMILY[case.mode]
     torch.manual_seed(seed)
-    module = nn.LSTM(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
+    module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
     module.eval()  # dropout off: torch and JAX draw different masks
     rng = np.random.default_rng(seed)
     num_states = case.num_layers * (2 if case.bidirectional else 1)
@@ -163,36 +242,35 @@ def lstm_parity(
     d = 2 if case.bidirectional else 1
     if case.batch is None:
         x_shape: tuple[int, ...] = (case.seq_len, case.input_size)
-        h_shape: tuple[int, ...] = (num_states, h_out)
-        c_shape: tuple[int, ...] = (num_states, case.hidden_size)
+        state_shapes: list[tuple[int, ...]] = [(num_states, h_out), (num_states, case.hidden_size)]
     else:
         x_shape = (
             (case.batch, case.seq_len, case.input_size)
             if case.batch_first
             else (case.seq_len, case.batch, case.input_size)
         )
-        h_shape = (num_states, case.batch, h_out)
-        c_shape = (num_states, case.batch, case.hidden_size)
+        state_shapes = [(num_states, case.batch, h_out), (num_states, case.batch, case.hidden_size)]
+    state_shapes = state_shapes[:num_state_arrays]
     x = rng.standard_normal(x_shape).astype(dtype)
     states = None
     if case.initial_state:
-        states = (
-            rng.standard_normal(h_shape).astype(dtype),
-            rng.standard_normal(c_shape).astype(dtype),
-        )
+        states = tuple(rng.standard_normal(shape).astype(dtype) for shape in state_shapes)
     out_shape = (*x_shape[:-1], d * h_out)
     r_out = rng.standard_normal(out_shape).astype(dtype)
-    r_h = rng.standard_normal(h_shape).astype(dtype)
-    r_c = rng.standard_normal(c_shape).astype(dtype)
+    r_states = [rng.standard_normal(shape).astype(dtype) for shape in state_shapes]
     lengths = None if case.lengths is None else np.asarray(case.lengths, np.int32)
+
+    def as_torch_state(state):
+        return state if num_state_arrays == 2 else state[0]
 
     # torch side
     tx = torch.tensor(x, device=dev, requires_grad=True)
     tstates = None
     if states is not None:
         tstates = tuple(torch.tensor(s, device=dev, requires_grad=True) for s in states)
+    tinit = None if tstates is None else as_torch_state(tstates)
     if lengths is None:
-        tout, (th, tc) = module(tx, tstates)
+        tout, tfinal = module(tx, tinit)
     else:
         packed = pack_padded_sequence(
             tx,
@@ -200,45 +278,143 @@ def lstm_parity(
             batch_first=case.batch_first,
             enforce_sorted=False,
         )
-        tout_packed, (th, tc) = module(packed, tstates)
+        tout_packed, tfinal = module(packed, tinit)
         tout, _ = pad_packed_sequence(tout_packed, batch_first=case.batch_first, total_length=case.seq_len)
-    loss = (
-        (tout * torch.tensor(r_out, device=dev)).sum()
-        + (th * torch.tensor(r_h, device=dev)).sum()
-        + (tc * torch.tensor(r_c, device=dev)).sum()
+    tfinal = tuple(tfinal) if num_state_arrays == 2 else (tfinal,)
+    loss = (tout * torch.tensor(r_out, device=dev)).sum() + sum(
+        (t * torch.tensor(r, device=dev)).sum() for t, r in zip(tfinal, r_states, strict=True)
     )
     loss.backward()
 
     # JAX side, from the same weights
     variables = jax_lstm.from_torch(module.state_dict())
-    layer = jax_lstm.LSTM(case.hidden_size, **case.module_kwargs(), implementation=implementation)
+    extra = {"implementation": implementation} if case.mode == "LSTM" else {}
+    layer = jax_class(case.hidden_size, **case.module_kwargs(), **extra)
     jlengths = None if lengths is None else jnp.asarray(lengths)
 
     def run(params, xs, init):
-        return layer.apply({"params": params}, xs, init, lengths=jlengths)
+        out, final = layer.apply(
+            {"params": params}, xs, None if init is None else as_torch_state(init), lengths=jlengths
+        )
+        return out, tuple(final) if num_state_arrays == 2 else (final,)
 
     def loss_fn(params, xs, init):
-        out, (h, c) = run(params, xs, init)
-        return jnp.sum(out * r_out) + jnp.sum(h * r_h) + jnp.sum(c * r_c)
+        out, final = run(params, xs, init)
+        value = jnp.sum(out * r_out) + sum(jnp.sum(f * r) for f, r in zip(final, r_states, strict=True))
+        return value, (out, final)
 
     jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
-    jout, (jh, jc) = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
-    gparams, gx, gstates = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2)))(
+    (gparams, gx, gstates), (jout, jfinal) = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))(
         variables["params"], jnp.asarray(x), jstates
     )
+    if case.mode == "LSTM":
+        # The fused LSTM's inference forward is its own code path: outputs come from it, gradients
+        # from the backward. The other cells have one forward.
+        jout, jfinal = jax.jit(run)(variables["params"], jnp.asarray(x), jstates)
 
-    pairs: Pairs = {
-        "output": (np.asarray(jout), _np(tout)),
-        "h_n": (np.asarray(jh), _np(th)),
-        "c_n": (np.asarray(jc), _np(tc)),
-    }
+    pairs: Pairs = {"output": (np.asarray(jout), _np(tout))}
+    return _state_and_grad_pairs(pairs, "_n", jfinal, tfinal, module, gparams, gx, tx, gstates, tstates)
+
+
+def _state_and_grad_pairs(
+    pairs, suffix, jstates, tstates_out, module, gparams, gx, tx, gstates, tstates
+) -> Pairs:
+    """Adds the states (``h{suffix}``, ``c{suffix}``), every parameter's gradient, the input's and
+    the given initial states' (``grad/h_0``, ``grad/c_0``) to `pairs`."""
+    names = ("h", "c")
+    for name, j, t in zip(names, jstates, tstates_out, strict=False):
+        pairs[f"{name}{suffix}"] = (np.asarray(j), _np(t))
     for name, param in module.named_parameters():
         pairs[f"grad/{name}"] = (np.asarray(gparams[name]), _np(param.grad))
     pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
     if tstates is not None:
-        pairs["grad/h_0"] = (np.asarray(gstates[0]), _np(tstates[0].grad))
-        pairs["grad/c_0"] = (np.asarray(gstates[1]), _np(tstates[1].grad))
+        for name, g, t in zip(names, gstates, tstates, strict=False):
+            pairs[f"grad/{name}_0"] = (np.asarray(g), _np(t.grad))
     return pairs
+
+
+lstm_parity = layer_parity  # the LSTM cases' entry point, by its first name
+
+
+@dataclasses.dataclass(frozen=True)
+class CellCase:
+    """One `nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell` step. ``batch=None``: unbatched (I,) input."""
+
+    name: str
+    mode: str = "GRU"
+    input_size: int = 5
+    hidden_size: int = 8
+    bias: bool = True
+    batch: int | None = 3
+    state: bool = True  # pass an initial state (else torch's zeros)
+
+    def module_kwargs(self) -> dict[str, Any]:
+        return {"bias": self.bias, **_nonlinearity(self.mode)}
+
+
+CELL_CASES: tuple[CellCase, ...] = tuple(
+    CellCase(f"{tag}_cell{suffix}", mode=mode, **kwargs)
+    for mode, tag in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN_TANH", "rnn_tanh"), ("RNN_RELU", "rnn_relu"))
+    for suffix, kwargs in (
+        ("", {}),
+        ("_zero_state_no_bias", {"state": False, "bias": False}),
+        ("_unbatched", {"batch": None}),
+        ("_unbatched_zero_state", {"batch": None, "state": False, "hidden_size": 16}),
+    )
+)
+
+
+def cell_parity(
+    case: CellCase, dtype: str = "float32", seed: int = 0, device: str | None = None, implementation: str = ""
+) -> Pairs:
+    """One step of a torch cell on both sides: the new state(s), and the gradients of a random linear
+    function of it with respect to every parameter, the input and the given state. (`implementation`
+    is accepted for the report's uniform call; cells have one.)"""
+    del implementation
+    tdtype = _torch_dtype(dtype)
+    dev = _device(device)
+    _, _, torch_class, jax_class, num_state_arrays = _FAMILY[case.mode]
+    torch.manual_seed(seed)
+    module = torch_class(case.input_size, case.hidden_size, **case.module_kwargs()).to(dev, tdtype)
+    rng = np.random.default_rng(seed)
+    lead = () if case.batch is None else (case.batch,)
+    x = rng.standard_normal((*lead, case.input_size)).astype(dtype)
+    state_shape = (*lead, case.hidden_size)
+    states = None
+    if case.state:
+        states = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(num_state_arrays))
+    r = [rng.standard_normal(state_shape).astype(dtype) for _ in range(num_state_arrays)]
+
+    def pack(state):
+        return None if state is None else (tuple(state) if num_state_arrays == 2 else state[0])
+
+    def unpack(result):
+        return tuple(result) if num_state_arrays == 2 else (result,)
+
+    tx = torch.tensor(x, device=dev, requires_grad=True)
+    tstates = (
+        None if states is None else tuple(torch.tensor(s, device=dev, requires_grad=True) for s in states)
+    )
+    tnew = unpack(module(tx, pack(tstates)))
+    sum((t * torch.tensor(w, device=dev)).sum() for t, w in zip(tnew, r, strict=True)).backward()
+
+    variables = jax_lstm.from_torch(module.state_dict())
+    cell = jax_class(case.hidden_size, **case.module_kwargs())
+
+    def step(params, xs, init):
+        return unpack(cell.apply({"params": params}, xs, pack(init)))
+
+    def loss_fn(params, xs, init):
+        new = step(params, xs, init)
+        return sum(jnp.sum(n * w) for n, w in zip(new, r, strict=True)), new
+
+    jstates = None if states is None else tuple(jnp.asarray(s) for s in states)
+    # One compilation for the step and its gradients (eager dispatch of the many small operations
+    # is slower than compiling them once).
+    (gparams, gx, gstates), jnew = jax.jit(jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True))(
+        variables["params"], jnp.asarray(x), jstates
+    )
+    return _state_and_grad_pairs({}, "_1", jnew, tnew, module, gparams, gx, tx, gstates, tstates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +432,7 @@ class ClassifierCase:
     seq_len: int = 10
     offset: float = 0.0  # shifts the features: BatchNorm's variance must survive large offsets
     lengths: tuple[int, ...] | None = None  # right-padded batch: torch's packed path
+    cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn"
 
 
 CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
@@ -278,14 +455,34 @@ CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
     ),
 )
 
+# The article's models with the other cells (the layer under the name "lstm" on both sides).
+CELL_CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
+    ClassifierCase("multidim_gru", cell="gru"),
+    ClassifierCase("multidim_rnn_packed", cell="rnn", batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
+    ClassifierCase(
+        "bn_gru_train_packed",
+        model="bn-lstm",
+        cell="gru",
+        train=True,
+        batch=4,
+        seq_len=6,
+        lengths=(6, 2, 4, 1),
+    ),
+)
+
 
 def make_jax_classifier(
-    model: str, hidden_size: int, num_layers: int, num_classes: int, implementation: str = "fused"
+    model: str,
+    hidden_size: int,
+    num_layers: int,
+    num_classes: int,
+    implementation: str = "fused",
+    cell: str = "lstm",
 ):
     """The registry's Flax class of `model` with the case's sizes (float32 parameters; the parity
     cases load torch's weights into it, whose dtype wins)."""
     cls = registry.get(model).flax_class
-    return cls(hidden_size, num_layers, num_classes, implementation=implementation)
+    return cls(hidden_size, num_layers, num_classes, implementation=implementation, cell=cell)
 
 
 def classifier_parity(
@@ -303,7 +500,7 @@ def classifier_parity(
     tdtype = _torch_dtype(dtype)
     dev = _device(device)
     torch.manual_seed(seed)
-    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers}
+    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers, "cell": case.cell}
     dims = registry.Dims(case.input_size, case.num_classes)
     module = make_torch_model(case.model, dims, arch).to(dev, tdtype)
     rng = np.random.default_rng(seed)
@@ -334,7 +531,7 @@ def classifier_parity(
     loss.backward()
 
     model = make_jax_classifier(
-        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation
+        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation, case.cell
     )
     others = {k: v for k, v in variables.items() if k != "params"}
     mutable = ["batch_stats"] if case.train and "batch_stats" in variables else False

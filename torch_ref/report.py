@@ -12,8 +12,22 @@ import jax
 import torch
 
 import jax_lstm
+from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.testing import TOLERANCES, Difference, compare, kind_of
-from torch_ref.parity import CLASSIFIER_CASES, LSTM_CASES, classifier_parity, lstm_parity
+from torch_ref.parity import (
+    CELL_CASES,
+    CELL_CLASSIFIER_CASES,
+    CLASSIFIER_CASES,
+    GRU_RNN_CASES,
+    LSTM_CASES,
+    CellCase,
+    cell_parity,
+    classifier_parity,
+    layer_parity,
+)
+
+# Each kind of case and the function that computes its pairs.
+_RUNNERS = {"layer": layer_parity, "cell": cell_parity, "classifier": classifier_parity}
 
 __all__ = ["run_parity_report"]
 
@@ -34,6 +48,10 @@ def _not_applicable(implementation: str, dtype: str, case: object) -> str | None
     """Why `implementation` cannot run this case, or None."""
     if implementation != "cudnn":
         return None
+    if isinstance(case, CellCase):
+        return "cuDNN runs whole stacks, not single steps"
+    if getattr(case, "mode", "LSTM") != "LSTM" or CELL_MODES[getattr(case, "cell", DEFAULT_CELL)] != "LSTM":
+        return "cuDNN path runs the LSTM only"
     if dtype != "float32":
         return "cuDNN path runs float32 only"
     if getattr(case, "proj_size", 0):
@@ -61,7 +79,8 @@ def run_parity_report(
     out: TextIO | None = None,
     implementation: str = "fused",
 ) -> int:
-    """Runs every LSTM and classifier parity case and prints one row per case, dtype and kind.
+    """Runs every parity case (the LSTM, GRU and RNN layers, the three cells, the classifiers with
+    every cell) and prints one row per case, dtype and kind.
 
     `implementation` picks the JAX recurrence. With "cudnn" the cases cuDNN cannot run (projections,
     float64) are listed as not applicable instead of compared.
@@ -76,7 +95,11 @@ def run_parity_report(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     print(f"{_environment(torch_device)} | implementation {implementation}", file=out)
-    cases = [("layer", c) for c in LSTM_CASES] + [("classifier", c) for c in CLASSIFIER_CASES]
+    cases = (
+        [("layer", c) for c in (*LSTM_CASES, *GRU_RNN_CASES)]
+        + [("cell", c) for c in CELL_CASES]
+        + [("classifier", c) for c in (*CLASSIFIER_CASES, *CELL_CLASSIFIER_CASES)]
+    )
     if name_filter:
         cases = [(k, c) for k, c in cases if name_filter in c.name]
         if not cases:
@@ -98,7 +121,7 @@ def run_parity_report(
                 not_applicable += 1
                 print(f"{case.name:<36} {dtype:<8} {'-':<8} n/a: {reason}", file=out, flush=True)
                 continue
-            run = lstm_parity if kind == "layer" else classifier_parity
+            run = _RUNNERS[kind]
             # x64 only for the float64 runs, and only for their duration.
             with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
                 pairs = run(case, dtype, seed=seed, device=torch_device, implementation=implementation)

@@ -7,6 +7,7 @@ import argparse
 import math
 
 from jax_lstm.models import registry
+from jax_lstm.rnn.layer import CELL_MODES
 
 __all__ = [
     "DATASETS",
@@ -45,6 +46,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--model", choices=registry.names("classification"), default="lstm")
+    model.add_argument(
+        "--cell",
+        choices=tuple(CELL_MODES),
+        default="lstm",
+        help="the model's recurrent layer: lstm (the article's), gru, or rnn (tanh) (default: lstm)",
+    )
     model.add_argument("--epochs", type=int, default=None, help="default: 30 (10 for synthetic/digits)")
     model.add_argument("--batch-size", type=int, default=None, help="default: 16 (32 for synthetic/digits)")
     model.add_argument("--hidden-size", type=int, default=128)
@@ -149,6 +156,7 @@ def config_from_args(args: argparse.Namespace):
     batch_size = DEFAULT_BATCH_SIZE[source] if args.batch_size is None else args.batch_size
     return TrainConfig(
         model=args.model,
+        cell=args.cell,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         epochs=epochs,

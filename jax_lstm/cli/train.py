@@ -24,6 +24,7 @@ from jax_lstm.cli.common import (
     log_function,
     progress_factory,
 )
+from jax_lstm.rnn.layer import describe_cell
 
 __all__ = ["run"]
 
@@ -164,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
 def _header(dataset, config, env: dict[str, Any]) -> None:
     print(dataset.describe())
     print(
-        f"model {config.model}: hidden {config.hidden_size}, layers {config.num_layers} | "
+        f"model {config.model}{describe_cell(config.cell)}: "
+        f"hidden {config.hidden_size}, layers {config.num_layers} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, clip {config.clip}, "
         f"patience {config.patience}, seed {config.seed}, {config.dtype} | "
         f"jax {env['jax']} on {env['jax_backend']}",

@@ -4,6 +4,11 @@
 initial state, the output of the last timestep, then a linear layer. `BNLSTMClassifier` is its `BN_LSTM`
 (section 4.3): BatchNorm over the feature axis with statistics over batch*time first, then the same.
 
+Both take ``cell`` ("lstm", the article's and the default; "gru"; "rnn", torch's tanh `nn.RNN`): the
+recurrent layer's kind, with everything else unchanged. Whatever the cell, the layer's parameters sit
+under the name ``"lstm"`` (as the torch twins' ``self.lstm``), so existing checkpoints and torch
+state dicts keep their keys and `from_torch` tells the cell from the shapes.
+
 Parameter trees mirror the torch state dicts: ``{"lstm": {...}, "fc": {"weight", "bias"}}`` and, for
 the BN model, ``{"bn": {"weight", "bias"}}`` plus ``batch_stats`` ``{"bn": {"running_mean",
 "running_var", "num_batches_tracked"}}``.
@@ -19,7 +24,7 @@ import jax.numpy as jnp
 
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.rnn.checks import as_array, check_lengths
-from jax_lstm.rnn.layer import LSTM
+from jax_lstm.rnn.layer import make_layer
 from jax_lstm.rnn.masks import valid_steps
 
 __all__ = ["BNLSTMClassifier", "LSTMClassifier"]
@@ -43,7 +48,8 @@ def _last_step(out: jax.Array, lengths: jax.Array | None) -> jax.Array:
 
 
 class LSTMClassifier(nn.Module):
-    """The article's `MultiDimLSTM`: batch-first LSTM from zero state, last step -> Linear.
+    """The article's `MultiDimLSTM`: batch-first LSTM (or GRU / RNN: `cell`) from zero state, last
+    step -> Linear.
 
     Called as ``logits = model.apply(variables, x, train=False)`` with x (B, T, F); logits (B, C).
     """
@@ -57,6 +63,7 @@ class LSTMClassifier(nn.Module):
     # statistics across it. Unused by the plain LSTM model, whose samples are independent.
     axis_name: str | None = None
     implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
+    cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn" (see the module docstring)
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -80,15 +87,17 @@ class LSTMClassifier(nn.Module):
 
     def _head(self, x: jax.Array, train: bool, lengths: jax.Array | None) -> jax.Array:
         # The article passes explicit zero h0/c0; the layer's default initial state is exactly that.
-        out, _ = LSTM(
+        layer = make_layer(
+            self.cell,
             self.hidden_size,
             self.num_layers,
+            self.implementation,
             batch_first=True,
             dropout=self.dropout,
             param_dtype=self.param_dtype,
-            implementation=self.implementation,
             name="lstm",
-        )(x, deterministic=not train, lengths=lengths)
+        )
+        out, _ = layer(x, deterministic=not train, lengths=lengths)
         return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(_last_step(out, lengths))
 
 

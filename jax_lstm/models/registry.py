@@ -26,7 +26,8 @@ import numpy as np
 
 from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
 from jax_lstm.models.forecaster import LSTMForecaster
-from jax_lstm.rnn.spec import LSTMSpec, param_shapes, spec_from_params
+from jax_lstm.rnn.layer import CELL_MODES
+from jax_lstm.rnn.spec import LSTMSpec, RNNSpec, family_from_shapes, param_shapes, spec_from_params
 
 __all__ = [
     "Dims",
@@ -195,7 +196,8 @@ def initial_variables(entry: ModelEntry, config: Any, dims: Dims) -> dict[str, A
 
 
 def lstm_layout(prefix: str, spec: LSTMSpec) -> Layout:
-    """An `nn.LSTM` under `prefix`: every tensor U(-1/sqrt(H), 1/sqrt(H)), both biases included."""
+    """An `nn.LSTM` (or `nn.GRU` / `nn.RNN`: `spec.mode`) under `prefix`: every tensor
+    U(-1/sqrt(H), 1/sqrt(H)), both biases included."""
     bound = 1.0 / math.sqrt(spec.hidden_size)
     return {f"{prefix}.{k}": Param(shape, "uniform", bound) for k, shape in param_shapes(spec).items()}
 
@@ -238,12 +240,13 @@ def required(flat: Mapping[str, Any], key: str, what: str) -> Any:
 
 
 def _article_arch(config: Any) -> dict[str, Any]:
-    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers}
+    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers, "cell": config.cell}
 
 
 def _article_layout(with_bn: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
     def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
-        spec = LSTMSpec(dims.num_features, arch["hidden_size"], arch["num_layers"])
+        mode = CELL_MODES[arch.get("cell", "lstm")]
+        spec = RNNSpec(dims.num_features, arch["hidden_size"], arch["num_layers"], mode=mode)
         out: Layout = batchnorm_layout("bn", dims.num_features) if with_bn else {}
         out.update(lstm_layout("lstm", spec))
         # nn.Linear(hidden_size, num_classes): its bound 1/sqrt(in_features) is 1/sqrt(H) as well.
@@ -254,9 +257,12 @@ def _article_layout(with_bn: bool) -> Callable[[Dims, Mapping[str, Any]], Layout
 
 
 def _article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
-    spec = spec_from_params(group(flat, "lstm"), prefix="lstm.")
+    layer = group(flat, "lstm")
+    # The recurrent layer's kind from its shapes (a tanh and a relu RNN look alike: "rnn" is tanh).
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(family_from_shapes(layer) or "LSTM", "lstm")
+    spec = spec_from_params(layer, prefix="lstm.", mode=CELL_MODES[cell])
     num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers}
+    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell}
     return arch, Dims(spec.input_size, num_classes)
 
 
@@ -269,13 +275,15 @@ def _article_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
             dropout=config.dropout,
             param_dtype=jnp.dtype(config.dtype),
             implementation=config.implementation,
+            cell=config.cell,
         )
 
     return build
 
 
 def _article_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs)
+    cell = arch.get("cell", "lstm")
+    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs, cell)
 
 
 register(

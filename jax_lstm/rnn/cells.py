@@ -5,7 +5,9 @@ otherwise) and how one layer runs in one direction over a whole sequence. The st
 everything around that once for every cell: layers, directions, packed lengths, inter-layer dropout,
 initial states, shapes and checks. A cell with nothing faster gets a plain `lax.scan` over its
 one-step update (`scan_layer`); the LSTM brings its fused kernel (`jax_lstm.rnn.fused`) and, at the
-stack level, cuDNN.
+stack level, cuDNN. The GRU and the Elman RNNs (tanh or relu) are plain scans whose input projection
+``x_t @ W_ih^T + b_ih`` is computed for every timestep as one matmul before the scan, as torch does
+on CPU.
 
 Shape letters: T time, B batch, I input features, H hidden size, P = H_out (proj_size or H).
 """
@@ -23,7 +25,20 @@ from jax_lstm.rnn import fused
 from jax_lstm.rnn.checks import check_cell_inputs
 from jax_lstm.rnn.spec import LayerWeights
 
-__all__ = ["LSTM_CELL", "Cell", "lstm_cell", "masked_state", "scan_layer"]
+__all__ = [
+    "CELLS",
+    "GRU_CELL",
+    "LSTM_CELL",
+    "RNN_RELU_CELL",
+    "RNN_TANH_CELL",
+    "Cell",
+    "gru_cell",
+    "lstm_cell",
+    "masked_state",
+    "rnn_cell",
+    "rnn_mode",
+    "scan_layer",
+]
 
 Array = jax.Array
 State = tuple[Array, ...]
@@ -61,11 +76,21 @@ def masked_state(keep: Array | None, new: State, old: State, out: Array) -> tupl
     return state, jnp.where(keep, out, jnp.zeros_like(out))
 
 
-def scan_layer(step: StepFn) -> LayerFn:
-    """A layer function from a one-step update: `lax.scan`, differentiated by JAX."""
+# Every timestep's input projection at once: (x (T, B, I), weights) -> (T, B, G*H).
+ProjectFn = Callable[[Array, LayerWeights], Array]
+
+
+def scan_layer(step: StepFn, project: ProjectFn | None = None) -> LayerFn:
+    """A layer function from a one-step update: `lax.scan`, differentiated by JAX.
+
+    With `project`, the input is first projected for all timesteps (one matmul instead of T), and
+    `step` receives the projected input ``(B, G*H)`` in place of ``x_t``.
+    """
 
     def layer(x, state0, weights, valid, reverse, implementation):
         del implementation  # one implementation: the scan
+        if project is not None:
+            x = project(x, weights)
 
         def body(state, inputs):
             x_t, keep = inputs if valid is not None else (inputs, None)
@@ -154,3 +179,109 @@ LSTM_CELL = Cell(
     layer=_lstm_layer,
     implementations=("fused", "scan"),
 )
+
+
+def _project_input(x: Array, weights: LayerWeights) -> Array:
+    """(..., I) -> (..., G*H): ``x @ W_ih^T + b_ih``; b_ih stays apart from b_hh, as in torch."""
+    xw = jnp.einsum("...i,gi->...g", x, weights.w_ih)
+    if weights.b_ih is None:
+        return xw
+    return xw + jnp.expand_dims(weights.b_ih, tuple(range(xw.ndim - 1)))
+
+
+def _project_hidden(h: Array, weights: LayerWeights) -> Array:
+    """(B, H) -> (B, G*H): ``h @ W_hh^T + b_hh``."""
+    hw = h @ weights.w_hh.T
+    return hw if weights.b_hh is None else hw + weights.b_hh[None, :]
+
+
+def _gru_update(xw: Array, h: Array, weights: LayerWeights) -> Array:
+    """torch's GRU update from the projected input (B, 3H) and h (B, H): rows r | z | n."""
+    hw = _project_hidden(h, weights)
+    hidden = h.shape[-1]
+    x_r, x_z, x_n = xw[:, :hidden], xw[:, hidden : 2 * hidden], xw[:, 2 * hidden :]
+    h_r, h_z, h_n = hw[:, :hidden], hw[:, hidden : 2 * hidden], hw[:, 2 * hidden :]
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    # b_hn sits inside the reset gate's product: r * (W_hn h + b_hn), never summed with b_in.
+    n = jnp.tanh(x_n + r * h_n)
+    # (1 - z) * n + z * h, in torch's order of operations (ATen's GRUCell: n + z * (h - n)).
+    return n + z * (h - n)
+
+
+def gru_cell(x_t: Array, h: Array, weights: LayerWeights) -> Array:
+    """One timestep of one GRU layer, exactly torch's update.
+
+    Args:
+      x_t: (B, I) input at this step.
+      h: (B, H) previous hidden state.
+      weights: the layer's arrays, rows r | z | n: w_ih (3H, I), w_hh (3H, H), biases (3H,) or None.
+
+    Returns:
+      h: (B, H).
+    """
+    return _gru_update(_project_input(x_t, weights), h, weights)
+
+
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {"RNN_TANH": jnp.tanh, "RNN_RELU": jax.nn.relu}
+
+
+def _rnn_update(mode: str) -> Callable[[Array, Array, LayerWeights], Array]:
+    activation = _ACTIVATIONS[mode]
+
+    def update(xw: Array, h: Array, weights: LayerWeights) -> Array:
+        return activation(xw + _project_hidden(h, weights))
+
+    return update
+
+
+def rnn_cell(x_t: Array, h: Array, weights: LayerWeights, nonlinearity: str = "tanh") -> Array:
+    """One timestep of one Elman RNN layer: ``act(W_ih x + b_ih + W_hh h + b_hh)``, torch's update.
+
+    Args:
+      x_t: (B, I); h: (B, H); weights: w_ih (H, I), w_hh (H, H), biases (H,) or None.
+      nonlinearity: "tanh" or "relu".
+
+    Returns:
+      h: (B, H).
+    """
+    return _rnn_update(rnn_mode(nonlinearity))(_project_input(x_t, weights), h, weights)
+
+
+def rnn_mode(nonlinearity: str) -> str:
+    """torch's mode for an `nn.RNN` nonlinearity, with its constructor's error for anything else."""
+    modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+    if nonlinearity not in modes:
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    return modes[nonlinearity]
+
+
+def _single_state_cell(
+    mode: str, torch_name: str, update: Callable[[Array, Array, LayerWeights], Array]
+) -> Cell:
+    """A cell whose state is h alone and whose output is h: the GRU and the Elman RNNs."""
+
+    def step(x_t: Array, state: State, weights: LayerWeights) -> tuple[Array, State]:
+        h = update(_project_input(x_t, weights), state[0], weights)
+        return h, (h,)
+
+    def projected_step(xw_t: Array, state: State, weights: LayerWeights) -> tuple[Array, State]:
+        h = update(xw_t, state[0], weights)
+        return h, (h,)
+
+    return Cell(
+        mode=mode,
+        torch_name=torch_name,
+        state_names=("h",),
+        step=step,
+        layer=scan_layer(projected_step, _project_input),
+        implementations=("scan",),
+    )
+
+
+GRU_CELL = _single_state_cell("GRU", "nn.GRU", _gru_update)
+RNN_TANH_CELL = _single_state_cell("RNN_TANH", "nn.RNN", _rnn_update("RNN_TANH"))
+RNN_RELU_CELL = _single_state_cell("RNN_RELU", "nn.RNN", _rnn_update("RNN_RELU"))
+
+CELLS: dict[str, Cell] = {c.mode: c for c in (LSTM_CELL, GRU_CELL, RNN_TANH_CELL, RNN_RELU_CELL)}
+"""Every cell by torch's mode."""

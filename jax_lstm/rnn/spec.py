@@ -26,9 +26,13 @@ __all__ = [
     "LSTMSpec",
     "LayerWeights",
     "RNNSpec",
+    "cell_param_shapes",
+    "cell_spec_from_params",
     "check_config",
+    "check_family",
     "check_layout",
     "check_params",
+    "family_from_shapes",
     "layer_weights",
     "param_shapes",
     "spec_from_params",
@@ -236,6 +240,76 @@ def check_layout(
         if actual != shape:
             raise ValueError(f"{prefix}{name}: expected shape {shape}, got {actual}{context}")
 
+
+def cell_param_shapes(mode: str, input_size: int, hidden_size: int, bias: bool) -> dict[str, tuple[int, ...]]:
+    """A torch cell's parameters (`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`), in torch's order:
+    ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), and ``bias_ih``, ``bias_hh`` (G*H,) when `bias`."""
+    rows = GATES[mode] * hidden_size
+    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size)}
+    if bias:
+        shapes.update(bias_ih=(rows,), bias_hh=(rows,))
+    return shapes
+
+
+def cell_spec_from_params(params: Mapping[str, Any]) -> tuple[str, int, int, bool]:
+    """(family, input_size, hidden_size, bias) of a torch cell's state dict, every shape checked.
+
+    The family ("LSTM", "GRU" or "RNN") is read off ``weight_hh``'s rows over its columns.
+    """
+    family = family_from_shapes(params, suffix="")
+    if "weight_ih" not in params or family is None:
+        shape = _shape(params["weight_hh"]) if "weight_hh" in params else None
+        raise ValueError(
+            f"not a torch cell's state dict: weight_hh must be (G*hidden_size, hidden_size) with G = 4 "
+            f"(LSTMCell), 3 (GRUCell) or 1 (RNNCell), got {shape} (keys {sorted(params)[:8]})"
+        )
+    mode = "RNN_TANH" if family == "RNN" else family
+    hidden_size = _shape(params["weight_hh"])[1]
+    input_size = _shape(params["weight_ih"])[-1]
+    bias = "bias_ih" in params
+    check_layout(
+        params,
+        cell_param_shapes(mode, input_size, hidden_size, bias),
+        f"not an nn.{family}Cell state dict",
+        context=f" (for nn.{family}Cell({input_size}, {hidden_size}, bias={bias}))",
+    )
+    return family, input_size, hidden_size, bias
+
+
+def family_from_shapes(params: Mapping[str, Any], suffix: str = "_l0") -> str | None:
+    """Which member of torch's family a parameter set belongs to, read off its shapes: "LSTM",
+    "GRU" or "RNN" (tanh and relu RNNs have identical parameters), or None when unclear.
+
+    ``weight_hh{suffix}`` is (G*H, H) without a projection, so its rows over its columns are the gate
+    count G (LSTM 4, GRU 3, RNN 1); ``weight_hr{suffix}`` exists for projected LSTMs only.
+    """
+    if f"weight_hr{suffix}" in params:
+        return "LSTM"
+    w_hh = params.get(f"weight_hh{suffix}")
+    if w_hh is None or len(w_hh.shape) != 2 or w_hh.shape[1] == 0 or w_hh.shape[0] % w_hh.shape[1]:
+        return None
+    return {4: "LSTM", 3: "GRU", 1: "RNN"}.get(int(w_hh.shape[0]) // int(w_hh.shape[1]))
+
+
+def check_family(params: Mapping[str, Any], mode: str, suffix: str = "_l0", cls: str = "") -> None:
+    """Refuses, before any shape error, parameters of another family member than `mode` expects:
+    GRU weights given to an LSTM module say so and name the module to use.
+
+    `cls` is the module's name for the hint (``"LSTM"``, ``"GRUCell"``, ...): its cell-ness is kept.
+    """
+    found = family_from_shapes(params, suffix)
+    expected = "RNN" if mode.startswith("RNN") else mode
+    if found is None or found == expected:
+        return
+    module = cls.replace(expected, found, 1) if cls else found
+    shape = tuple(int(s) for s in params[f"weight_hh{suffix}"].shape)
+    raise ValueError(
+        f"this looks like an nn.{module} state dict (weight_hh{suffix} {shape} is "
+        f"{GATES_BY_FAMILY[found]}*hidden_size rows), not an nn.{cls or expected} one; use jax_lstm.{module}"
+    )
+
+
+GATES_BY_FAMILY = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 _TORCH_NAMES = {"LSTM": "nn.LSTM", "GRU": "nn.GRU", "RNN_TANH": "nn.RNN", "RNN_RELU": "nn.RNN"}
 

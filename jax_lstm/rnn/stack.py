@@ -5,7 +5,7 @@ Nothing here knows about Flax: `lstm(params, x)` takes the same flat mapping of 
 `torch.nn.LSTM.state_dict()` holds (``weight_ih_l0`` (4H, in), ``weight_hh_l0`` (4H, H_out),
 ``bias_ih_l0`` (4H,), ``bias_hh_l0`` (4H,), ``weight_hr_l0`` (proj, H), ``_reverse`` for the reverse
 direction) and returns what `nn.LSTM.forward` returns, with the same shapes. `run` does the same for
-any `Cell` (`jax_lstm.rnn.cells`).
+any `Cell` (`jax_lstm.rnn.cells`); `gru` and `rnn` are `nn.GRU`'s and `nn.RNN`'s forward.
 
 Shape letters: T time, B batch, I input features, H hidden_size, P = H_out (proj_size or H),
 L num_layers, D directions (1 or 2), S the cell's number of state arrays (2 for the LSTM, else 1).
@@ -19,15 +19,25 @@ import jax
 import jax.numpy as jnp
 
 from jax_lstm.rnn import cudnn
-from jax_lstm.rnn.cells import LSTM_CELL, Cell
+from jax_lstm.rnn.cells import CELLS, GRU_CELL, LSTM_CELL, Cell, rnn_mode
 from jax_lstm.rnn.checks import check_input, check_input_dtype, check_lengths, check_state
 from jax_lstm.rnn.masks import reverse_within_lengths, valid_steps
-from jax_lstm.rnn.spec import LayerWeights, RNNSpec, layer_weights, spec_from_params
+from jax_lstm.rnn.spec import LayerWeights, RNNSpec, check_family, layer_weights, spec_from_params
 
 IMPLEMENTATIONS = ("fused", "scan", "cudnn")
 LAYER_IMPLEMENTATIONS = tuple(i for i in IMPLEMENTATIONS if i != "cudnn")  # cuDNN: whole stacks only
 
-__all__ = ["IMPLEMENTATIONS", "LAYER_IMPLEMENTATIONS", "dropout", "lstm", "lstm_layer", "rnn_layer", "run"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "LAYER_IMPLEMENTATIONS",
+    "dropout",
+    "gru",
+    "lstm",
+    "lstm_layer",
+    "rnn",
+    "rnn_layer",
+    "run",
+]
 
 Array = jax.Array
 State = tuple[Array, ...]
@@ -198,6 +208,7 @@ def run(
         )
     if "params" in params and "weight_ih_l0" not in params:
         raise TypeError("got Flax variables ({'params': ...}); pass variables['params']")
+    check_family(params, cell.mode, cls=name)
     spec = spec_from_params(params, mode=cell.mode)
     x = check_input(x, spec, name)
     check_input_dtype(x, params["weight_ih_l0"], "RNN")
@@ -225,8 +236,9 @@ def run(
         state0 = tuple(jnp.zeros((num_states, batch, w), dtype) for w in widths)
     else:
         state0 = tuple(
-            check_state(s, (num_states, batch, w) if batched else (num_states, w), _state_label(cell, i))
-            .astype(dtype)
+            check_state(
+                s, (num_states, batch, w) if batched else (num_states, w), _state_label(cell, i)
+            ).astype(dtype)
             for i, (s, w) in enumerate(zip(initial_state, widths, strict=True))
         )
         if not batched:
@@ -240,7 +252,9 @@ def run(
         states = slice(layers.start * spec.num_directions, layers.stop * spec.num_directions)
         run_state0 = tuple(s[states] for s in state0)
         if implementation == "cudnn":
-            layer_input, h, c = cudnn.run_layers(params, spec, layers, layer_input, *run_state0, lengths, kernel)
+            layer_input, h, c = cudnn.run_layers(
+                params, spec, layers, layer_input, *run_state0, lengths, kernel
+            )
             final: State = (h, c)
         else:
             layer_input, final = _run_layer(
@@ -310,3 +324,82 @@ def lstm(
         implementation=implementation,
     )
     return output, (h_n, c_n)
+
+
+def _single_state(
+    cell: Cell,
+    params: Mapping[str, Array],
+    x: Array,
+    h0: Array | None,
+    batch_first: bool,
+    dropout_rate: float,
+    dropout_key: Array | None,
+    lengths: Array | None,
+) -> tuple[Array, Array]:
+    if isinstance(h0, tuple | list):
+        raise TypeError(
+            f"{cell.torch_name}'s initial state is one array h_0 of shape (L*D, B, H), not a "
+            f"{type(h0).__name__}; only nn.LSTM takes a pair (h_0, c_0)"
+        )
+    output, (h_n,) = run(
+        cell,
+        params,
+        x,
+        None if h0 is None else (h0,),
+        batch_first=batch_first,
+        dropout_rate=dropout_rate,
+        dropout_key=dropout_key,
+        lengths=lengths,
+        implementation="scan",
+    )
+    return output, h_n
+
+
+def gru(
+    params: Mapping[str, Array],
+    x: Array,
+    h0: Array | None = None,
+    *,
+    batch_first: bool = False,
+    dropout_rate: float = 0.0,
+    dropout_key: Array | None = None,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    """A stacked (bi)directional GRU, exactly `torch.nn.GRU.forward`.
+
+    Args:
+      params: torch-named arrays, as in `nn.GRU.state_dict()`: ``weight_ih_l{k}`` (3H, in),
+        ``weight_hh_l{k}`` (3H, H), ``bias_ih_l{k}`` / ``bias_hh_l{k}`` (3H,), rows r | z | n.
+      x: (T, B, I), or (B, T, I) with ``batch_first=True``, or unbatched (T, I).
+      h0: optional (L*D, B, H), or (L*D, H) for unbatched input; zeros when omitted.
+      batch_first, dropout_rate, dropout_key, lengths: as `lstm`.
+
+    Returns:
+      ``output, h_n``: output (T, B, D*H) (or batch-first / unbatched like `x`), h_n (L*D, B, H).
+    """
+    return _single_state(GRU_CELL, params, x, h0, batch_first, dropout_rate, dropout_key, lengths)
+
+
+def rnn(
+    params: Mapping[str, Array],
+    x: Array,
+    h0: Array | None = None,
+    nonlinearity: str = "tanh",
+    *,
+    batch_first: bool = False,
+    dropout_rate: float = 0.0,
+    dropout_key: Array | None = None,
+    lengths: Array | None = None,
+) -> tuple[Array, Array]:
+    """A stacked (bi)directional Elman RNN, exactly `torch.nn.RNN.forward`.
+
+    Args:
+      params: torch-named arrays, as in `nn.RNN.state_dict()` (G = 1: ``weight_ih_l{k}`` (H, in), ...).
+      x, h0, batch_first, dropout_rate, dropout_key, lengths: as `gru`.
+      nonlinearity: "tanh" or "relu" (torch's `nonlinearity`; the weights do not record it).
+
+    Returns:
+      ``output, h_n`` with `gru`'s shapes.
+    """
+    cell = CELLS[rnn_mode(nonlinearity)]
+    return _single_state(cell, params, x, h0, batch_first, dropout_rate, dropout_key, lengths)

@@ -9,6 +9,7 @@ import jax
 
 from jax_lstm.models import registry
 from jax_lstm.rnn import cudnn
+from jax_lstm.rnn.layer import CELL_MODES
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
 __all__ = ["TrainConfig"]
@@ -42,6 +43,8 @@ class TrainConfig:
     log_every: int = 10  # a log line every this many steps (0: none)
     eval_batch_size: int = 1024
     implementation: str = "fused"  # the LSTM recurrence: "fused", "scan" or "cudnn" (CUDA GPU only)
+    # The recurrent layer of the article's models: "lstm" (the article's), "gru" or "rnn" (tanh).
+    cell: str = "lstm"
 
     def validate(self) -> TrainConfig:
         models = registry.names()
@@ -77,6 +80,12 @@ class TrainConfig:
             (
                 self.implementation in IMPLEMENTATIONS,
                 f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}",
+            ),
+            (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
+            (
+                self.implementation != "cudnn" or CELL_MODES.get(self.cell) == "LSTM",
+                f"implementation 'cudnn' runs the LSTM only, not cell {self.cell!r}; "
+                "use implementation 'fused'",
             ),
             (
                 self.implementation != "cudnn" or self.dtype == "float32",

@@ -195,7 +195,9 @@ def test_cli_seeds_trains_several_models(tmp_path, capsys):
 
 def test_jax_lstm_uses_every_core():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    code = "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    code = (
+        "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout) == min(os.cpu_count(), 8)
 
@@ -220,7 +222,9 @@ def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
         assert row["jax"]["compile_s"] >= 0
         assert row["speedup"] == pytest.approx(row["torch"]["median_s"] / row["jax"]["median_s"])
     assert report["whole_run"]["jax_s"] > 0 and report["many_models"]["torch_s"] > 0
-    assert "| train step: tiny |" in (tmp_path / "benchmark.md").read_text()
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| train step: tiny |" in table
+    assert "| train step: GRU: tiny |" in table and "| inference: GRU: tiny |" in table
     assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
 
 
