@@ -128,7 +128,7 @@ def test_key_mismatch_names_the_key():
     with pytest.raises(KeyError, match=r"bn\.num_batches_tracked"):
         jax_lstm.from_torch(state)
 
-    with pytest.raises(KeyError, match=r"not a state dict of nn\.LSTM"):
+    with pytest.raises(KeyError, match=r"not an nn\.LSTM parameter set: missing weight_ih_l0"):
         jax_lstm.from_torch({"weight": torch.zeros(3)})
 
 

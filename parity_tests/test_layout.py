@@ -52,7 +52,11 @@ def _dependencies(name: str) -> set[str]:
     for module, names in _imports(MODULES[name]):
         if not module.startswith("jax_lstm"):
             continue
-        targets = [module] if not names else [f"{module}.{n}" if f"{module}.{n}" in MODULES else module for n in names]
+        targets = (
+            [module]
+            if not names
+            else [f"{module}.{n}" if f"{module}.{n}" in MODULES else module for n in names]
+        )
         for target, imported in zip(targets, names or [None], strict=True):
             if target in PACKAGES and imported is not None:
                 target = _reexports(target).get(imported, target)
@@ -71,7 +75,7 @@ def test_jax_lstm_has_no_import_cycles():
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append(path[path.index(dep) :] + [dep] if dep in path else [node, dep])
+                cycles.append([*path[path.index(dep):], dep] if dep in path else [node, dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2

@@ -225,7 +225,7 @@ def _forecast(args: argparse.Namespace, data, config) -> int:
         variables = initial_variables(config, dataset.num_features, dataset.num_classes, dataset.output_shape)
         try:
             torch_model = torch_bridge.forecaster_twin(config, dataset, variables)
-        except torch_bridge.TorchMissing as err:
+        except torch_bridge.TorchMissingError as err:
             return fail(str(err))
     progress = progress_factory()
     start = time.perf_counter()

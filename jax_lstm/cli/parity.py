@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             implementation=args.implementation,
         )
-    except torch_bridge.TorchMissing as err:
+    except torch_bridge.TorchMissingError as err:
         return fail(str(err))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "TorchMissing",
+    "TorchMissingError",
     "forecaster_twin",
     "parity_report",
     "predict_torch",
@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-class TorchMissing(RuntimeError):
+class TorchMissingError(RuntimeError):
     """PyTorch is not installed; the message says how to install it."""
 
 
@@ -25,7 +25,7 @@ def _require_torch(what: str) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise TorchMissing(f"{what} needs PyTorch: pip install 'jax-lstm[torch]'") from None
+        raise TorchMissingError(f"{what} needs PyTorch: pip install 'jax-lstm[torch]'") from None
 
 
 def torch_twin(config, dataset, variables: dict[str, Any]):

@@ -185,7 +185,7 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
         variables = initial_variables(config, dataset.num_features, dataset.num_classes)
         try:
             torch_model = torch_bridge.torch_twin(config, dataset, variables)
-        except torch_bridge.TorchMissing as err:
+        except torch_bridge.TorchMissingError as err:
             return fail(str(err))
 
     env = reporting.environment()

@@ -176,7 +176,10 @@ class Run:
                 f"{config.model} with accumulate > 1 would change BatchNorm's micro-batch statistics"
             )
         mesh = parallel.mesh_for(
-            data_parallel, config.batch_size, models=len(configs) if stacked else None, unsplittable=unsplittable
+            data_parallel,
+            config.batch_size,
+            models=len(configs) if stacked else None,
+            unsplittable=unsplittable,
         )
         model = make_model(config, dataset.num_features, dataset.num_classes, dataset.output_shape)
         tx = make_optimizer(config)
@@ -214,7 +217,11 @@ def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
     n = len(split)
     for lo in range(0, n, size):
         chunk = split.rows(slice(lo, min(lo + size, n)))
-        key = parallel.SHARDED if run.stacked and run.eval_step.mesh is not None else run.eval_step.key_for(len(chunk.y))
+        key = (
+            parallel.SHARDED
+            if run.stacked and run.eval_step.mesh is not None
+            else run.eval_step.key_for(len(chunk.y))
+        )
         # K models share each chunk: it is replicated, and the models are split.
         placed = parallel.place(chunk, run.eval_step.mesh, split=key == parallel.SHARDED and not run.stacked)
         sums = run.eval_step(key, variables, placed)

@@ -4,6 +4,7 @@ written (exit 4), and a checkpoint directory that already holds a run (refused, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import jax.numpy as jnp
 
 from jax_lstm.cli import main
-from jax_lstm.training import checkpoint, load_checkpoint, steps
+from jax_lstm.training import checkpoint, load_checkpoint, tasks
 
 TINY = ["--dataset", "synthetic", "--hidden-size", "4", "--num-layers", "1", "--quiet", "--no-compile-cache"]
 
@@ -61,7 +62,10 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
 
 
 def test_divergence_writes_the_metrics_measured_and_claims_no_checkpoint(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(steps, "cross_entropy", lambda logits, labels: jnp.nan * jnp.sum(logits))
+    nan_loss = dataclasses.replace(
+        tasks.CLASSIFICATION, loss=lambda logits, labels: jnp.nan * jnp.sum(logits)
+    )
+    monkeypatch.setitem(tasks.TASKS, "classification", nan_loss)
     metrics, ckpt = tmp_path / "m.json", tmp_path / "ckpt"
     args = ["train", *TINY, "--epochs", "2", "--metrics-json", str(metrics), "--checkpoint-dir", str(ckpt)]
     assert main(args) == 3

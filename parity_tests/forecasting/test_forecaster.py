@@ -44,7 +44,10 @@ def test_registry_entry_round_trips_through_torch_bit_exactly():
     for key, value in twin.state_dict().items():
         assert torch.equal(back[key], value), key
     arch, dims = entry.read_state_dict(twin.state_dict())
-    assert arch == {"hidden_size": 5, "num_layers": 2} and (dims.num_features, dims.num_outputs) == (3, 8)
+    assert arch == {"hidden_size": 5, "num_layers": 2, "cell": "lstm"} and (
+        dims.num_features,
+        dims.num_outputs,
+    ) == (3, 8)
     # The twin built through the registry for (H, T) = (4, 2) forecasts as the original does.
     rebuilt = make_torch_model("lstm-forecaster", registry.Dims(3, 8, (4, 2)), arch)
     assert type(rebuilt) is TorchForecaster and (rebuilt.horizon, rebuilt.num_targets) == (4, 2)

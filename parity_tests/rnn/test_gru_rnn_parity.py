@@ -87,8 +87,8 @@ def test_functional_gru_and_rnn_are_the_modules(x64):
     x = jax.random.normal(jax.random.key(2), (2, 5, 3), jnp.float64)
     h0 = jax.random.normal(jax.random.key(3), (2, 2, 4), jnp.float64)
     for module, fn in (
-        (jax_lstm.GRU(4, 2, batch_first=True), jax_lstm.functional.gru),
-        (jax_lstm.RNN(4, 2, batch_first=True, nonlinearity="relu"), None),
+        (jax_lstm.GRU(4, 2, batch_first=True, param_dtype=jnp.float64), jax_lstm.functional.gru),
+        (jax_lstm.RNN(4, 2, batch_first=True, nonlinearity="relu", param_dtype=jnp.float64), None),
     ):
         variables = module.init(jax.random.key(0), x)
         expected = module.apply(variables, x, h0)

@@ -18,7 +18,7 @@ import torch
 
 import jax_lstm
 from jax_lstm import atomic, data, optim, training
-from jax_lstm.training import checkpoint
+from jax_lstm.training import checkpoint, tasks
 from parity_tests.runs import assert_runs_agree, run_both
 from torch_ref.train import torch_twin
 
@@ -96,7 +96,9 @@ def _small_japanese_vowels() -> data.Dataset:
 
 def _step_setup(model="lstm", accumulate=1, dtype="float32"):
     """A fresh state, the single-device train step, and ``batch(rows)``: those training rows."""
-    config = training.TrainConfig(model=model, hidden_size=16, accumulate=accumulate, dtype=dtype, log_every=0)
+    config = training.TrainConfig(
+        model=model, hidden_size=16, accumulate=accumulate, dtype=dtype, log_every=0
+    )
     dataset = data.synthetic(num_samples=64).astype(dtype)
     state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
     programs = training.make_train_step(
@@ -244,7 +246,10 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     dataset = _small_japanese_vowels()
     training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
     before = (tmp_path / checkpoint.CHECKPOINT_NAME).read_bytes()
-    monkeypatch.setattr(training.steps, "cross_entropy", lambda logits, labels: jnp.nan * jnp.sum(logits))
+    nan_loss = dataclasses.replace(
+        tasks.CLASSIFICATION, loss=lambda logits, labels: jnp.nan * jnp.sum(logits)
+    )
+    monkeypatch.setitem(tasks.TASKS, "classification", nan_loss)
     with pytest.raises(training.TrainingDivergedError, match=r"loss became nan at epoch 2, step 1"):
         training.fit(
             dataclasses.replace(config, epochs=3), dataset, checkpoint_dir=tmp_path, resume=True, log=None
@@ -322,4 +327,6 @@ def test_train_states_share_one_optimizer_init_program():
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     other = training.TrainConfig(hidden_size=8, num_layers=1, clip=None, weight_decay=0.1)
     expected = training.make_optimizer(other).init(training.create_train_state(other, 3, 2).params)
-    assert jax.tree.structure(training.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(expected)
+    assert jax.tree.structure(training.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(
+        expected
+    )
