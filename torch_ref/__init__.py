@@ -1,7 +1,8 @@
-"""The PyTorch reference: the article's models and training loop as written, and the forecaster's
-twin, for parity checks."""
+"""The PyTorch reference: the article's models and training loop as written, its extensions
+(LSTM-FCN, MLSTM-FCN, attention) and the forecaster's twin, for parity checks."""
 
 from torch_ref.forecaster import LSTMForecaster
+from torch_ref.hybrid import LSTMFCN, MLSTMFCN, AttentionLSTM
 from torch_ref.models import BN_LSTM, MultiDimLSTM
 
-__all__ = ["BN_LSTM", "LSTMForecaster", "MultiDimLSTM"]
+__all__ = ["BN_LSTM", "LSTMFCN", "MLSTMFCN", "AttentionLSTM", "LSTMForecaster", "MultiDimLSTM"]

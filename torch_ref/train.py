@@ -83,7 +83,7 @@ def torch_twin(config: TrainConfig, dataset: Dataset, variables: dict[str, Any])
 
 def _twin(config: TrainConfig, dataset: Dataset) -> nn.Module:
     entry = registry.get(config.model)
-    dims = registry.Dims(dataset.num_features, dataset.num_classes)
+    dims = registry.Dims(dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len)
     return make_torch_model(config.model, dims, entry.arch(config))
 
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         torch.save(state_dict, args.output)
     except OSError as err:
         return fail(f"could not write {args.output}: {err.strerror or err}", EXIT_WRITE_FAILED)
-    dims = registry.Dims(*checkpoint.dims(loaded.data))
+    dims = checkpoint.dims(loaded.data)
     arguments = ", ".join(str(a) for a in entry.torch_args(dims, entry.arch(loaded.config)))
     print(
         f"wrote {args.output}: a {entry.torch_class_name} state dict after {loaded.epoch} epochs; load it "

@@ -51,6 +51,11 @@ class Dataset:
         return int(self.x_train.shape[-1])
 
     @property
+    def seq_len(self) -> int:
+        """T: the padded length of the series (every split is padded to the same)."""
+        return int(self.x_train.shape[1])
+
+    @property
     def output_shape(self) -> None:
         """None: a classifier's output is its num_classes logits (`WindowDataset` has (H, T))."""
         return None

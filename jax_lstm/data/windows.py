@@ -37,6 +37,11 @@ class WindowDataset:
         return int(self.x_train.shape[-1])
 
     @property
+    def seq_len(self) -> int:
+        """T: the padded length of the series (every split is padded to the same)."""
+        return int(self.x_train.shape[1])
+
+    @property
     def output_shape(self) -> tuple[int, int]:
         """(H, T): one window's targets."""
         return int(self.y_train.shape[1]), int(self.y_train.shape[2])

@@ -27,10 +27,10 @@ from jax_lstm.rnn.checks import as_array, check_lengths
 from jax_lstm.rnn.layer import make_layer
 from jax_lstm.rnn.masks import valid_steps
 
-__all__ = ["BNLSTMClassifier", "LSTMClassifier"]
+__all__ = ["BNLSTMClassifier", "LSTMClassifier", "check_batch", "last_step"]
 
 
-def _check_batch(x: jax.Array, name: str) -> jax.Array:
+def check_batch(x: jax.Array, name: str) -> jax.Array:
     x = as_array(x, name)
     if x.ndim != 3:
         hint = " (add a batch axis with x[None])" if x.ndim == 2 else ""
@@ -40,7 +40,7 @@ def _check_batch(x: jax.Array, name: str) -> jax.Array:
     return x
 
 
-def _last_step(out: jax.Array, lengths: jax.Array | None) -> jax.Array:
+def last_step(out: jax.Array, lengths: jax.Array | None) -> jax.Array:
     """out (B, T, P) -> (B, P): the last timestep, or each sequence's last valid one."""
     if lengths is None:
         return out[:, -1, :]
@@ -80,7 +80,7 @@ class LSTMClassifier(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, T, F) -> logits (B, C). `lengths` (B,) reads each sequence's last valid step."""
-        x = _check_batch(x, type(self).__name__)
+        x = check_batch(x, type(self).__name__)
         if lengths is not None:
             lengths = check_lengths(lengths, x.shape[0], x.shape[1])
         return self._head(x, train, lengths)
@@ -98,7 +98,7 @@ class LSTMClassifier(nn.Module):
             name="lstm",
         )
         out, _ = layer(x, deterministic=not train, lengths=lengths)
-        return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(_last_step(out, lengths))
+        return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(last_step(out, lengths))
 
 
 class BNLSTMClassifier(LSTMClassifier):
@@ -115,7 +115,7 @@ class BNLSTMClassifier(LSTMClassifier):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, T, F) -> logits (B, C)."""
-        x = _check_batch(x, type(self).__name__)
+        x = check_batch(x, type(self).__name__)
         batch, steps, features = x.shape
         valid = None  # (B*T,): the rows that count towards the batch statistics (all, unpadded)
         if lengths is not None:

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.models.classifiers import _check_batch
+from jax_lstm.models.classifiers import check_batch
 from jax_lstm.nn import Linear
 from jax_lstm.rnn.layer import LSTM
 
@@ -48,7 +48,7 @@ class LSTMForecaster(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False, lengths: jax.Array | None = None) -> jax.Array:
         """(B, L, F) -> (B, H, T). Every window spans all L steps: `lengths` (the training loop's
         argument for padded series) must be None."""
-        x = _check_batch(x, type(self).__name__)
+        x = check_batch(x, type(self).__name__)
         if lengths is not None:
             raise ValueError(
                 f"{type(self).__name__} takes full-length windows (B, L, F); it has no lengths "

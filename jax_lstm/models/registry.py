@@ -24,7 +24,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jax_lstm.models.attention import AttentionLSTMClassifier
 from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.models.fcn import LSTMFCNClassifier, MLSTMFCNClassifier
 from jax_lstm.models.forecaster import LSTMForecaster
 from jax_lstm.rnn.layer import CELL_MODES
 from jax_lstm.rnn.spec import LSTMSpec, RNNSpec, family_from_shapes, param_shapes, spec_from_params
@@ -71,6 +73,9 @@ class Dims:
     num_features: int  # F: input channels
     num_outputs: int  # classes (classifiers), horizon * targets (forecasters)
     output_shape: tuple[int, ...] | None = None  # one sample's output, e.g. (H, T); None: (num_outputs,)
+    # T: the series' (padded) length, for models whose parameters depend on it (the FCN models'
+    # LSTM steps over the variables, each step a whole series); 0 where no parameter does.
+    seq_len: int = 0
 
     def __post_init__(self) -> None:
         if self.output_shape is not None and math.prod(self.output_shape) != self.num_outputs:
@@ -98,6 +103,11 @@ class ModelEntry:
     batch_stats: bool = False  # keeps BatchNorm running statistics (train mode updates them)
     # what it is trained for: a key of jax_lstm.training.tasks.TASKS (its loss and evaluation)
     task: str = "classification"
+    # The model's default training recipe: TrainConfig fields that `jax-lstm train` (and the
+    # estimator) use where no flag or argument sets them; printed in the run's header line.
+    recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Its apply takes ``return_attention=True`` and then returns (logits, weights (B, T)).
+    attention: bool = False
 
     @property
     def torch_class_name(self) -> str:
@@ -361,5 +371,240 @@ register(
         torch_args=_forecaster_torch_args,
         modules=frozenset({"lstm", "fc"}),
         task="forecasting",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The article's extensions: LSTM-FCN, MLSTM-FCN (models/fcn.py) and attention (models/attention.py).
+
+# The papers' convolutional branch; the registry builds it at this size (the Flax classes and the
+# torch twins take others, and `read_state_dict` reads any back).
+FCN_FILTERS = (128, 256, 128)
+FCN_KERNELS = (8, 5, 3)
+SE_REDUCTION = 16
+# Karim et al.'s recipe (Adam 1e-3; the plateau factor, floor and LSTM size of their code) with the
+# plateau's patience scaled to the run's length, and no gradient clipping (they use none).
+FCN_RECIPE = {
+    "hidden_size": 8,
+    "num_layers": 1,
+    "dropout": 0.8,
+    "clip": None,
+    "lr": 1e-3,
+    "factor": 1 / 2 ** (1 / 3),
+    "patience": 5,
+    "min_lr": 1e-4,
+    "epochs": 60,
+    "batch_size": 16,
+}
+
+
+def _conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) -> Layout:
+    """An `nn.Conv1d`: weight (out, in, k) and bias (out,), both U(-1/sqrt(in k), 1/sqrt(in k))."""
+    bound = 1.0 / math.sqrt(in_channels * kernel)
+    return {
+        f"{prefix}.weight": Param((out_channels, in_channels, kernel), "uniform", bound),
+        f"{prefix}.bias": Param((out_channels,), "uniform", bound),
+    }
+
+
+def _fcn_arch(config: Any) -> dict[str, Any]:
+    return {
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "cell": config.cell,
+        "dropout": config.dropout,  # no parameters, but the twin's constructor takes it
+        "filters": FCN_FILTERS,
+        "kernel_sizes": FCN_KERNELS,
+        "reduction": SE_REDUCTION,
+    }
+
+
+def _fcn_layout(squeeze_excite: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
+    def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+        if dims.seq_len < 1:
+            raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+        mode = CELL_MODES[arch.get("cell", "lstm")]
+        spec = RNNSpec(dims.seq_len, arch["hidden_size"], arch["num_layers"], mode=mode)
+        out: Layout = lstm_layout("lstm", spec)
+        filters, kernels = tuple(arch["filters"]), tuple(arch["kernel_sizes"])
+        channels = (dims.num_features, *filters)
+        for i, kernel in enumerate(kernels, start=1):
+            out.update(_conv_layout(f"conv{i}", channels[i - 1], channels[i], kernel))
+            out.update(batchnorm_layout(f"bn{i}", channels[i]))
+            if squeeze_excite and i < len(kernels):
+                hidden = max(1, channels[i] // arch["reduction"])
+                out.update(linear_layout(f"se{i}.fc1", channels[i], hidden, bias=False))
+                out.update(linear_layout(f"se{i}.fc2", hidden, channels[i], bias=False))
+        out.update(linear_layout("fc", arch["hidden_size"] + filters[-1], dims.num_outputs))
+        return out
+
+    return layout
+
+
+def _recurrent_read(flat: Mapping[str, Any]) -> tuple[str, Any]:
+    """The cell and spec of the recurrent layer under ``lstm.`` (its kind from its shapes)."""
+    layer = group(flat, "lstm")
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(family_from_shapes(layer) or "LSTM", "lstm")
+    return cell, spec_from_params(layer, prefix="lstm.", mode=CELL_MODES[cell])
+
+
+def _fcn_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    cell, spec = _recurrent_read(flat)
+    filters, kernels, index = [], [], 1
+    while f"conv{index}.weight" in flat:
+        shape = flat[f"conv{index}.weight"].shape
+        filters.append(int(shape[0]))
+        kernels.append(int(shape[2]))
+        index += 1
+    first = required(flat, "conv1.weight", "the first Conv1d")
+    reduction = SE_REDUCTION
+    if "se1.fc1.weight" in flat:
+        reduction = max(1, filters[0] // int(flat["se1.fc1.weight"].shape[0]))
+    arch = {
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "cell": cell,
+        "dropout": FCN_RECIPE["dropout"],  # not in a state dict: the recipe's
+        "filters": tuple(filters),
+        "kernel_sizes": tuple(kernels),
+        "reduction": reduction,
+    }
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    return arch, Dims(int(first.shape[1]), num_classes, seq_len=spec.input_size)
+
+
+def _fcn_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
+    def build(config: Any, dims: Dims) -> nn.Module:
+        if dims.seq_len < 1:
+            raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+        arch = _fcn_arch(config)
+        return cls(
+            dims.seq_len,
+            dims.num_outputs,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            filters=arch["filters"],
+            kernel_sizes=arch["kernel_sizes"],
+            reduction=arch["reduction"],
+            param_dtype=jnp.dtype(config.dtype),
+            implementation=config.implementation,
+            cell=config.cell,
+        )
+
+    return build
+
+
+def _fcn_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (
+        dims.num_features,
+        dims.seq_len,
+        dims.num_outputs,
+        arch["hidden_size"],
+        arch["num_layers"],
+        arch.get("dropout", FCN_RECIPE["dropout"]),
+        tuple(arch["filters"]),
+        tuple(arch["kernel_sizes"]),
+        arch.get("reduction", SE_REDUCTION),
+        arch.get("cell", "lstm"),
+    )
+
+
+def _fcn_modules(squeeze_excite: bool) -> frozenset[str]:
+    names_ = {"lstm", "fc"} | {f"{kind}{i}" for kind in ("conv", "bn") for i in range(1, 4)}
+    return frozenset(names_ | ({"se1", "se2"} if squeeze_excite else set()))
+
+
+register(
+    ModelEntry(
+        name="lstm-fcn",
+        flax_class=LSTMFCNClassifier,
+        torch_twin="torch_ref.hybrid:LSTMFCN",
+        summary="LSTM-FCN (Karim et al. 2018): three Conv1d blocks beside an LSTM over the variables",
+        arch=_fcn_arch,
+        layout=_fcn_layout(squeeze_excite=False),
+        read_state_dict=_fcn_read,
+        build=_fcn_build(LSTMFCNClassifier),
+        torch_args=_fcn_torch_args,
+        modules=_fcn_modules(False),
+        batch_stats=True,
+        recipe=FCN_RECIPE,
+    )
+)
+register(
+    ModelEntry(
+        name="mlstm-fcn",
+        flax_class=MLSTMFCNClassifier,
+        torch_twin="torch_ref.hybrid:MLSTMFCN",
+        summary="MLSTM-FCN (Karim et al. 2019): LSTM-FCN with squeeze-and-excite blocks",
+        arch=_fcn_arch,
+        layout=_fcn_layout(squeeze_excite=True),
+        read_state_dict=_fcn_read,
+        build=_fcn_build(MLSTMFCNClassifier),
+        torch_args=_fcn_torch_args,
+        modules=_fcn_modules(True),
+        batch_stats=True,
+        recipe=FCN_RECIPE,
+    )
+)
+
+
+def _attention_layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+    mode = CELL_MODES[arch.get("cell", "lstm")]
+    hidden = arch["hidden_size"]
+    size = arch.get("attention_size") or hidden
+    spec = RNNSpec(dims.num_features, hidden, arch["num_layers"], mode=mode)
+    out: Layout = lstm_layout("lstm", spec)
+    out.update(linear_layout("attn", hidden, size))
+    out.update(linear_layout("v", size, 1, bias=False))
+    out.update(linear_layout("fc", hidden, dims.num_outputs))
+    return out
+
+
+def _attention_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    cell, spec = _recurrent_read(flat)
+    size = int(required(flat, "attn.weight", "the attention's nn.Linear").shape[0])
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell, "attention_size": size}
+    return arch, Dims(spec.input_size, num_classes)
+
+
+def _attention_build(config: Any, dims: Dims) -> nn.Module:
+    return AttentionLSTMClassifier(
+        config.hidden_size,
+        config.num_layers,
+        dims.num_outputs,
+        dropout=config.dropout,
+        param_dtype=jnp.dtype(config.dtype),
+        implementation=config.implementation,
+        cell=config.cell,
+    )
+
+
+def _attention_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (
+        dims.num_features,
+        arch["hidden_size"],
+        arch["num_layers"],
+        dims.num_outputs,
+        arch.get("attention_size") or arch["hidden_size"],
+        arch.get("cell", "lstm"),
+    )
+
+
+register(
+    ModelEntry(
+        name="attention-lstm",
+        flax_class=AttentionLSTMClassifier,
+        torch_twin="torch_ref.hybrid:AttentionLSTM",
+        summary="LSTM with additive attention pooling over its outputs, then Linear",
+        arch=_article_arch,
+        layout=_attention_layout,
+        read_state_dict=_attention_read,
+        build=_attention_build,
+        torch_args=_attention_torch_args,
+        modules=frozenset({"lstm", "attn", "v", "fc"}),
+        attention=True,
     )
 )

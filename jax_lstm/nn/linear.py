@@ -22,6 +22,7 @@ class Linear(nn.Module):
 
     features: int
     param_dtype: Any = jnp.float32
+    use_bias: bool = True  # False: torch's nn.Linear(..., bias=False), no bias parameter
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -31,5 +32,8 @@ class Linear(nn.Module):
         # bias uses the same bound (torch/nn/modules/linear.py, reset_parameters).
         init = torch_uniform(1.0 / math.sqrt(in_features))
         weight = self.param("weight", init, (self.features, in_features), self.param_dtype)
+        y = x @ weight.T  # (..., out)
+        if not self.use_bias:
+            return y
         bias = self.param("bias", init, (self.features,), self.param_dtype)
-        return x @ weight.T + bias.reshape((1,) * (x.ndim - 1) + bias.shape)  # (..., out)
+        return y + bias.reshape((1,) * (x.ndim - 1) + bias.shape)

@@ -35,6 +35,7 @@ from flax import serialization
 from jax_lstm import optim
 from jax_lstm.atomic import remove_stale_temporaries, write_atomically
 from jax_lstm.data import Dataset, WindowDataset
+from jax_lstm.models.registry import Dims
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
 
 __all__ = [
@@ -97,15 +98,18 @@ def data_description(dataset: Dataset | WindowDataset) -> dict[str, Any]:
     else:
         description["output_shape"] = list(dataset.output_shape)
     description["num_train"] = len(dataset.y_train)
+    description["seq_len"] = dataset.seq_len
     return description
 
 
-def dims(data: dict[str, Any]) -> tuple[int, int, tuple[int, ...] | None]:
-    """(num_features, output width, output shape or None) of a `data_description`."""
+def dims(data: dict[str, Any]) -> Dims:
+    """The model's `Dims` of a `data_description`: features, output width and shape, series length
+    (0 in checkpoints written before it was recorded, whose models did not depend on it)."""
+    seq_len = int(data.get("seq_len", 0))
     if "output_shape" in data:
         shape = tuple(int(n) for n in data["output_shape"])
-        return int(data["num_features"]), math.prod(shape), shape
-    return int(data["num_features"]), len(data["classes"]), None
+        return Dims(int(data["num_features"]), math.prod(shape), shape, seq_len)
+    return Dims(int(data["num_features"]), len(data["classes"]), None, seq_len)
 
 
 def save(

@@ -181,7 +181,9 @@ class Run:
             models=len(configs) if stacked else None,
             unsplittable=unsplittable,
         )
-        model = make_model(config, dataset.num_features, dataset.num_classes, dataset.output_shape)
+        model = make_model(
+            config, dataset.num_features, dataset.num_classes, dataset.output_shape, dataset.seq_len
+        )
         tx = make_optimizer(config)
         has_test = len(dataset.y_test) > 0
         return cls(
@@ -319,8 +321,11 @@ def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = N
 
     def target(config_fields: dict[str, Any], data: dict[str, Any]):
         config = TrainConfig(**config_fields)
-        num_features, num_outputs, output_shape = ckpt.dims(data)
-        return config, create_train_state(config, num_features, num_outputs, output_shape=output_shape)
+        dims = ckpt.dims(data)
+        state = create_train_state(
+            config, dims.num_features, dims.num_outputs, output_shape=dims.output_shape, seq_len=dims.seq_len
+        )
+        return config, state
 
     return ckpt.load(directory, target, log)
 
@@ -397,7 +402,7 @@ def fit(
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)
         state = create_train_state(
-            config, dataset.num_features, dataset.num_classes, variables, dataset.output_shape
+            config, dataset.num_features, dataset.num_classes, variables, dataset.output_shape, dataset.seq_len
         )
         plateau = run.scheduler.init(config.lr)
     if run.mesh is not None:
@@ -476,7 +481,13 @@ def fit_many(
     run = Run.build(config, dataset, list(seeds), data_parallel)
     configs, dataset = run.configs, run.dataset
     states = [
-        create_train_state(c, dataset.num_features, dataset.num_classes, output_shape=dataset.output_shape)
+        create_train_state(
+            c,
+            dataset.num_features,
+            dataset.num_classes,
+            output_shape=dataset.output_shape,
+            seq_len=dataset.seq_len,
+        )
         for c in configs
     ]
     state = _stack(states)  # leading model axis (K, ...)

@@ -49,21 +49,32 @@ class TrainState(struct.PyTreeNode):
 
 
 def make_model(
-    config: TrainConfig, num_features: int, num_classes: int, output_shape: tuple[int, ...] | None = None
+    config: TrainConfig,
+    num_features: int,
+    num_classes: int,
+    output_shape: tuple[int, ...] | None = None,
+    seq_len: int = 0,
 ) -> nn.Module:
     """The Flax module of `config.model` (see `jax_lstm.models.registry`). `num_classes` is the
-    output width (a forecaster's H * T, with `output_shape` (H, T))."""
-    return registry.get(config.model).build(config, registry.Dims(num_features, num_classes, output_shape))
+    output width (a forecaster's H * T, with `output_shape` (H, T)); `seq_len` the series' padded
+    length, which the FCN models' LSTM takes as its input size (`registry.Dims`)."""
+    dims = registry.Dims(num_features, num_classes, output_shape, seq_len)
+    return registry.get(config.model).build(config, dims)
 
 
 def initial_variables(
-    config: TrainConfig, num_features: int, num_classes: int, output_shape: tuple[int, ...] | None = None
+    config: TrainConfig,
+    num_features: int,
+    num_classes: int,
+    output_shape: tuple[int, ...] | None = None,
+    seq_len: int = 0,
 ) -> dict[str, Any]:
     """The Flax variables a run with this config starts from: torch's initialisation drawn from the
     seed (every LSTM tensor and the head U(-1/sqrt(H), 1/sqrt(H)), BatchNorm weight 1, bias 0,
     running mean 0, variance 1); see `registry.initial_variables`."""
     entry = registry.get(config.model)
-    return registry.initial_variables(entry, config, registry.Dims(num_features, num_classes, output_shape))
+    dims = registry.Dims(num_features, num_classes, output_shape, seq_len)
+    return registry.initial_variables(entry, config, dims)
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -102,10 +113,11 @@ def create_train_state(
     num_classes: int,
     variables: dict[str, Any] | None = None,
     output_shape: tuple[int, ...] | None = None,
+    seq_len: int = 0,
 ) -> TrainState:
     """A fresh train state: weights from `variables` (e.g. `from_torch`) or initialised from the seed."""
     if variables is None:
-        variables = initial_variables(config, num_features, num_classes, output_shape)
+        variables = initial_variables(config, num_features, num_classes, output_shape, seq_len)
     params = variables["params"]
     opt_state = _optimizer_init(config.weight_decay, config.clip)(params)
     # The configured rate, of fixed dtype from the start, so the scheduler's updates never retrace.

@@ -1,0 +1,91 @@
+"""Attention pooling over an LSTM's outputs (the article's first extension), in Flax.
+
+``AttentionLSTMClassifier``: a batch-first LSTM (or GRU / RNN: `cell`) from zero state, then additive
+attention over its outputs h_t instead of the last step alone:
+
+    score_t = v . tanh(W h_t + b)    (``attn``: Linear(H, A); ``v``: Linear(A, 1, no bias))
+    a = softmax(score) over the valid steps (padding gets weight exactly 0)
+    context = sum_t a_t h_t  ->  ``fc``: Linear(H, num_classes)
+
+``apply(..., return_attention=True)`` also returns the weights a (B, T), the picture of what the
+model looks at (``jax-lstm train --model attention-lstm --plot-attention``). The torch twin is
+`torch_ref.hybrid.AttentionLSTM`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jax_lstm.models.classifiers import check_batch
+from jax_lstm.nn import Linear
+from jax_lstm.rnn.checks import check_lengths
+from jax_lstm.rnn.layer import make_layer
+
+__all__ = ["AttentionLSTMClassifier", "attention_pool"]
+
+
+def attention_pool(
+    outputs: jax.Array, scores: jax.Array, lengths: jax.Array | None
+) -> tuple[jax.Array, jax.Array]:
+    """outputs (B, T, H), scores (B, T) -> (context (B, H), weights (B, T)).
+
+    Softmax over the valid steps: padded scores become -inf, so their weights are exactly 0 (and get
+    no gradient).
+    """
+    if lengths is not None:
+        valid = jnp.arange(outputs.shape[1])[None, :] < lengths[:, None]
+        scores = jnp.where(valid, scores, -jnp.inf)
+    weights = jax.nn.softmax(scores, axis=1)
+    return jnp.einsum("bt,bth->bh", weights, outputs), weights
+
+
+class AttentionLSTMClassifier(nn.Module):
+    """LSTM -> additive attention over its outputs -> Linear.
+
+    ``logits = model.apply(variables, x, train=False, lengths=None)`` with x (B, T, F): logits (B, C);
+    with ``return_attention=True``: (logits, weights (B, T)).
+    """
+
+    hidden_size: int
+    num_layers: int
+    num_classes: int
+    dropout: float = 0.0  # inter-layer dropout of the recurrent layer, as the article's models
+    attention_size: int | None = None  # A; None: hidden_size
+    param_dtype: Any = jnp.float32
+    axis_name: str | None = None  # unused: the samples are independent
+    implementation: str = "fused"
+    cell: str = "lstm"
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        train: bool = False,
+        lengths: jax.Array | None = None,
+        return_attention: bool = False,
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """(B, T, F) -> logits (B, C) [, attention weights (B, T)]."""
+        x = check_batch(x, type(self).__name__)
+        if lengths is not None:
+            lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        layer = make_layer(
+            self.cell,
+            self.hidden_size,
+            self.num_layers,
+            self.implementation,
+            batch_first=True,
+            dropout=self.dropout,
+            param_dtype=self.param_dtype,
+            name="lstm",
+        )
+        out, _ = layer(x, deterministic=not train, lengths=lengths)  # (B, T, H), zeros on padding
+        size = self.attention_size or self.hidden_size
+        hidden = jnp.tanh(Linear(size, param_dtype=self.param_dtype, name="attn")(out))
+        scores = Linear(1, param_dtype=self.param_dtype, use_bias=False, name="v")(hidden)[..., 0]
+        context, weights = attention_pool(out, scores, lengths)
+        logits = Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(context)
+        return (logits, weights) if return_attention else logits
