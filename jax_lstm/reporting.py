@@ -69,11 +69,13 @@ def run_record(
     seconds: float,
     env: dict[str, Any] | None = None,
     stopped: str | None = None,
+    selected_epoch: int | None = None,
 ) -> dict[str, Any]:
     """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy
     (None before the first epoch completed). A run that stopped early holds the epochs completed
     before it and says why in ``"stopped"`` ("diverged", "interrupted", "write failed"); one
-    stopped by a NaN/inf loss is also marked ``"diverged": true``."""
+    stopped by a NaN/inf loss is also marked ``"diverged": true``. ``"selected_epoch"`` is the
+    epoch chosen on a validation split, whose test accuracy is the one reported (null: the last)."""
     import dataclasses
 
     record = {
@@ -81,7 +83,8 @@ def run_record(
         "config": dataclasses.asdict(config),
         "environment": env if env is not None else environment(),
         "epochs": to_dicts(history),
-        "test_accuracy": history[-1].test_accuracy if history else None,
+        "test_accuracy": history[(selected_epoch or len(history)) - 1].test_accuracy if history else None,
+        "selected_epoch": selected_epoch,
         "seconds": seconds,
     }
     if stopped is not None:

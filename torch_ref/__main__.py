@@ -27,6 +27,12 @@ def _train(args: argparse.Namespace) -> int:
         config = config_from_args(args)  # first: the synthetic data is drawn from the seed
         dataset = dataset_from_args(args)
         dataset.validate()
+        if args.validation_split is not None:
+            raise ValueError(
+                "--validation-split selects an epoch in jax-lstm train; the torch reference always "
+                "reports the last epoch: leave the flag out"
+            )
+        config = config_from_args(args, num_train=len(dataset.y_train))
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")
         if args.resume and args.overwrite:
@@ -44,8 +50,9 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads), model {config.model}"
         f"{describe_cell(config.cell)}: hidden {config.hidden_size}, "
-        f"layers {config.num_layers} | {config.epochs} epochs, batch "
-        f"{config.batch_size}, lr {config.lr}, clip {config.clip}, patience {config.patience}, "
+        f"layers {config.num_layers}, dropout {config.dropout:g} | {config.epochs} epochs, batch "
+        f"{config.batch_size}, lr {config.lr:g}, clip {config.clip}, plateau patience "
+        f"{config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}, "
         f"seed {config.seed}, {config.dtype}",
         flush=True,
     )

@@ -88,7 +88,7 @@ def train_forecaster_torch(
     criterion = nn.MSELoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, "min", patience=config.patience, factor=config.factor
+        optimizer, "min", patience=config.patience, factor=config.factor, min_lr=config.min_lr
     )
     history: list[EpochRecord] = []
     for epoch in range(config.epochs):

@@ -130,7 +130,7 @@ def train_torch(
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, "min", patience=config.patience, factor=config.factor
+        optimizer, "min", patience=config.patience, factor=config.factor, min_lr=config.min_lr
     )
     history: list[EpochRecord] = []
     start_epoch = 0

@@ -45,25 +45,65 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help=".ts data: skip the per-channel standardisation fitted on the training split",
     )
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--model", choices=registry.names("classification"), default="lstm")
+    model.add_argument(
+        "--model",
+        choices=registry.names("classification"),
+        default="lstm",
+        help="lstm and bn-lstm are the article's; lstm-fcn, mlstm-fcn (Karim et al.) and attention-lstm "
+        "its extensions. Each has its own default recipe, printed in the run's header line; the flags "
+        "below override it (default: lstm)",
+    )
     model.add_argument(
         "--cell",
         choices=tuple(CELL_MODES),
         default="lstm",
         help="the model's recurrent layer: lstm (the article's), gru, or rnn (tanh) (default: lstm)",
     )
-    model.add_argument("--epochs", type=int, default=None, help="default: 30 (10 for synthetic/digits)")
-    model.add_argument("--batch-size", type=int, default=None, help="default: 16 (32 for synthetic/digits)")
-    model.add_argument("--hidden-size", type=int, default=128)
-    model.add_argument("--num-layers", type=int, default=2)
-    model.add_argument("--lr", type=float, default=1e-3)
-    model.add_argument("--clip", type=float, default=1.0, help="max gradient norm; 0 disables clipping")
-    model.add_argument("--patience", type=int, default=2, help="ReduceLROnPlateau patience (epochs)")
+    model.add_argument(
+        "--epochs", type=int, default=None, help="default: the model's recipe, else 30 (10 for synthetic/digits)"
+    )
+    model.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: the model's recipe, else 16 (32 for synthetic/digits)",
+    )
+    model.add_argument("--hidden-size", type=int, default=None, help="default: 128 (the FCN models: 8)")
+    model.add_argument("--num-layers", type=int, default=None, help="default: 2 (the FCN models: 1)")
+    model.add_argument("--lr", type=float, default=None, help="default: 0.001")
+    model.add_argument(
+        "--clip",
+        type=float,
+        default=None,
+        help="max gradient norm; 0 disables clipping (default: 1.0; the FCN models: none)",
+    )
+    model.add_argument(
+        "--patience", type=int, default=None, help="ReduceLROnPlateau patience in epochs (default: 2; FCN: 5)"
+    )
+    model.add_argument(
+        "--factor", type=float, default=None, help="ReduceLROnPlateau factor (default: 0.1; FCN: 1/cbrt(2))"
+    )
+    model.add_argument(
+        "--min-lr", type=float, default=None, help="ReduceLROnPlateau's floor (default: 0; FCN: 1e-4)"
+    )
     model.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 term, as torch")
     model.add_argument(
         "--accumulate", type=int, default=1, help="gradient accumulation: micro-batches per update"
     )
-    model.add_argument("--dropout", type=float, default=0.0, help="inter-layer LSTM dropout")
+    model.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="inter-layer LSTM dropout (default: 0); the FCN models: dropout on the LSTM's output (0.8)",
+    )
+    model.add_argument(
+        "--validation-split",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="hold out this stratified fraction of the training series; the epoch with the best "
+        "validation accuracy is the one reported and kept (default: none, the last epoch is reported)",
+    )
     model.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
     model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     out = parser.add_argument_group("output")
@@ -134,39 +174,86 @@ def dataset_from_args(args: argparse.Namespace):
 
 def check_numbers(args: argparse.Namespace) -> None:
     """Refuses non-finite or out-of-range float flags with the flag's name (argparse takes "nan",
-    "inf" and negative numbers as floats)."""
+    "inf" and negative numbers as floats). Flags not given (None) take the recipe's values."""
     rules = [
-        ("--lr", args.lr, args.lr > 0, "a finite number > 0"),
-        ("--clip", args.clip, args.clip >= 0, "a finite number >= 0 (0 disables clipping)"),
-        ("--weight-decay", args.weight_decay, args.weight_decay >= 0, "a finite number >= 0"),
-        ("--dropout", args.dropout, 0 <= args.dropout <= 1, "a number in [0, 1]"),
+        ("--lr", args.lr, lambda v: v > 0, "a finite number > 0"),
+        ("--clip", args.clip, lambda v: v >= 0, "a finite number >= 0 (0 disables clipping)"),
+        ("--weight-decay", args.weight_decay, lambda v: v >= 0, "a finite number >= 0"),
+        ("--dropout", args.dropout, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+        ("--factor", args.factor, lambda v: 0 < v < 1, "a number in (0, 1)"),
+        ("--min-lr", args.min_lr, lambda v: v >= 0, "a finite number >= 0"),
+        (
+            "--validation-split",
+            args.validation_split,
+            lambda v: 0 < v < 1,
+            "a fraction in (0, 1), e.g. 0.2 (leave it out to train on every training series)",
+        ),
     ]
     for flag, value, in_range, wanted in rules:
-        if not math.isfinite(value) or not in_range:
+        if value is not None and (not math.isfinite(value) or not in_range(value)):
             raise ValueError(f"{flag} must be {wanted}, got {value}")
 
 
-def config_from_args(args: argparse.Namespace):
-    """The TrainConfig the flags ask for (validated)."""
+# The article's settings: what a flag that is not given means when the model's recipe is silent.
+ARTICLE_DEFAULTS = {
+    "hidden_size": 128,
+    "num_layers": 2,
+    "lr": 1e-3,
+    "clip": 1.0,
+    "patience": 2,
+    "factor": 0.1,
+    "min_lr": 0.0,
+    "dropout": 0.0,
+}
+
+
+def recipe_for(model: str, source: str) -> dict:
+    """The settings a run of `model` on data `source` ("japanese-vowels", "ts", ...) uses where no
+    flag is given: the model's registry recipe over the dataset's epochs and batch size over the
+    article's settings."""
+    return {
+        **ARTICLE_DEFAULTS,
+        "epochs": DEFAULT_EPOCHS[source],
+        "batch_size": DEFAULT_BATCH_SIZE[source],
+        **registry.get(model).recipe,
+    }
+
+
+def config_from_args(args: argparse.Namespace, num_train: int = 0):
+    """The TrainConfig the flags ask for (validated): each flag given, else the model's recipe.
+
+    `num_train` (the training series, once the data is read) lets a recipe with ``min_steps`` raise
+    its epochs for small training sets (`registry.recipe_epochs`); an explicit ``--epochs`` stands.
+    """
     from jax_lstm.training import TrainConfig
 
     check_numbers(args)
     source = "ts" if args.data else args.dataset
-    epochs = DEFAULT_EPOCHS[source] if args.epochs is None else args.epochs
-    batch_size = DEFAULT_BATCH_SIZE[source] if args.batch_size is None else args.batch_size
+    recipe = recipe_for(args.model, source)
+
+    def pick(field: str):
+        value = getattr(args, field)
+        return recipe[field] if value is None else value
+
+    clip = recipe["clip"] if args.clip is None else (args.clip if args.clip > 0 else None)
+    epochs = pick("epochs")
+    if args.epochs is None:
+        epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs)
     return TrainConfig(
         model=args.model,
         cell=args.cell,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
+        hidden_size=pick("hidden_size"),
+        num_layers=pick("num_layers"),
         epochs=epochs,
-        batch_size=batch_size,
-        lr=args.lr,
-        clip=args.clip if args.clip > 0 else None,
-        patience=args.patience,
+        batch_size=pick("batch_size"),
+        lr=pick("lr"),
+        clip=clip,
+        patience=pick("patience"),
+        factor=pick("factor"),
+        min_lr=pick("min_lr"),
         weight_decay=args.weight_decay,
         accumulate=args.accumulate,
-        dropout=args.dropout,
+        dropout=pick("dropout"),
         seed=args.seed,
         dtype=args.dtype,
         log_every=0 if args.quiet else 10,

@@ -37,6 +37,11 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ValueError("--resume continues the checkpoint and --overwrite starts over: pass one, not both")
     if args.overwrite and not args.checkpoint_dir:
         raise ValueError("--overwrite needs --checkpoint-dir (it starts over in that directory)")
+    if args.validation_split is not None and args.resume:
+        raise ValueError(
+            "--validation-split chooses among the epochs of one run, whose weights a checkpoint does "
+            "not keep: it cannot --resume"
+        )
     if args.compare_torch and args.resume:
         raise ValueError("--compare-torch starts both sides from the same weights; it cannot --resume")
     if args.seeds < 1:
@@ -49,6 +54,7 @@ def _check_flags(args: argparse.Namespace) -> None:
                 ("--checkpoint-dir", args.checkpoint_dir),
                 ("--resume", args.resume),
                 ("--plot", args.plot),
+                ("--validation-split", args.validation_split is not None),
             )
             if used
         ]
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         jax.config.update("jax_enable_x64", True)  # before any array exists
     if not args.no_compile_cache:
         runtime.enable_compilation_cache()
+    from jax_lstm import data
     from jax_lstm.data import DataError
 
     try:
@@ -155,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
         _check_flags(args)
         dataset = dataset_from_args(args)
         dataset.validate()
+        if args.validation_split is not None:
+            dataset = data.validation_split(dataset, args.validation_split, seed=args.seed)
+        config = config_from_args(args, num_train=len(dataset.y_train))
     except (DataError, ValueError, FileNotFoundError) as err:
         return fail(str(err))
     if args.seeds > 1:
@@ -166,10 +176,10 @@ def _header(dataset, config, env: dict[str, Any]) -> None:
     print(dataset.describe())
     print(
         f"model {config.model}{describe_cell(config.cell)}: "
-        f"hidden {config.hidden_size}, layers {config.num_layers} | "
-        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}, clip {config.clip}, "
-        f"patience {config.patience}, seed {config.seed}, {config.dtype} | "
-        f"jax {env['jax']} on {env['jax_backend']}",
+        f"hidden {config.hidden_size}, layers {config.num_layers}, dropout {config.dropout:g} | "
+        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
+        f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}, "
+        f"seed {config.seed}, {config.dtype} | jax {env['jax']} on {env['jax_backend']}",
         flush=True,
     )
 
@@ -229,11 +239,16 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
     except (ValueError, FileNotFoundError) as err:  # resume problems, reported before training
         return fail(str(err))
     seconds = time.perf_counter() - start
+    chosen = ""
+    if result.selected_epoch is not None:
+        chosen = f" at epoch {result.selected_epoch} (chosen on the validation split)"
     print(
-        f"JAX: test accuracy {100 * result.test_accuracy:.2f}% after {config.epochs} epochs "
+        f"JAX: test accuracy {100 * result.test_accuracy:.2f}%{chosen} after {config.epochs} epochs "
         f"({seconds:.1f} s including compilation)"
     )
-    payload: dict[str, Any] = reporting.run_record(dataset, config, result.history, seconds, env)
+    payload: dict[str, Any] = reporting.run_record(
+        dataset, config, result.history, seconds, env, selected_epoch=result.selected_epoch
+    )
     torch_history, status = None, 0
     if torch_model is not None:
         torch_history, status = _compare_with_torch(args, dataset, config, torch_model, result, payload)

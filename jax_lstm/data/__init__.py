@@ -9,6 +9,7 @@ from jax_lstm.data.dataset import (
     from_series,
     pad_series,
     standardize_channels,
+    validation_split,
 )
 from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
 from jax_lstm.data.windows import WindowDataset
@@ -32,4 +33,5 @@ __all__ = [
     "pad_series",
     "standardize_channels",
     "synthetic",
+    "validation_split",
 ]

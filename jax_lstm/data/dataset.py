@@ -18,6 +18,7 @@ __all__ = [
     "from_series",
     "pad_series",
     "standardize_channels",
+    "validation_split",
 ]
 
 
@@ -31,6 +32,8 @@ class Dataset:
 
     x_*: (N, T, F) float arrays, right-padded when lengths_* is given; y_*: (N,) int labels in
     [0, num_classes); lengths_*: (N,) valid lengths or None when every series spans T steps.
+    ``*_validation``: series held out of the training data (`validation_split`) to choose the
+    epoch by; None when there is no validation split.
     """
 
     name: str
@@ -41,6 +44,9 @@ class Dataset:
     classes: tuple[str, ...]
     lengths_train: np.ndarray | None = None
     lengths_test: np.ndarray | None = None
+    x_validation: np.ndarray | None = None
+    y_validation: np.ndarray | None = None
+    lengths_validation: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
@@ -67,13 +73,20 @@ class Dataset:
             both = [self.lengths_train] + ([self.lengths_test] if self.lengths_test is not None else [])
             lengths = np.concatenate(both)
             span = f"lengths {int(lengths.min())}-{int(lengths.max())}"
+        held = "" if self.y_validation is None else f" (+{len(self.y_validation)} validation)"
         return (
-            f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test series, "
+            f"{self.name}: {len(self.x_train)} train{held} / {len(self.x_test)} test series, "
             f"{self.num_features} features, {span}, {self.num_classes} classes"
         )
 
     def astype(self, dtype: str) -> Dataset:
-        return dataclasses.replace(self, x_train=self.x_train.astype(dtype), x_test=self.x_test.astype(dtype))
+        validation = None if self.x_validation is None else self.x_validation.astype(dtype)
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train.astype(dtype),
+            x_test=self.x_test.astype(dtype),
+            x_validation=validation,
+        )
 
     def validate(self, require_test: bool = True) -> Dataset:
         """Raises DataError, before any training, for data that would give NaNs or torch errors.
@@ -83,6 +96,8 @@ class Dataset:
         splits = [("train", self.x_train, self.y_train, self.lengths_train)]
         if require_test or len(self.y_test):
             splits.append(("test", self.x_test, self.y_test, self.lengths_test))
+        if self.x_validation is not None:
+            splits.append(("validation", self.x_validation, self.y_validation, self.lengths_validation))
         for split, x, y, lengths in splits:
             if x.ndim != 3:
                 raise DataError(f"{split} data must be (samples, time, features), got shape {x.shape}")
@@ -231,3 +246,53 @@ def _label_key(label: str):
     except ValueError:
         return (1, 0.0, label)
 
+
+
+def validation_split(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """Holds out a stratified `fraction` of the training series as a validation split.
+
+    Each class gives ``round(fraction * n_c)`` of its n_c training series (drawn with `seed`), and
+    keeps at least one for training; the test split is untouched. The returned dataset's
+    ``*_validation`` arrays are the held-out series, which the training loop evaluates after every
+    epoch to choose an epoch by, so the test split never chooses anything.
+
+    Raises DataError, before any training, for a fraction outside (0, 1), a class that would be left
+    without training series, or a split that would hold out nothing.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise DataError(
+            f"the validation split must be a fraction in (0, 1), e.g. 0.2, got {fraction!r}"
+        )
+    if dataset.x_validation is not None:
+        raise DataError(f"{dataset.name} already has a validation split")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
+    held: list[np.ndarray] = []
+    for label in range(dataset.num_classes):
+        members = np.flatnonzero(dataset.y_train == label)
+        count = int(round(fraction * len(members)))
+        if count and count >= len(members):
+            raise DataError(
+                f"a validation split of {fraction:g} would leave class {dataset.classes[label]!r} "
+                f"without training series (it has {len(members)}); use a smaller fraction or more data"
+            )
+        held.append(rng.permutation(members)[:count])
+    validation = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    if not len(validation):
+        raise DataError(
+            f"a validation split of {fraction:g} of {len(dataset.y_train)} training series holds out "
+            "no series; use a larger fraction"
+        )
+    keep = np.setdiff1d(np.arange(len(dataset.y_train)), validation)
+
+    def rows(a: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+        return None if a is None else a[index]
+
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[keep],
+        y_train=dataset.y_train[keep],
+        lengths_train=rows(dataset.lengths_train, keep),
+        x_validation=dataset.x_train[validation],
+        y_validation=dataset.y_train[validation],
+        lengths_validation=rows(dataset.lengths_train, validation),
+    )

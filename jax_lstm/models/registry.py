@@ -43,6 +43,7 @@ __all__ = [
     "initial_variables",
     "names",
     "nest",
+    "recipe_epochs",
     "register",
 ]
 
@@ -394,9 +395,22 @@ FCN_RECIPE = {
     "factor": 1 / 2 ** (1 / 3),
     "patience": 5,
     "min_lr": 1e-4,
-    "epochs": 60,
+    "epochs": 40,
     "batch_size": 16,
+    # Small training sets get more epochs, so that every run makes at least this many updates
+    # (`recipe_epochs`): 40 epochs of a 40-series set would be 120 steps.
+    "min_steps": 500,
 }
+
+
+def recipe_epochs(recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int) -> int:
+    """`epochs`, raised where the recipe asks for ``min_steps`` updates and `num_train` series in
+    batches of `batch_size` would make fewer."""
+    min_steps = int(recipe.get("min_steps", 0))
+    if not min_steps or num_train < 1:
+        return epochs
+    steps_per_epoch = math.ceil(num_train / batch_size)
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
 
 
 def _conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) -> Layout:

@@ -35,6 +35,7 @@ class TrainConfig:
     clip: float | None = 1.0  # clip_grad_norm_ max_norm; None: no clipping
     patience: int = 2  # ReduceLROnPlateau patience, stepped once per epoch on the train loss
     factor: float = 0.1  # ReduceLROnPlateau factor
+    min_lr: float = 0.0  # ReduceLROnPlateau's floor for the learning rate
     weight_decay: float = 0.0  # torch Adam's L2 term
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     dropout: float = 0.0  # inter-layer LSTM dropout
@@ -61,6 +62,10 @@ class TrainConfig:
             ),
             (self.patience >= 0, f"patience must be at least 0, got {self.patience}"),
             (0 < self.factor < 1, f"factor must be in (0, 1), got {self.factor}"),
+            (
+                _finite(self.min_lr) and 0 <= self.min_lr <= self.lr,
+                f"min_lr must be a finite number in [0, lr = {self.lr}], got {self.min_lr}",
+            ),
             (
                 _finite(self.weight_decay) and self.weight_decay >= 0,
                 f"weight_decay must be a finite number >= 0, got {self.weight_decay}",

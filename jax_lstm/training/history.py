@@ -23,6 +23,9 @@ class EpochRecord:
     test_accuracy: float  # fraction in [0, 1]
     lr: float  # the learning rate used during the epoch (the scheduler steps after it)
     seconds: float  # training time of the epoch (the first epoch of a process includes compilation)
+    # The validation split held out of the training data (`data.validation_split`); None without one.
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

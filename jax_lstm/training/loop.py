@@ -85,17 +85,29 @@ class Partial:
 
 @dataclasses.dataclass
 class FitResult:
-    """The outcome of `fit`: the final state, the scheduler state and one record per epoch."""
+    """The outcome of `fit`: the state, the scheduler state and one record per epoch.
+
+    Without a validation split, `state` is the last epoch's and so are the reported metrics. With
+    one (`data.validation_split`), `selected_epoch` is the epoch of the best validation accuracy
+    (ties: the lower validation loss), `state` holds that epoch's weights, and `test_accuracy` is
+    that epoch's: the test split chooses nothing.
+    """
 
     state: TrainState
     plateau: optim.PlateauState
     history: list[EpochRecord]
     config: TrainConfig
     num_classes: int
+    selected_epoch: int | None = None  # 1-based; None: the last epoch (no validation split)
+
+    @property
+    def reported(self) -> EpochRecord:
+        """The epoch whose metrics are reported: the selected one, else the last."""
+        return self.history[(self.selected_epoch or len(self.history)) - 1]
 
     @property
     def test_accuracy(self) -> float:
-        return self.history[-1].test_accuracy
+        return self.reported.test_accuracy
 
     def variables(self) -> dict[str, Any]:
         """Flax variables of the trained model (for `apply`, `to_torch`)."""
@@ -141,6 +153,7 @@ class Run:
     test: _Split | None  # None: no test split, nothing is evaluated
     scheduler: optim.ReduceLROnPlateau
     task: Task = CLASSIFICATION  # the model's (its registry entry names it)
+    validation: _Split | None = None  # held out of the training data to choose the epoch by
 
     @property
     def config(self) -> TrainConfig:
@@ -197,6 +210,7 @@ class Run:
             test=_Split.of(dataset.x_test, dataset.y_test, dataset.lengths_test) if has_test else None,
             scheduler=make_scheduler(config),
             task=task,
+            validation=_validation_split(dataset),
         )
 
 
@@ -207,13 +221,20 @@ def _place_batch(batch: Batch, programs: Programs, key: str, split_models: bool)
     return parallel.place(batch, programs.mesh, split=split)
 
 
-def evaluate(run: Run, state: TrainState) -> tuple[Any, Any]:
-    """The task's mean loss and accuracy over the test split (classification: cross-entropy and
-    accuracy; forecasting: MSE and NaN), in chunks of ``eval_batch_size``.
+def _validation_split(dataset) -> _Split | None:
+    x = getattr(dataset, "x_validation", None)
+    if x is None:
+        return None
+    return _Split.of(x, dataset.y_validation, dataset.lengths_validation)
+
+
+def evaluate(run: Run, state: TrainState, split: _Split | None = None) -> tuple[Any, Any]:
+    """The task's mean loss and accuracy over `split` (default: the test split; classification:
+    cross-entropy and accuracy; forecasting: MSE and NaN), in chunks of ``eval_batch_size``.
 
     Floats for one model; (K,) float64 arrays for a stacked state.
     """
-    split, size = run.test, run.config.eval_batch_size
+    split, size = split if split is not None else run.test, run.config.eval_batch_size
     variables = state.variables()
     totals: dict[str, Any] = {}
     n = len(split)
@@ -292,6 +313,9 @@ def train_epoch(
         test_loss, test_accuracy = (np.atleast_1d(v) for v in evaluate(run, state))
     else:
         test_loss = test_accuracy = np.full(len(run.configs), math.nan)
+    val_loss = val_accuracy = None
+    if run.validation is not None:
+        val_loss, val_accuracy = (np.atleast_1d(v) for v in evaluate(run, state, run.validation))
     lrs_used = [p.lr for p in plateaus]
     records, new_plateaus = [], []
     for k, plateau in enumerate(plateaus):
@@ -305,6 +329,8 @@ def train_epoch(
                 test_accuracy=float(test_accuracy[k]),
                 lr=lrs_used[k],
                 seconds=seconds,
+                val_loss=None if val_loss is None else float(val_loss[k]),
+                val_accuracy=None if val_accuracy is None else float(val_accuracy[k]),
             )
         )
     new_lrs = [p.lr for p in new_plateaus]
@@ -411,16 +437,30 @@ def fit(
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
     epoch = start_epoch
+    selected: tuple[tuple[float, float], int, TrainState] | None = None  # (score, epoch, state)
+    if run.validation is not None and resume:
+        raise ValueError(
+            "a validation split chooses among the epochs of one run, whose weights a checkpoint does "
+            "not keep: train it without resume"
+        )
     try:
         for epoch in range(start_epoch, config.epochs):
             state, (plateau,), (record,) = train_epoch(run, state, [plateau], epoch, log, bar)
             history.append(record)
+            if record.val_accuracy is not None:
+                # Device arrays are immutable: keeping the reference keeps that epoch's weights.
+                score = (record.val_accuracy, -record.val_loss)
+                if selected is None or score > selected[0]:
+                    selected = (score, epoch + 1, state)
             if checkpoint_dir is not None and parallel.is_primary():  # one writer across processes
                 ckpt.save(checkpoint_dir, state, plateau, epoch + 1, history, config, dataset)
                 checkpoint_epoch = epoch + 1
             if log:
+                held = ""
+                if record.val_accuracy is not None:
+                    held = f"validation loss {record.val_loss:.4f} accuracy {100 * record.val_accuracy:.2f}%, "
                 log(
-                    f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, "
+                    f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, {held}"
                     f"{run.task.describe(record.test_loss, record.test_accuracy)}, lr {record.lr:.2e}"
                 )
     except (TrainingDivergedError, KeyboardInterrupt, OSError) as err:
@@ -432,6 +472,10 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
+    if selected is not None:
+        if log:
+            log(f"selected epoch {selected[1]}: the best validation accuracy ({100 * selected[0][0]:.2f}%)")
+        return FitResult(_local(selected[2]), plateau, history, config, dataset.num_classes, selected[1])
     return FitResult(_local(state), plateau, history, config, dataset.num_classes)
 
 
@@ -478,6 +522,11 @@ def fit_many(
         raise ValueError("fit_many needs at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
+    if getattr(dataset, "x_validation", None) is not None:
+        raise ValueError(
+            "fit_many reports every model's last epoch; choosing an epoch on a validation split "
+            "is fit's: train the seeds one at a time"
+        )
     run = Run.build(config, dataset, list(seeds), data_parallel)
     configs, dataset = run.configs, run.dataset
     states = [

@@ -84,7 +84,9 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 def make_scheduler(config: TrainConfig) -> optim.ReduceLROnPlateau:
     """The article's `ReduceLROnPlateau(optimizer, 'min', patience=...)`."""
-    return optim.reduce_lr_on_plateau("min", factor=config.factor, patience=config.patience)
+    return optim.reduce_lr_on_plateau(
+        "min", factor=config.factor, patience=config.patience, min_lr=config.min_lr
+    )
 
 
 def _state_key(config: TrainConfig) -> jax.Array:
