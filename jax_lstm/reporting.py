@@ -19,6 +19,7 @@ __all__ = [
     "comparison",
     "comparison_table",
     "environment",
+    "plot_attention",
     "plot_history",
     "run_record",
     "write_json",
@@ -153,14 +154,9 @@ def plot_history(
     title: str = "",
 ) -> Path:
     """Loss and accuracy curves per epoch as a PNG; both sides when a torch history is given."""
-    try:
-        import matplotlib
+    plt = _pyplot("--plot")
+    from matplotlib.ticker import MaxNLocator
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError as err:
-        raise ImportError("--plot needs matplotlib: pip install 'jax-lstm[plot]'") from err
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
@@ -184,6 +180,67 @@ def plot_history(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return _save(fig, path)
+
+
+def _pyplot(flag: str):
+    """matplotlib's pyplot on the Agg backend (files only); an ImportError naming the extra if absent."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError(f"{flag} needs matplotlib: pip install 'jax-lstm[plot]'") from err
+    return plt
+
+
+def plot_attention(
+    path: str | Path,
+    x: np.ndarray,
+    weights: np.ndarray,
+    lengths: np.ndarray | None,
+    titles: Sequence[str],
+    title: str = "",
+) -> Path:
+    """Attention weights over time beside the input channels, one row per series, as a PNG.
+
+    x (N, T, F) series, weights (N, T) (zero on padding), lengths (N,) or None, one title per row
+    (e.g. its true and predicted class). Each row: the channels (top), the weights as bars (bottom).
+    """
+    plt = _pyplot("--plot-attention")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(x)
+    fig, axes = plt.subplots(
+        2, n, figsize=(3.6 * n, 4.6), sharex="col", squeeze=False, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    for i in range(n):
+        steps = int(x.shape[1] if lengths is None else lengths[i])
+        t = np.arange(steps)
+        series_ax, weight_ax = axes[0, i], axes[1, i]
+        series_ax.plot(t, x[i, :steps], linewidth=1)
+        series_ax.set_title(titles[i], fontsize=9)
+        series_ax.grid(alpha=0.3)
+        weight_ax.bar(t, weights[i, :steps], width=1.0, color="C3", alpha=0.8)
+        weight_ax.set_xlabel("time step")
+        weight_ax.grid(alpha=0.3)
+        if i == 0:
+            series_ax.set_ylabel("input channels")
+            weight_ax.set_ylabel("attention weight")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    """Renders a figure to PNG and writes it atomically, so a failed write leaves no half image."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return write_atomically(path, buffer.getvalue())

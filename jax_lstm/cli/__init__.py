@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also train torch_ref from the same weights on the same batches and compare per epoch",
     )
+    train.add_argument(
+        "--plot-attention",
+        metavar="PATH.png",
+        help="models with attention (attention-lstm): draw the attention weights over time of a few "
+        "test series beside their input channels",
+    )
     add_distributed_arguments(train)
     train.set_defaults(func=train_command.run)
 

@@ -54,12 +54,23 @@ def _check_flags(args: argparse.Namespace) -> None:
                 ("--checkpoint-dir", args.checkpoint_dir),
                 ("--resume", args.resume),
                 ("--plot", args.plot),
+                ("--plot-attention", args.plot_attention),
                 ("--validation-split", args.validation_split is not None),
             )
             if used
         ]
         if clashing:
             raise ValueError(f"--seeds trains several models at once; it does not combine with {clashing[0]}")
+    if args.plot_attention:
+        from jax_lstm.models import registry
+
+        if not registry.get(args.model).attention:
+            with_attention = [n for n in registry.names("classification") if registry.get(n).attention]
+            raise ValueError(
+                f"--plot-attention draws attention weights, and model {args.model!r} has none: "
+                f"use --model {' or '.join(with_attention)}"
+            )
+        check_output_file(args.plot_attention, "--plot-attention", (".png",))
     # Every output path, before any data is read or work is done.
     if args.metrics_json:
         check_output_file(args.metrics_json, "--metrics-json", (".json",))
@@ -259,10 +270,39 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
             title = f"{dataset.name}, {config.model}, seed {config.seed}"
             written = reporting.plot_history(args.plot, result.history, torch_history, title)
             print(f"plot written to {written}")
+        if args.plot_attention:
+            print(f"attention plot written to {_plot_attention(args.plot_attention, dataset, config, result)}")
     except OSError as err:
         what = err.filename or "an output"
         return fail(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED)
     return status
+
+
+def _plot_attention(path: str, dataset, config, result, count: int = 4):
+    """Draws the attention weights of the first test series of up to `count` classes."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jax_lstm import reporting
+    from jax_lstm.training import make_model
+
+    rows = [int(np.flatnonzero(dataset.y_test == c)[0]) for c in np.unique(dataset.y_test)[:count]]
+    x = dataset.x_test[rows].astype(config.dtype)
+    lengths = None if dataset.lengths_test is None else dataset.lengths_test[rows]
+    model = make_model(config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len)
+    logits, weights = model.apply(
+        result.variables(),
+        jnp.asarray(x),
+        lengths=None if lengths is None else jnp.asarray(lengths),
+        return_attention=True,
+    )
+    predicted = np.asarray(logits).argmax(-1)
+    titles = [
+        f"series {i}: class {dataset.classes[dataset.y_test[i]]}, predicted {dataset.classes[p]}"
+        for i, p in zip(rows, predicted, strict=True)
+    ]
+    title = f"{dataset.name}, {config.model}: attention over time (test series)"
+    return reporting.plot_attention(path, x, np.asarray(weights), lengths, titles, title)
 
 
 def _checkpoint_note(args: argparse.Namespace, partial, short: bool = False) -> str:
