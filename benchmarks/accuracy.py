@@ -126,7 +126,8 @@ def markdown(result: dict) -> str:
             if rows.get("torch"):
                 n = len(rows["torch"])
                 lines.append(
-                    f"| {model} (torch_ref.{twin}, same flags and batches, {n} seeds) | {summary(rows['torch'])} |"
+                    f"| {model} (torch_ref.{twin}, same flags and batches, {n} seeds) | "
+                    f"{summary(rows['torch'])} |"
                 )
         lines += [f"| {label} | {acc} | |" for label, acc in PUBLISHED.get(name, [])]
         lines.append("")

@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from jax_lstm import data, training
+from jax_lstm.models import registry
 
 __all__ = ["LSTMSequenceClassifier"]
 
@@ -59,16 +60,18 @@ def _as_series(X, name: str, min_samples: int = 1) -> tuple[np.ndarray, np.ndarr
 
 
 class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
-    """Multivariate time-series classifier: the article's LSTM (or BN-LSTM) trained with Adam,
-    gradient clipping and ReduceLROnPlateau, behind scikit-learn's estimator API.
+    """Multivariate time-series classifier behind scikit-learn's estimator API: any classifier of the
+    model registry (``model=``: the article's "lstm" and "bn-lstm", "lstm-fcn", "mlstm-fcn",
+    "attention-lstm"), trained with Adam, optional gradient clipping and ReduceLROnPlateau.
 
-    Parameters are `TrainConfig` fields (`jax-lstm train`'s flags of the same names), with these
-    differences: ``random_state`` is the seed (None draws a fresh one), ``clip=None`` disables
-    clipping (the flag's 0), ``epochs`` defaults to 30 and ``batch_size`` to 32 for every dataset
-    (the command picks 30 and 16 for JapaneseVowels and .ts files, 10 and 32 for synthetic and
-    digits), and ``verbose`` (1: epoch lines and a progress bar, 2: step lines too) replaces
-    ``--quiet``. ``factor``, ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they
-    keep `TrainConfig`'s defaults (0.1, 1, float32, fused). Series are standardised per channel with
+    Parameters are `TrainConfig` fields (`jax-lstm train`'s flags of the same names). Those left at
+    None take the model's default recipe, exactly as the command does for a .ts file (e.g. the FCN
+    models: hidden 8, 1 layer, dropout 0.8, no clipping, at least 40 epochs and 500 updates of
+    batches of 16; the article's models: hidden 128, 2 layers, clip 1.0, 30 epochs of 32).
+    ``random_state`` is the seed (None draws a fresh one), ``clip=0`` disables clipping (the flag's
+    0), and ``verbose`` (1: epoch lines and a progress bar, 2: step lines too) replaces
+    ``--quiet``. ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they keep
+    `TrainConfig`'s defaults (1, float32, fused). Series are standardised per channel with
     statistics fitted on the training data (``standardize=True``; the flag ``--no-standardize``).
     Labels may be any hashable values. ``cell`` ("lstm", "gru" or "rnn") picks the recurrent layer
     (`TrainConfig.cell`, the flag ``--cell``).
@@ -80,16 +83,16 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_size: int = 128,
-        num_layers: int = 2,
+        hidden_size: int | None = None,
+        num_layers: int | None = None,
         model: str = "lstm",
-        epochs: int = 30,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        clip: float | None = 1.0,
-        patience: int = 2,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        lr: float | None = None,
+        clip: float | None = None,
+        patience: int | None = None,
         weight_decay: float = 0.0,
-        dropout: float = 0.0,
+        dropout: float | None = None,
         standardize: bool = True,
         random_state: int | None = 0,
         verbose: int = 0,
@@ -117,21 +120,35 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _config(self) -> training.TrainConfig:
+    def _config(self, num_train: int = 0) -> training.TrainConfig:
         # An int fixes weights and batch order; None draws a fresh seed (sklearn's convention).
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
+        # Unknown models fall back to the article's settings here; validate() names the problem.
+        name = self.model if self.model in registry.names() else "lstm"
+        recipe = registry.recipe(name, epochs=30, batch_size=32)
+
+        def pick(field: str):
+            value = getattr(self, field)
+            return recipe[field] if value is None else value
+
+        clip = recipe["clip"] if self.clip is None else (self.clip if self.clip > 0 else None)
+        epochs = pick("epochs")
+        if self.epochs is None:
+            epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs)
         return training.TrainConfig(
             model=self.model,
             cell=self.cell,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            clip=self.clip,
-            patience=self.patience,
+            hidden_size=pick("hidden_size"),
+            num_layers=pick("num_layers"),
+            epochs=epochs,
+            batch_size=pick("batch_size"),
+            lr=pick("lr"),
+            clip=clip,
+            patience=pick("patience"),
+            factor=recipe["factor"],
+            min_lr=recipe["min_lr"],
             weight_decay=self.weight_decay,
-            dropout=self.dropout,
+            dropout=pick("dropout"),
             seed=seed,
             log_every=10 if self.verbose > 1 else 0,
         ).validate()
@@ -145,8 +162,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         """Trains on X: (n, T, F) array, list of (T_i, F) arrays, or (n, T) univariate; y: (n,) labels."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
-        config = self._config()
+        self._config()  # bad parameters fail before the data is looked at
         x, lengths = _as_series(X, "fit", min_samples=2)
+        config = self._config(num_train=len(x))
         y = column_or_1d(y, warn=True)
         if len(y) != len(x):
             raise ValueError(f"fit: {len(x)} series but {len(y)} labels")
@@ -162,6 +180,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
                 f"fit: need samples of at least 2 classes, got one class {self.classes_.tolist()}"
             )
         self.n_features_in_ = x.shape[-1]
+        self.seq_len_ = x.shape[1]  # the FCN models' LSTM input size; predict pads shorter series
         self.mean_, self.scale_ = data.channel_statistics(x, lengths)
         x = self._transform(x, lengths)
         empty = np.zeros((0, x.shape[1], x.shape[2]), np.float32)
@@ -199,7 +218,8 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             )
         x = self._transform(x, lengths)
         config = self.config_
-        forward = _forward(*(config[k] for k in _PROGRAM_FIELDS), self.n_features_in_, len(self.classes_))
+        fields = (config[k] for k in _PROGRAM_FIELDS)
+        forward = _forward(*fields, self.n_features_in_, len(self.classes_), self.seq_len_)
         chunk = config["eval_batch_size"]
         parts = []
         for lo in range(0, len(x), chunk):
@@ -246,6 +266,7 @@ def _forward(
     cell: str,
     num_features: int,
     num_classes: int,
+    seq_len: int,
 ):
     """One jitted eval-mode forward (`training.make_forward`) per model architecture, shared by all
     fitted estimators (kept outside the estimator so that predict leaves its __dict__ unchanged)."""
@@ -257,4 +278,4 @@ def _forward(
         implementation=implementation,
         cell=cell,
     )
-    return training.make_forward(training.make_model(config, num_features, num_classes))
+    return training.make_forward(training.make_model(config, num_features, num_classes, seq_len=seq_len))

@@ -125,7 +125,8 @@ def _no_model_message(flat: Mapping[str, Any]) -> str:
         closest = max(inside, key=lambda e: len(e.modules))
         extra = sorted(key for key in flat if key.partition(".")[0] not in closest.modules)
         return (
-            f"unexpected key {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            f"unexpected key {extra[0]!r}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
             + f": the closest model, {closest.name} ({closest.torch_class_name}), has the modules "
             f"{sorted(closest.modules)} only"
         )

@@ -135,9 +135,7 @@ class AttentionLSTM(nn.Module):
         self.v = nn.Linear(attention_size or hidden_size, 1, bias=False)
         self.fc = nn.Linear(hidden_size, num_classes)
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor | None = None, return_attention: bool = False
-    ):
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, return_attention: bool = False):
         """(B, T, F) -> logits (B, C) [, weights (B, T)]."""
         if lengths is None:
             out, _ = self.lstm(x)

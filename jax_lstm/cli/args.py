@@ -60,7 +60,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model's recurrent layer: lstm (the article's), gru, or rnn (tanh) (default: lstm)",
     )
     model.add_argument(
-        "--epochs", type=int, default=None, help="default: the model's recipe, else 30 (10 for synthetic/digits)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="default: the model's recipe, else 30 (10 for synthetic/digits)",
     )
     model.add_argument(
         "--batch-size",
@@ -194,29 +197,11 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be {wanted}, got {value}")
 
 
-# The article's settings: what a flag that is not given means when the model's recipe is silent.
-ARTICLE_DEFAULTS = {
-    "hidden_size": 128,
-    "num_layers": 2,
-    "lr": 1e-3,
-    "clip": 1.0,
-    "patience": 2,
-    "factor": 0.1,
-    "min_lr": 0.0,
-    "dropout": 0.0,
-}
-
-
 def recipe_for(model: str, source: str) -> dict:
     """The settings a run of `model` on data `source` ("japanese-vowels", "ts", ...) uses where no
     flag is given: the model's registry recipe over the dataset's epochs and batch size over the
-    article's settings."""
-    return {
-        **ARTICLE_DEFAULTS,
-        "epochs": DEFAULT_EPOCHS[source],
-        "batch_size": DEFAULT_BATCH_SIZE[source],
-        **registry.get(model).recipe,
-    }
+    article's settings (`registry.recipe`)."""
+    return registry.recipe(model, DEFAULT_EPOCHS[source], DEFAULT_BATCH_SIZE[source])
 
 
 def config_from_args(args: argparse.Namespace, num_train: int = 0):

@@ -271,7 +271,9 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
             written = reporting.plot_history(args.plot, result.history, torch_history, title)
             print(f"plot written to {written}")
         if args.plot_attention:
-            print(f"attention plot written to {_plot_attention(args.plot_attention, dataset, config, result)}")
+            print(
+                f"attention plot written to {_plot_attention(args.plot_attention, dataset, config, result)}"
+            )
     except OSError as err:
         what = err.filename or "an output"
         return fail(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED)

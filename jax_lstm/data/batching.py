@@ -38,4 +38,3 @@ def epoch_mean(batch_losses: Sequence[float], batch_sizes: Sequence[int]) -> flo
     losses = np.asarray(batch_losses, dtype=np.float64)
     sizes = np.asarray(batch_sizes, dtype=np.float64)
     return float(np.sum(losses * sizes) / np.sum(sizes))
-

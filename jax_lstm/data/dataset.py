@@ -247,7 +247,6 @@ def _label_key(label: str):
         return (1, 0.0, label)
 
 
-
 def validation_split(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
     """Holds out a stratified `fraction` of the training series as a validation split.
 
@@ -260,16 +259,14 @@ def validation_split(dataset: Dataset, fraction: float, seed: int = 0) -> Datase
     without training series, or a split that would hold out nothing.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise DataError(
-            f"the validation split must be a fraction in (0, 1), e.g. 0.2, got {fraction!r}"
-        )
+        raise DataError(f"the validation split must be a fraction in (0, 1), e.g. 0.2, got {fraction!r}")
     if dataset.x_validation is not None:
         raise DataError(f"{dataset.name} already has a validation split")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     held: list[np.ndarray] = []
     for label in range(dataset.num_classes):
         members = np.flatnonzero(dataset.y_train == label)
-        count = int(round(fraction * len(members)))
+        count = round(fraction * len(members))
         if count and count >= len(members):
             raise DataError(
                 f"a validation split of {fraction:g} would leave class {dataset.classes[label]!r} "

@@ -181,4 +181,3 @@ def from_ts_data(train: TsData, test: TsData, standardize: bool = True) -> Datas
         classes=train.class_labels,
         standardize=standardize,
     )
-

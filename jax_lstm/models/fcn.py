@@ -110,7 +110,8 @@ class LSTMFCNClassifier(nn.Module):
         name = type(self).__name__
         if len(self.filters) != len(self.kernel_sizes) or not self.filters:
             raise ValueError(
-                f"{name}: filters {self.filters} and kernel_sizes {self.kernel_sizes} need one entry per block"
+                f"{name}: filters {self.filters} and kernel_sizes {self.kernel_sizes} need one entry "
+                "per block"
             )
         for field in ("seq_len", "num_classes"):
             value = getattr(self, field)

@@ -43,6 +43,7 @@ __all__ = [
     "initial_variables",
     "names",
     "nest",
+    "recipe",
     "recipe_epochs",
     "register",
 ]
@@ -403,6 +404,25 @@ FCN_RECIPE = {
 }
 
 
+# The article's settings: what a setting means where a model's recipe is silent.
+ARTICLE_RECIPE = {
+    "hidden_size": 128,
+    "num_layers": 2,
+    "lr": 1e-3,
+    "clip": 1.0,
+    "patience": 2,
+    "factor": 0.1,
+    "min_lr": 0.0,
+    "dropout": 0.0,
+}
+
+
+def recipe(name: str, epochs: int, batch_size: int) -> dict[str, Any]:
+    """Model `name`'s default training settings (TrainConfig fields, plus ``min_steps``): its
+    entry's recipe over `epochs` and `batch_size` (the data's defaults) over the article's."""
+    return {**ARTICLE_RECIPE, "epochs": epochs, "batch_size": batch_size, **get(name).recipe}
+
+
 def recipe_epochs(recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int) -> int:
     """`epochs`, raised where the recipe asks for ``min_steps`` updates and `num_train` series in
     batches of `batch_size` would make fewer."""
@@ -437,7 +457,9 @@ def _fcn_arch(config: Any) -> dict[str, Any]:
 def _fcn_layout(squeeze_excite: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
     def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
         if dims.seq_len < 1:
-            raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+            raise ValueError(
+                "the FCN models need the series length (Dims.seq_len) for their LSTM's input size"
+            )
         mode = CELL_MODES[arch.get("cell", "lstm")]
         spec = RNNSpec(dims.seq_len, arch["hidden_size"], arch["num_layers"], mode=mode)
         out: Layout = lstm_layout("lstm", spec)
@@ -491,7 +513,9 @@ def _fcn_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
 def _fcn_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
     def build(config: Any, dims: Dims) -> nn.Module:
         if dims.seq_len < 1:
-            raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+            raise ValueError(
+                "the FCN models need the series length (Dims.seq_len) for their LSTM's input size"
+            )
         arch = _fcn_arch(config)
         return cls(
             dims.seq_len,
@@ -580,7 +604,12 @@ def _attention_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     cell, spec = _recurrent_read(flat)
     size = int(required(flat, "attn.weight", "the attention's nn.Linear").shape[0])
     num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell, "attention_size": size}
+    arch = {
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "cell": cell,
+        "attention_size": size,
+    }
     return arch, Dims(spec.input_size, num_classes)
 
 

@@ -428,7 +428,12 @@ def fit(
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)
         state = create_train_state(
-            config, dataset.num_features, dataset.num_classes, variables, dataset.output_shape, dataset.seq_len
+            config,
+            dataset.num_features,
+            dataset.num_classes,
+            variables,
+            dataset.output_shape,
+            dataset.seq_len,
         )
         plateau = run.scheduler.init(config.lr)
     if run.mesh is not None:
@@ -458,7 +463,9 @@ def fit(
             if log:
                 held = ""
                 if record.val_accuracy is not None:
-                    held = f"validation loss {record.val_loss:.4f} accuracy {100 * record.val_accuracy:.2f}%, "
+                    held = (
+                        f"validation loss {record.val_loss:.4f} accuracy {100 * record.val_accuracy:.2f}%, "
+                    )
                 log(
                     f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, {held}"
                     f"{run.task.describe(record.test_loss, record.test_accuracy)}, lr {record.lr:.2e}"
