@@ -284,7 +284,9 @@ def whole_runs(epochs: int, num_samples: int, hidden: int, layers: int, cache_di
     """
     config = training.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
     dataset = data.synthetic(num_samples=num_samples)
-    variables = training.initial_variables(config, dataset.num_features, dataset.num_classes)
+    variables = training.initial_variables(
+        config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
+    )
     twin = torch_twin(config, dataset, variables)
 
     cold = timed_fit(config, dataset, variables)

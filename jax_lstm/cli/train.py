@@ -203,7 +203,9 @@ def _train_one(args: argparse.Namespace, dataset, config) -> int:
     if args.compare_torch:
         if config.dropout > 0:
             print("note: with dropout the two sides draw different masks; losses will differ")
-        variables = initial_variables(config, dataset.num_features, dataset.num_classes)
+        variables = initial_variables(
+            config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
+        )
         try:
             torch_model = torch_bridge.torch_twin(config, dataset, variables)
         except torch_bridge.TorchMissingError as err:

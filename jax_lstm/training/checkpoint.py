@@ -170,7 +170,16 @@ class Checkpoint:
         if changed:
             details = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"cannot resume from {self.path} with different settings ({details})")
-        if data_description(dataset) != self.data:
+        now = data_description(dataset)
+        # The sizes the weights depend on first, by name: they are the usual mistake.
+        for key, what in (("num_features", "channels (features)"), ("seq_len", "steps per padded series")):
+            if key in self.data and self.data[key] != now.get(key):
+                raise ValueError(
+                    f"cannot resume from {self.path}: its model was trained on series of "
+                    f"{self.data[key]} {what}, and this data has {now.get(key)}; resume with the "
+                    "data it was trained on, or start over with --overwrite"
+                )
+        if now != self.data:
             raise ValueError(
                 f"cannot resume from {self.path}: it was trained on {self.data}, "
                 f"not on {data_description(dataset)}"
