@@ -2,7 +2,8 @@
 estimator, every CLI subcommand and the file readers is refused before any work with the documented
 exception type (or CLI exit status) and a message that names the problem.
 
-Nothing here trains: each case fails before the first step, so the table stays fast.
+Nothing here trains but one case that needs a fitted estimator (one epoch of a tiny model): every
+other case fails before the first step, so the table stays fast.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from jax_lstm import data, functional, training
 from jax_lstm.cli import main
 from jax_lstm.estimator import LSTMSequenceClassifier
 from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
+from jax_lstm.models.fcn import LSTMFCNClassifier
 from jax_lstm.training import checkpoint
 
 GOOD_TS = (
@@ -723,7 +725,124 @@ CLI += [
     ),
 ]
 
-CASES = LAYER + INTEROP + CLASSIFIERS + ESTIMATOR + READERS + CLI
+
+# --- the article's extensions: LSTM-FCN, MLSTM-FCN, attention-LSTM ------------------------------
+
+
+def _fcn_apply(seq_len: int, steps: int):
+    def run(files):
+        model = LSTMFCNClassifier(seq_len, 3, hidden_size=2, filters=(2, 2, 2))
+        x = jnp.ones((2, steps, 3))
+        return model.init(jax.random.PRNGKey(0), x)
+
+    return run
+
+
+def _tiny_ts(files, key: str = "good") -> list[str]:
+    return ["--data", str(files[key]), "--test-data", str(files[key])]
+
+
+HYBRID = [
+    Case(
+        "lstm-fcn series longer than seq_len",
+        _fcn_apply(5, 8),
+        ValueError,
+        "was built for series of at most 5 steps .* got series of 8 steps",
+    ),
+    Case(
+        "lstm-fcn filters and kernels of different lengths",
+        lambda f: LSTMFCNClassifier(5, 3, filters=(2, 2), kernel_sizes=(3,)),
+        ValueError,
+        r"filters \(2, 2\) and kernel_sizes \(3,\) need one entry per block",
+    ),
+    Case("lstm-fcn seq_len 0", lambda f: LSTMFCNClassifier(0, 3), ValueError, "seq_len must be an int >= 1"),
+    Case(
+        "train --plot-attention for a model without attention",
+        _train("--model", "lstm-fcn", "--plot-attention", "a.png"),
+        2,
+        "--plot-attention draws attention weights, and model 'lstm-fcn' has none: use --model attention-lstm",
+    ),
+    Case(
+        "train --plot-attention a.txt",
+        _train("--model", "attention-lstm", "--plot-attention", "a.txt"),
+        2,
+        r"--plot-attention a.txt: writes PNG",
+    ),
+    Case(
+        "train --plot-attention with --seeds",
+        _train("--model", "attention-lstm", "--plot-attention", "a.png", "--seeds", "2"),
+        2,
+        "does not combine with --plot-attention",
+    ),
+    Case(
+        "train --validation-split 0",
+        _train("--validation-split", "0"),
+        2,
+        r"--validation-split must be a fraction in \(0, 1\)",
+    ),
+    Case(
+        "train --validation-split 1.5",
+        _train("--validation-split", "1.5"),
+        2,
+        r"--validation-split must be a fraction in \(0, 1\), e.g. 0.2 .*got 1.5",
+    ),
+    Case(
+        "train --validation-split nan", _train("--validation-split", "nan"), 2, "--validation-split must be"
+    ),
+    Case(
+        "train --validation-split leaving a class without training series",
+        _cli("train", "--validation-split", "0.8", use=_tiny_ts),
+        2,
+        "a validation split of 0.8 would leave class 'a' without training series \\(it has 2\\)",
+    ),
+    Case(
+        "train --validation-split holding out nothing",
+        _cli("train", "--validation-split", "0.01", use=_tiny_ts),
+        2,
+        "a validation split of 0.01 of 4 training series holds out no series",
+    ),
+    Case(
+        "train --validation-split with --seeds",
+        _train("--validation-split", "0.2", "--seeds", "2"),
+        2,
+        "does not combine with --validation-split",
+    ),
+    Case(
+        "train --validation-split with --resume",
+        _train("--validation-split", "0.2", "--resume", use=lambda f: ["--checkpoint-dir", str(f["dir"])]),
+        2,
+        "--validation-split chooses among the epochs of one run.* cannot --resume",
+    ),
+    Case("train --factor 1", _train("--factor", "1"), 2, r"--factor must be a number in \(0, 1\), got 1.0"),
+    Case("train --min-lr -1", _train("--min-lr", "-1"), 2, "--min-lr must be a finite number >= 0"),
+    Case(
+        "train --min-lr above --lr",
+        _train("--min-lr", "0.5"),
+        2,
+        r"min_lr must be a finite number in \[0, lr",
+    ),
+    Case(
+        "validation_split of a fraction as text",
+        lambda f: data.validation_split(data.synthetic(), "0.2"),
+        data.DataError,
+        "the validation split must be a fraction in",
+    ),
+    Case(
+        "estimator lstm-fcn predict on longer series",
+        lambda f: _fitted_fcn().predict(np.ones((2, 9, 2), np.float32)),
+        ValueError,
+        "was built for series of at most 6 steps",
+    ),
+]
+
+
+def _fitted_fcn():
+    """An lstm-fcn estimator fitted (one epoch, tiny) on series of 6 steps."""
+    x = np.random.default_rng(0).standard_normal((6, 6, 2)).astype(np.float32)
+    return LSTMSequenceClassifier(model="lstm-fcn", epochs=1, hidden_size=2).fit(x, np.arange(6) % 2)
+
+
+CASES = LAYER + INTEROP + CLASSIFIERS + ESTIMATOR + READERS + CLI + HYBRID
 
 
 def test_the_table_is_large_and_names_are_unique():
