@@ -6,8 +6,15 @@ the article's classifiers, and training as pure functions of a state.
 
 from jax_lstm import data, functional
 from jax_lstm.interop import from_torch, to_torch
-from jax_lstm.models import BNLSTMClassifier, LSTMClassifier, LSTMForecaster
-from jax_lstm.nn import BatchNorm1d, Linear
+from jax_lstm.models import (
+    AttentionLSTMClassifier,
+    BNLSTMClassifier,
+    LSTMClassifier,
+    LSTMFCNClassifier,
+    LSTMForecaster,
+    MLSTMFCNClassifier,
+)
+from jax_lstm.nn import BatchNorm1d, Conv1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
 from jax_lstm.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMSpec, RNNCell, RNNSpec
 from jax_lstm.training import EpochRecord, TrainConfig, TrainState, fit, fit_many
@@ -18,16 +25,20 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "AttentionLSTMClassifier",
     "BNLSTMClassifier",
     "BatchNorm1d",
+    "Conv1d",
     "EpochRecord",
     "GRUCell",
     "LSTMCell",
     "LSTMClassifier",
+    "LSTMFCNClassifier",
     "LSTMForecaster",
     "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",
+    "MLSTMFCNClassifier",
     "PlateauState",
     "RNNCell",
     "RNNSpec",
