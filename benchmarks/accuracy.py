@@ -63,10 +63,10 @@ def load(name: str, osuleaf_dir: str) -> tuple[data.Dataset, list[str]]:
     return data.from_ts_files(train, test), flags
 
 
-def default_config(model: str, seed: int, flags: list[str], num_train: int) -> training.TrainConfig:
+def default_config(model: str, seed: int, flags: list[str], dataset: data.Dataset) -> training.TrainConfig:
     """`jax-lstm train --model M --seed S <flags>`'s config: the model's recipe, nothing tuned here."""
     args = build_parser().parse_args(["train", "--model", model, "--seed", str(seed), "--quiet", *flags])
-    return config_from_args(args, num_train=num_train)
+    return config_from_args(args, num_train=len(dataset.y_train), seq_len=dataset.seq_len)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
             sides = ["jax"] + (["torch"] if model in args.torch_models else [])
             rows = entry["models"].setdefault(model, {side: [] for side in sides})
             for seed in range(args.seeds):
-                config = default_config(model, seed, flags, len(dataset.y_train))
+                config = default_config(model, seed, flags, dataset)
                 rows["config"] = {k: v for k, v in vars(config).items() if k not in ("seed", "log_every")}
                 start = time.perf_counter()
                 accuracy = training.fit(config, dataset, log=None).test_accuracy

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"environment": env, "steps": [], "runs": []}
     for name, (dataset, flags) in sets.items():
         for model in MODELS:
-            config = default_config(model, 0, flags, len(dataset.y_train))
+            config = default_config(model, 0, flags, dataset)
             if args.quick:
                 config = dataclasses.replace(config, epochs=2, hidden_size=4)
             timings, compile_s = measure(step_pair(config, dataset), rounds)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"compile {compile_s['jax']:.1f} s",
                 flush=True,
             )
-        config = default_config("mlstm-fcn", 0, flags, len(dataset.y_train))
+        config = default_config("mlstm-fcn", 0, flags, dataset)
         if args.quick:
             config = dataclasses.replace(config, epochs=2, hidden_size=4)
         config = dataclasses.replace(config, log_every=0)

@@ -66,8 +66,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters are `TrainConfig` fields (`jax-lstm train`'s flags of the same names). Those left at
     None take the model's default recipe, exactly as the command does for a .ts file (e.g. the FCN
-    models: hidden 8, 1 layer, dropout 0.8, no clipping, at least 40 epochs and 500 updates of
-    batches of 16; the article's models: hidden 128, 2 layers, clip 1.0, 30 epochs of 32).
+    models: hidden 8, 1 layer, dropout 0.8, no clipping, at least 40 epochs and 1500 updates of
+    batches of 16 within a bound on the work; the article's models: hidden 128, 2 layers, clip
+    1.0, 30 epochs of 32).
     ``random_state`` is the seed (None draws a fresh one), ``clip=0`` disables clipping (the flag's
     0), and ``verbose`` (1: epoch lines and a progress bar, 2: step lines too) replaces
     ``--quiet``. ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they keep
@@ -120,7 +121,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _config(self, num_train: int = 0) -> training.TrainConfig:
+    def _config(self, num_train: int = 0, seq_len: int = 0) -> training.TrainConfig:
         # An int fixes weights and batch order; None draws a fresh seed (sklearn's convention).
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
         # Unknown models fall back to the article's settings here; validate() names the problem.
@@ -134,7 +135,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         clip = recipe["clip"] if self.clip is None else (self.clip if self.clip > 0 else None)
         epochs = pick("epochs")
         if self.epochs is None:
-            epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs)
+            epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs, seq_len)
         return training.TrainConfig(
             model=self.model,
             cell=self.cell,
@@ -164,7 +165,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         self._config()  # bad parameters fail before the data is looked at
         x, lengths = _as_series(X, "fit", min_samples=2)
-        config = self._config(num_train=len(x))
+        config = self._config(num_train=len(x), seq_len=x.shape[1])
         y = column_or_1d(y, warn=True)
         if len(y) != len(x):
             raise ValueError(f"fit: {len(x)} series but {len(y)} labels")

@@ -32,7 +32,7 @@ def _train(args: argparse.Namespace) -> int:
                 "--validation-split selects an epoch in jax-lstm train; the torch reference always "
                 "reports the last epoch: leave the flag out"
             )
-        config = config_from_args(args, num_train=len(dataset.y_train))
+        config = config_from_args(args, num_train=len(dataset.y_train), seq_len=dataset.seq_len)
         if args.resume and not args.checkpoint_dir:
             raise ValueError("--resume needs --checkpoint-dir")
         if args.resume and args.overwrite:

@@ -204,11 +204,12 @@ def recipe_for(model: str, source: str) -> dict:
     return registry.recipe(model, DEFAULT_EPOCHS[source], DEFAULT_BATCH_SIZE[source])
 
 
-def config_from_args(args: argparse.Namespace, num_train: int = 0):
+def config_from_args(args: argparse.Namespace, num_train: int = 0, seq_len: int = 0):
     """The TrainConfig the flags ask for (validated): each flag given, else the model's recipe.
 
-    `num_train` (the training series, once the data is read) lets a recipe with ``min_steps`` raise
-    its epochs for small training sets (`registry.recipe_epochs`); an explicit ``--epochs`` stands.
+    `num_train` and `seq_len` (the training series and their padded length, once the data is read)
+    let a recipe with ``min_steps`` raise its epochs for small training sets, within its
+    ``max_work`` (`registry.recipe_epochs`); an explicit ``--epochs`` stands.
     """
     from jax_lstm.training import TrainConfig
 
@@ -223,7 +224,7 @@ def config_from_args(args: argparse.Namespace, num_train: int = 0):
     clip = recipe["clip"] if args.clip is None else (args.clip if args.clip > 0 else None)
     epochs = pick("epochs")
     if args.epochs is None:
-        epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs)
+        epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs, seq_len)
     return TrainConfig(
         model=args.model,
         cell=args.cell,

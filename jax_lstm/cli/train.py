@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         dataset.validate()
         if args.validation_split is not None:
             dataset = data.validation_split(dataset, args.validation_split, seed=args.seed)
-        config = config_from_args(args, num_train=len(dataset.y_train))
+        config = config_from_args(args, num_train=len(dataset.y_train), seq_len=dataset.seq_len)
     except (DataError, ValueError, FileNotFoundError) as err:
         return fail(str(err))
     if args.seeds > 1:

@@ -398,9 +398,11 @@ FCN_RECIPE = {
     "min_lr": 1e-4,
     "epochs": 40,
     "batch_size": 16,
-    # Small training sets get more epochs, so that every run makes at least this many updates
-    # (`recipe_epochs`): 40 epochs of a 40-series set would be 120 steps.
-    "min_steps": 500,
+    # Small training sets get more epochs, so that a run makes at least `min_steps` updates (40
+    # epochs of a 40-series set would be 120), as long as the epochs' work (series x padded steps x
+    # epochs) stays within `max_work`, which bounds a default run's time (`recipe_epochs`).
+    "min_steps": 1500,
+    "max_work": 4_000_000,
 }
 
 
@@ -423,14 +425,21 @@ def recipe(name: str, epochs: int, batch_size: int) -> dict[str, Any]:
     return {**ARTICLE_RECIPE, "epochs": epochs, "batch_size": batch_size, **get(name).recipe}
 
 
-def recipe_epochs(recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int) -> int:
+def recipe_epochs(
+    recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int, seq_len: int = 0
+) -> int:
     """`epochs`, raised where the recipe asks for ``min_steps`` updates and `num_train` series in
-    batches of `batch_size` would make fewer."""
+    batches of `batch_size` would make fewer; the raise stops where the run's work, `num_train` x
+    `seq_len` x epochs, would pass the recipe's ``max_work`` (never below `epochs`)."""
     min_steps = int(recipe.get("min_steps", 0))
     if not min_steps or num_train < 1:
         return epochs
     steps_per_epoch = math.ceil(num_train / batch_size)
-    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+    wanted = max(epochs, math.ceil(min_steps / steps_per_epoch))
+    max_work = int(recipe.get("max_work", 0))
+    if max_work and seq_len > 0:
+        wanted = min(wanted, max(epochs, max_work // (num_train * seq_len)))
+    return wanted
 
 
 def _conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) -> Layout:

@@ -49,15 +49,20 @@ def _data(files, key="train"):
 
 
 def test_recipes_fill_only_what_no_flag_sets():
-    def config(*argv, num_train=0):
-        return config_from_args(build_parser().parse_args(["train", *argv]), num_train=num_train)
+    def config(*argv, num_train=0, seq_len=0):
+        args = build_parser().parse_args(["train", *argv])
+        return config_from_args(args, num_train=num_train, seq_len=seq_len)
 
     fcn = config("--model", "mlstm-fcn", "--data", "x.ts")
     assert (fcn.hidden_size, fcn.num_layers, fcn.dropout, fcn.clip) == (8, 1, 0.8, None)
     assert (fcn.patience, fcn.min_lr, fcn.batch_size) == (5, 1e-4, 16)
     assert fcn.factor == pytest.approx(2 ** (-1 / 3))
-    # min_steps: a set of 40 series makes 3 steps an epoch, so 500 steps take 167 epochs
-    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40).epochs == 167
+    # min_steps: a set of 40 series makes 3 steps an epoch, so 1500 steps take 500 epochs ...
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=100).epochs == 500
+    # ... unless the work (series x steps x epochs) would pass max_work: 4e6 / (40 x 400) = 250
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=400).epochs == 250
+    # never below the recipe's 40 epochs
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=200, seq_len=4000).epochs == 40
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=4000).epochs == 40
     assert config("--model", "lstm-fcn", "--epochs", "3", num_train=40).epochs == 3  # a flag stands
     flagged = config("--model", "lstm-fcn", "--hidden-size", "5", "--clip", "2", "--dropout", "0")
