@@ -802,12 +802,6 @@ HYBRID = [
         "a validation split of 0.01 of 4 training series holds out no series",
     ),
     Case(
-        "train --validation-split with --seeds",
-        _train("--validation-split", "0.2", "--seeds", "2"),
-        2,
-        "does not combine with --validation-split",
-    ),
-    Case(
         "train --validation-split with --resume",
         _train("--validation-split", "0.2", "--resume", use=lambda f: ["--checkpoint-dir", str(f["dir"])]),
         2,

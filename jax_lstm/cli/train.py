@@ -55,7 +55,6 @@ def _check_flags(args: argparse.Namespace) -> None:
                 ("--resume", args.resume),
                 ("--plot", args.plot),
                 ("--plot-attention", args.plot_attention),
-                ("--validation-split", args.validation_split is not None),
             )
             if used
         ]
@@ -398,8 +397,13 @@ def _train_many(args: argparse.Namespace, dataset, config) -> int:
         return fail("interrupted", status=EXIT_INTERRUPTED)
     seconds = time.perf_counter() - start
     accuracies = [r.test_accuracy for r in results]
-    for seed, accuracy in zip(seeds, accuracies, strict=True):
-        print(f"seed {seed}: test accuracy {100 * accuracy:.2f}%")
+    for seed, r in zip(seeds, results, strict=True):
+        chosen = (
+            ""
+            if r.selected_epoch is None
+            else f" at epoch {r.selected_epoch} (chosen on the validation split)"
+        )
+        print(f"seed {seed}: test accuracy {100 * r.test_accuracy:.2f}%{chosen}")
     print(
         f"JAX: {len(seeds)} models, test accuracy mean {100 * sum(accuracies) / len(accuracies):.2f}% "
         f"(range {100 * min(accuracies):.2f}-{100 * max(accuracies):.2f}) after {config.epochs} epochs "
@@ -411,7 +415,12 @@ def _train_many(args: argparse.Namespace, dataset, config) -> int:
             "config": dataclasses.asdict(config),
             "environment": env,
             "models": [
-                {"seed": seed, "epochs": to_dicts(r.history), "test_accuracy": r.test_accuracy}
+                {
+                    "seed": seed,
+                    "epochs": to_dicts(r.history),
+                    "test_accuracy": r.test_accuracy,
+                    "selected_epoch": r.selected_epoch,
+                }
                 for seed, r in zip(seeds, results, strict=True)
             ],
             "test_accuracy_mean": sum(accuracies) / len(accuracies),

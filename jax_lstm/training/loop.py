@@ -529,11 +529,6 @@ def fit_many(
         raise ValueError("fit_many needs at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
-    if getattr(dataset, "x_validation", None) is not None:
-        raise ValueError(
-            "fit_many reports every model's last epoch; choosing an epoch on a validation split "
-            "is fit's: train the seeds one at a time"
-        )
     run = Run.build(config, dataset, list(seeds), data_parallel)
     configs, dataset = run.configs, run.dataset
     states = [
@@ -553,11 +548,17 @@ def fit_many(
     histories: list[list[EpochRecord]] = [[] for _ in seeds]
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, 0) if progress else None
+    # With a validation split: per model, (score, epoch, the stacked state of that epoch), as `fit`.
+    selected: list[tuple[tuple[float, float], int, TrainState] | None] = [None] * len(seeds)
     try:
         for epoch in range(config.epochs):
             state, plateaus, records = train_epoch(run, state, plateaus, epoch, log, bar)
-            for history, record in zip(histories, records, strict=True):
+            for k, (history, record) in enumerate(zip(histories, records, strict=True)):
                 history.append(record)
+                if record.val_accuracy is not None:
+                    score = (record.val_accuracy, -record.val_loss)
+                    if selected[k] is None or score > selected[k][0]:
+                        selected[k] = (score, epoch + 1, state)
             if log:
                 accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
                 log(
@@ -570,11 +571,13 @@ def fit_many(
     finally:
         if bar is not None:
             bar.close()
-    state = _local(state)
-    return [
-        FitResult(_unstack(state, k), plateaus[k], histories[k], c, dataset.num_classes)
-        for k, c in enumerate(configs)
-    ]
+    results = []
+    for k, c in enumerate(configs):
+        chosen = selected[k]
+        model_state = _unstack(_local(state if chosen is None else chosen[2]), k)
+        epoch_k = None if chosen is None else chosen[1]
+        results.append(FitResult(model_state, plateaus[k], histories[k], c, dataset.num_classes, epoch_k))
+    return results
 
 
 def _raise_if_process_lost(err: Exception) -> None:

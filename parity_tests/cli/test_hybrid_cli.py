@@ -4,6 +4,7 @@ attention-LSTM with their recipes, checkpoints, export, --compare-torch, --plot-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -153,6 +154,21 @@ def test_validation_split_is_stratified_and_leaves_the_test_split_alone():
     np.testing.assert_array_equal(again.y_validation, split.y_validation)
     with pytest.raises(data.DataError, match="already has a validation split"):
         data.validation_split(split, 0.2)
+
+
+def test_fit_many_chooses_each_models_epoch_as_fit_does(tiny):
+    dataset = data.validation_split(data.from_ts_files(tiny["train"], tiny["test"]), 0.3, seed=0)
+    config = jax_lstm.TrainConfig(model="attention-lstm", hidden_size=4, num_layers=1, epochs=4, log_every=0)
+    many = jax_lstm.fit_many(config, dataset, [0, 1], log=None)
+    for seed, result in zip([0, 1], many, strict=True):
+        alone = jax_lstm.fit(dataclasses.replace(config, seed=seed), dataset, log=None)
+        assert result.selected_epoch == alone.selected_epoch is not None
+        assert result.test_accuracy == alone.test_accuracy
+        np.testing.assert_allclose(
+            result.variables()["params"]["fc"]["weight"],
+            alone.variables()["params"]["fc"]["weight"],
+            rtol=1e-5,
+        )
 
 
 def test_seeds_train_fcn_models_at_once(tiny, capsys):
