@@ -38,7 +38,7 @@ def attention_pool(
     """
     if lengths is not None:
         valid = jnp.arange(outputs.shape[1])[None, :] < lengths[:, None]
-        scores = scores
+        scores = jnp.where(valid, scores, -jnp.inf)
     weights = jax.nn.softmax(scores, axis=1)
     return jnp.einsum("bt,bth->bh", weights, outputs), weights
 
