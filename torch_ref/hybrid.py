@@ -118,7 +118,8 @@ class MLSTMFCN(LSTMFCN):
 
 
 class AttentionLSTM(nn.Module):
-    """LSTM -> v . tanh(W h_t + b) scores -> softmax over valid steps -> weighted sum -> Linear."""
+    """(Bidirectional by default) LSTM -> v . tanh(W h_t + b) scores -> softmax over valid steps ->
+    weighted sum of the outputs -> Linear."""
 
     def __init__(
         self,
@@ -128,12 +129,14 @@ class AttentionLSTM(nn.Module):
         num_classes: int,
         attention_size: int | None = None,
         cell: str = "lstm",
+        bidirectional: bool = True,
     ):
         super().__init__()
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers)
-        self.attn = nn.Linear(hidden_size, attention_size or hidden_size)
+        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, bidirectional)
+        width = hidden_size * (2 if bidirectional else 1)  # each step's output: both directions
+        self.attn = nn.Linear(width, attention_size or hidden_size)
         self.v = nn.Linear(attention_size or hidden_size, 1, bias=False)
-        self.fc = nn.Linear(hidden_size, num_classes)
+        self.fc = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, return_attention: bool = False):
         """(B, T, F) -> logits (B, C) [, weights (B, T)]."""

@@ -32,10 +32,12 @@ __all__ = ["BN_LSTM", "MultiDimLSTM"]
 _LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-def _recurrent_layer(cell: str, input_size: int, hidden_size: int, num_layers: int) -> nn.Module:
+def _recurrent_layer(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False
+) -> nn.Module:
     if cell not in _LAYERS:
         raise ValueError(f"cell must be one of {tuple(_LAYERS)}, got {cell!r}")
-    return _LAYERS[cell](input_size, hidden_size, num_layers, batch_first=True)
+    return _LAYERS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
 
 
 def _zero_state(module: nn.Module, x: torch.Tensor):

@@ -1,11 +1,16 @@
 """Attention pooling over an LSTM's outputs (the article's first extension), in Flax.
 
-``AttentionLSTMClassifier``: a batch-first LSTM (or GRU / RNN: `cell`) from zero state, then additive
-attention over its outputs h_t instead of the last step alone:
+``AttentionLSTMClassifier``: a batch-first LSTM (or GRU / RNN: `cell`) from zero state,
+bidirectional by default (as Zhou et al. 2016's attention-based BiLSTM: each step's output then
+sees the whole series, which is what pooling over steps needs), then additive attention over its
+outputs h_t (both directions, width D*H) instead of the last step alone:
 
-    score_t = v . tanh(W h_t + b)    (``attn``: Linear(H, A); ``v``: Linear(A, 1, no bias))
+    score_t = v . tanh(W h_t + b)    (``attn``: Linear(D*H, A); ``v``: Linear(A, 1, no bias))
     a = softmax(score) over the valid steps (padding gets weight exactly 0)
-    context = sum_t a_t h_t  ->  ``fc``: Linear(H, num_classes)
+    context = sum_t a_t h_t  ->  ``fc``: Linear(D*H, num_classes)
+
+One direction (``bidirectional=False``) scored 95.3% on JapaneseVowels against the last-step LSTM's
+96.5%, both directions 97.5% (means of 5 seeds; `benchmarks/NOTES.md`).
 
 ``apply(..., return_attention=True)`` also returns the weights a (B, T), the picture of what the
 model looks at (``jax-lstm train --model attention-lstm --plot-attention``). The torch twin is
@@ -59,6 +64,7 @@ class AttentionLSTMClassifier(nn.Module):
     axis_name: str | None = None  # unused: the samples are independent
     implementation: str = "fused"
     cell: str = "lstm"
+    bidirectional: bool = True  # attend over both directions' outputs (B, T, 2H)
 
     @nn.compact
     def __call__(
@@ -79,10 +85,11 @@ class AttentionLSTMClassifier(nn.Module):
             self.implementation,
             batch_first=True,
             dropout=self.dropout,
+            bidirectional=self.bidirectional,
             param_dtype=self.param_dtype,
             name="lstm",
         )
-        out, _ = layer(x, deterministic=not train, lengths=lengths)  # (B, T, H), zeros on padding
+        out, _ = layer(x, deterministic=not train, lengths=lengths)  # (B, T, D*H), zeros on padding
         size = self.attention_size or self.hidden_size
         hidden = jnp.tanh(Linear(size, param_dtype=self.param_dtype, name="attn")(out))
         scores = Linear(1, param_dtype=self.param_dtype, use_bias=False, name="v")(hidden)[..., 0]

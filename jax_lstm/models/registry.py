@@ -597,15 +597,21 @@ register(
 )
 
 
+def _attention_arch(config: Any) -> dict[str, Any]:
+    return {**_article_arch(config), "bidirectional": True}
+
+
 def _attention_layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
     mode = CELL_MODES[arch.get("cell", "lstm")]
     hidden = arch["hidden_size"]
     size = arch.get("attention_size") or hidden
-    spec = RNNSpec(dims.num_features, hidden, arch["num_layers"], mode=mode)
+    bidirectional = arch.get("bidirectional", True)
+    spec = RNNSpec(dims.num_features, hidden, arch["num_layers"], bidirectional=bidirectional, mode=mode)
+    width = hidden * (2 if bidirectional else 1)
     out: Layout = lstm_layout("lstm", spec)
-    out.update(linear_layout("attn", hidden, size))
+    out.update(linear_layout("attn", width, size))
     out.update(linear_layout("v", size, 1, bias=False))
-    out.update(linear_layout("fc", hidden, dims.num_outputs))
+    out.update(linear_layout("fc", width, dims.num_outputs))
     return out
 
 
@@ -618,6 +624,7 @@ def _attention_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
         "num_layers": spec.num_layers,
         "cell": cell,
         "attention_size": size,
+        "bidirectional": spec.bidirectional,
     }
     return arch, Dims(spec.input_size, num_classes)
 
@@ -631,6 +638,7 @@ def _attention_build(config: Any, dims: Dims) -> nn.Module:
         param_dtype=jnp.dtype(config.dtype),
         implementation=config.implementation,
         cell=config.cell,
+        bidirectional=True,
     )
 
 
@@ -642,6 +650,7 @@ def _attention_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
         dims.num_outputs,
         arch.get("attention_size") or arch["hidden_size"],
         arch.get("cell", "lstm"),
+        arch.get("bidirectional", True),
     )
 
 
@@ -650,8 +659,8 @@ register(
         name="attention-lstm",
         flax_class=AttentionLSTMClassifier,
         torch_twin="torch_ref.hybrid:AttentionLSTM",
-        summary="LSTM with additive attention pooling over its outputs, then Linear",
-        arch=_article_arch,
+        summary="bidirectional LSTM with additive attention pooling over its outputs, then Linear",
+        arch=_attention_arch,
         layout=_attention_layout,
         read_state_dict=_attention_read,
         build=_attention_build,
