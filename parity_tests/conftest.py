@@ -41,3 +41,13 @@ def x64():
     """JAX 64-bit mode for the duration of one test."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_x64():
+    """`jax-lstm train --dtype float64` switches 64-bit mode on for the process, as a user's run
+    should; a test that runs it must not leave it on for the tests after it."""
+    before = jax.config.read("jax_enable_x64")
+    yield
+    if jax.config.read("jax_enable_x64") != before:
+        jax.config.update("jax_enable_x64", before)
