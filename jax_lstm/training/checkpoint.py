@@ -171,6 +171,8 @@ class Checkpoint:
             details = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"cannot resume from {self.path} with different settings ({details})")
         now = data_description(dataset)
+        if "seq_len" not in self.data:  # written before the length was recorded
+            now.pop("seq_len")
         # The sizes the weights depend on first, by name: they are the usual mistake.
         for key, what in (("num_features", "channels (features)"), ("seq_len", "steps per padded series")):
             if key in self.data and self.data[key] != now.get(key):
