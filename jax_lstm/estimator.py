@@ -126,30 +126,14 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
         # Unknown models fall back to the article's settings here; validate() names the problem.
         name = self.model if self.model in registry.names() else "lstm"
-        recipe = registry.recipe(name, epochs=30, batch_size=32)
-
-        def pick(field: str):
-            value = getattr(self, field)
-            return recipe[field] if value is None else value
-
-        clip = recipe["clip"] if self.clip is None else (self.clip if self.clip > 0 else None)
-        epochs = pick("epochs")
-        if self.epochs is None:
-            epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs, seq_len)
+        # factor and min_lr are not parameters: always the recipe's.
+        given = {field: getattr(self, field, None) for field in registry.RECIPE_FIELDS}
+        settings = registry.resolve_recipe(name, given, 30, 32, num_train, seq_len)
         return training.TrainConfig(
             model=self.model,
             cell=self.cell,
-            hidden_size=pick("hidden_size"),
-            num_layers=pick("num_layers"),
-            epochs=epochs,
-            batch_size=pick("batch_size"),
-            lr=pick("lr"),
-            clip=clip,
-            patience=pick("patience"),
-            factor=recipe["factor"],
-            min_lr=recipe["min_lr"],
+            **settings,
             weight_decay=self.weight_decay,
-            dropout=pick("dropout"),
             seed=seed,
             log_every=10 if self.verbose > 1 else 0,
         ).validate()

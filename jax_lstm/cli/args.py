@@ -197,13 +197,6 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be {wanted}, got {value}")
 
 
-def recipe_for(model: str, source: str) -> dict:
-    """The settings a run of `model` on data `source` ("japanese-vowels", "ts", ...) uses where no
-    flag is given: the model's registry recipe over the dataset's epochs and batch size over the
-    article's settings (`registry.recipe`)."""
-    return registry.recipe(model, DEFAULT_EPOCHS[source], DEFAULT_BATCH_SIZE[source])
-
-
 def config_from_args(args: argparse.Namespace, num_train: int = 0, seq_len: int = 0):
     """The TrainConfig the flags ask for (validated): each flag given, else the model's recipe.
 
@@ -215,31 +208,16 @@ def config_from_args(args: argparse.Namespace, num_train: int = 0, seq_len: int 
 
     check_numbers(args)
     source = "ts" if args.data else args.dataset
-    recipe = recipe_for(args.model, source)
-
-    def pick(field: str):
-        value = getattr(args, field)
-        return recipe[field] if value is None else value
-
-    clip = recipe["clip"] if args.clip is None else (args.clip if args.clip > 0 else None)
-    epochs = pick("epochs")
-    if args.epochs is None:
-        epochs = registry.recipe_epochs(recipe, num_train, pick("batch_size"), epochs, seq_len)
+    given = {field: getattr(args, field) for field in registry.RECIPE_FIELDS}
+    settings = registry.resolve_recipe(
+        args.model, given, DEFAULT_EPOCHS[source], DEFAULT_BATCH_SIZE[source], num_train, seq_len
+    )
     return TrainConfig(
         model=args.model,
         cell=args.cell,
-        hidden_size=pick("hidden_size"),
-        num_layers=pick("num_layers"),
-        epochs=epochs,
-        batch_size=pick("batch_size"),
-        lr=pick("lr"),
-        clip=clip,
-        patience=pick("patience"),
-        factor=pick("factor"),
-        min_lr=pick("min_lr"),
+        **settings,
         weight_decay=args.weight_decay,
         accumulate=args.accumulate,
-        dropout=pick("dropout"),
         seed=args.seed,
         dtype=args.dtype,
         log_every=0 if args.quiet else 10,

@@ -46,6 +46,7 @@ __all__ = [
     "recipe",
     "recipe_epochs",
     "register",
+    "resolve_recipe",
 ]
 
 
@@ -425,6 +426,45 @@ def recipe(name: str, epochs: int, batch_size: int) -> dict[str, Any]:
     return {**ARTICLE_RECIPE, "epochs": epochs, "batch_size": batch_size, **get(name).recipe}
 
 
+# The recipe fields a user may set (flags, estimator parameters); None there means "the recipe's".
+RECIPE_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "patience",
+    "factor",
+    "min_lr",
+    "dropout",
+)
+
+
+def resolve_recipe(
+    name: str,
+    given: Mapping[str, Any],
+    epochs: int,
+    batch_size: int,
+    num_train: int = 0,
+    seq_len: int = 0,
+) -> dict[str, Any]:
+    """The TrainConfig fields of `RECIPE_FIELDS` for a run of model `name`: each value in `given`
+    that is not None, else the model's recipe over `epochs` and `batch_size` (`recipe`).
+
+    ``clip`` follows the flag's convention: 0 disables clipping (None in the config). Recipe epochs
+    are raised for small training sets of `num_train` series of `seq_len` steps (`recipe_epochs`);
+    epochs that were given stand.
+    """
+    base = recipe(name, epochs, batch_size)
+    out = {field: base[field] if given.get(field) is None else given[field] for field in RECIPE_FIELDS}
+    if given.get("clip") is not None and given["clip"] <= 0:
+        out["clip"] = None
+    if given.get("epochs") is None:
+        out["epochs"] = recipe_epochs(base, num_train, out["batch_size"], out["epochs"], seq_len)
+    return out
+
+
 def recipe_epochs(
     recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int, seq_len: int = 0
 ) -> int:
@@ -451,6 +491,11 @@ def _conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) 
     }
 
 
+def _require_seq_len(dims: Dims) -> None:
+    if dims.seq_len < 1:
+        raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+
+
 def _fcn_arch(config: Any) -> dict[str, Any]:
     return {
         "hidden_size": config.hidden_size,
@@ -465,10 +510,7 @@ def _fcn_arch(config: Any) -> dict[str, Any]:
 
 def _fcn_layout(squeeze_excite: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
     def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
-        if dims.seq_len < 1:
-            raise ValueError(
-                "the FCN models need the series length (Dims.seq_len) for their LSTM's input size"
-            )
+        _require_seq_len(dims)
         mode = CELL_MODES[arch.get("cell", "lstm")]
         spec = RNNSpec(dims.seq_len, arch["hidden_size"], arch["num_layers"], mode=mode)
         out: Layout = lstm_layout("lstm", spec)
@@ -521,10 +563,7 @@ def _fcn_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
 
 def _fcn_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
     def build(config: Any, dims: Dims) -> nn.Module:
-        if dims.seq_len < 1:
-            raise ValueError(
-                "the FCN models need the series length (Dims.seq_len) for their LSTM's input size"
-            )
+        _require_seq_len(dims)
         arch = _fcn_arch(config)
         return cls(
             dims.seq_len,
@@ -563,38 +602,35 @@ def _fcn_modules(squeeze_excite: bool) -> frozenset[str]:
     return frozenset(names_ | ({"se1", "se2"} if squeeze_excite else set()))
 
 
-register(
-    ModelEntry(
-        name="lstm-fcn",
-        flax_class=LSTMFCNClassifier,
-        torch_twin="torch_ref.hybrid:LSTMFCN",
-        summary="LSTM-FCN (Karim et al. 2018): three Conv1d blocks beside an LSTM over the variables",
-        arch=_fcn_arch,
-        layout=_fcn_layout(squeeze_excite=False),
-        read_state_dict=_fcn_read,
-        build=_fcn_build(LSTMFCNClassifier),
-        torch_args=_fcn_torch_args,
-        modules=_fcn_modules(False),
-        batch_stats=True,
-        recipe=FCN_RECIPE,
+for _name, _cls, _summary in (
+    (
+        "lstm-fcn",
+        LSTMFCNClassifier,
+        "LSTM-FCN (Karim et al. 2018): three Conv1d blocks beside an LSTM over the variables",
+    ),
+    (
+        "mlstm-fcn",
+        MLSTMFCNClassifier,
+        "MLSTM-FCN (Karim et al. 2019): LSTM-FCN with squeeze-and-excite blocks",
+    ),
+):
+    _squeeze = _cls.squeeze_excite
+    register(
+        ModelEntry(
+            name=_name,
+            flax_class=_cls,
+            torch_twin=f"torch_ref.hybrid:{'MLSTMFCN' if _squeeze else 'LSTMFCN'}",
+            summary=_summary,
+            arch=_fcn_arch,
+            layout=_fcn_layout(squeeze_excite=_squeeze),
+            read_state_dict=_fcn_read,
+            build=_fcn_build(_cls),
+            torch_args=_fcn_torch_args,
+            modules=_fcn_modules(_squeeze),
+            batch_stats=True,
+            recipe=FCN_RECIPE,
+        )
     )
-)
-register(
-    ModelEntry(
-        name="mlstm-fcn",
-        flax_class=MLSTMFCNClassifier,
-        torch_twin="torch_ref.hybrid:MLSTMFCN",
-        summary="MLSTM-FCN (Karim et al. 2019): LSTM-FCN with squeeze-and-excite blocks",
-        arch=_fcn_arch,
-        layout=_fcn_layout(squeeze_excite=True),
-        read_state_dict=_fcn_read,
-        build=_fcn_build(MLSTMFCNClassifier),
-        torch_args=_fcn_torch_args,
-        modules=_fcn_modules(True),
-        batch_stats=True,
-        recipe=FCN_RECIPE,
-    )
-)
 
 
 def _attention_arch(config: Any) -> dict[str, Any]:

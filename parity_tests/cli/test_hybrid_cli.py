@@ -200,5 +200,6 @@ def test_estimator_takes_every_classifier(tiny):
         clf.predict(too_long)
     for name in ("lstm-fcn", "attention-lstm"):
         fitted = jax_lstm.LSTMSequenceClassifier(model=name, epochs=1, hidden_size=4).fit(series, labels)
-        assert 0.0 <= fitted.score(series, labels) <= 1.0
+        assert fitted.config_["hidden_size"] == 4 and fitted.config_["model"] == name
+        assert fitted.score(series, labels) == np.mean(fitted.predict(series) == labels)
     assert set(registry.names("classification")) >= {"lstm-fcn", "mlstm-fcn", "attention-lstm"}
