@@ -9,7 +9,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["remove_stale_temporaries", "temporary_name", "write_atomically"]
+__all__ = ["check_can_create", "remove_stale_temporaries", "temporary_name", "write_atomically"]
+
+
+def check_can_create(path: str | Path, what: str, directory: bool = False) -> Path:
+    """Refuses, before any work, a `path` that could not be created or written: one under a file,
+    or whose nearest existing directory (the path itself for an existing `directory`, else its
+    nearest existing ancestor) is not writable. `what` names it in the message (e.g. "checkpoint
+    directory runs/a", "--plot out.png"). Raises ValueError; returns the path."""
+    path = Path(path)
+    ancestor = path if directory else path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{what} cannot be created: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} cannot be written: {ancestor} is not writable")
+    return path
 
 
 def temporary_name(path: Path, pid: int | None = None) -> Path:

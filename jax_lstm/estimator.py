@@ -65,10 +65,11 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     "attention-lstm"), trained with Adam, optional gradient clipping and ReduceLROnPlateau.
 
     Parameters are `TrainConfig` fields (`jax-lstm train`'s flags of the same names). Those left at
-    None take the model's default recipe, exactly as the command does for a .ts file (e.g. the FCN
+    None are resolved exactly as the command resolves them for a .ts file
+    (`jax_lstm.training.resolve_config`: the model's recipe over the data's defaults, e.g. the FCN
     models: hidden 8, 1 layer, dropout 0.8, no clipping, at least 40 epochs and 1500 updates of
     batches of 16 within a bound on the work; the article's models: hidden 128, 2 layers, clip
-    1.0, 30 epochs of 32).
+    1.0, 30 epochs of 16).
     ``random_state`` is the seed (None draws a fresh one), ``clip=0`` disables clipping (the flag's
     0), and ``verbose`` (1: epoch lines and a progress bar, 2: step lines too) replaces
     ``--quiet``. ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they keep
@@ -121,22 +122,17 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _config(self, num_train: int = 0, seq_len: int = 0) -> training.TrainConfig:
+    def _config(self, dataset: data.Dataset | None = None) -> training.TrainConfig:
+        """The run's config, resolved as `jax-lstm train` resolves it (None: before the data is
+        seen, so that a bad parameter is named first)."""
         # An int fixes weights and batch order; None draws a fresh seed (sklearn's convention).
         seed = self.random_state if self.random_state is not None else int(np.random.randint(2**31 - 1))
-        # Unknown models fall back to the article's settings here; validate() names the problem.
-        name = self.model if self.model in registry.names() else "lstm"
         # factor and min_lr are not parameters: always the recipe's.
-        given = {field: getattr(self, field, None) for field in registry.RECIPE_FIELDS}
-        settings = registry.resolve_recipe(name, given, 30, 32, num_train, seq_len)
-        return training.TrainConfig(
-            model=self.model,
-            cell=self.cell,
-            **settings,
-            weight_decay=self.weight_decay,
-            seed=seed,
-            log_every=10 if self.verbose > 1 else 0,
-        ).validate()
+        given = {field: getattr(self, field, None) for field in _PARAMETERS}
+        registry.get(self.model)  # an unknown model: named, with the models there are
+        return training.resolve_config(
+            self.model, dataset, **given, seed=seed, log_every=10 if self.verbose > 1 else 0
+        )
 
     def _transform(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
         if not self.standardize:
@@ -149,7 +145,6 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         self._config()  # bad parameters fail before the data is looked at
         x, lengths = _as_series(X, "fit", min_samples=2)
-        config = self._config(num_train=len(x), seq_len=x.shape[1])
         y = column_or_1d(y, warn=True)
         if len(y) != len(x):
             raise ValueError(f"fit: {len(x)} series but {len(y)} labels")
@@ -179,6 +174,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             lengths,
             None if lengths is None else np.zeros(0, np.int32),
         )
+        config = self._config(dataset)
         log = print if self.verbose else None
         progress = None
         if self.verbose:
@@ -204,7 +200,8 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         x = self._transform(x, lengths)
         config = self.config_
         fields = (config[k] for k in _PROGRAM_FIELDS)
-        forward = _forward(*fields, self.n_features_in_, len(self.classes_), self.seq_len_)
+        dims = data.Dims(self.n_features_in_, len(self.classes_), None, self.seq_len_)
+        forward = _forward(*fields, dims)
         chunk = config["eval_batch_size"]
         parts = []
         for lo in range(0, len(x), chunk):
@@ -236,6 +233,21 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
 
+# The estimator's parameters that are TrainConfig fields (the others: standardize, random_state,
+# verbose).
+_PARAMETERS = (
+    "hidden_size",
+    "num_layers",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "patience",
+    "weight_decay",
+    "dropout",
+    "cell",
+)
+
 # The config fields that decide the eval-mode program (dropout is inactive in eval mode; seed, lr,
 # epochs and the rest only shape training).
 _PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementation", "cell")
@@ -249,9 +261,7 @@ def _forward(
     dtype: str,
     implementation: str,
     cell: str,
-    num_features: int,
-    num_classes: int,
-    seq_len: int,
+    dims: data.Dims,
 ):
     """One jitted eval-mode forward (`training.make_forward`) per model architecture, shared by all
     fitted estimators (kept outside the estimator so that predict leaves its __dict__ unchanged)."""
@@ -263,4 +273,4 @@ def _forward(
         implementation=implementation,
         cell=cell,
     )
-    return training.make_forward(training.make_model(config, num_features, num_classes, seq_len=seq_len))
+    return training.make_forward(training.make_model(config, dims))

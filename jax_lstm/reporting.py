@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -106,45 +107,58 @@ def _relative_difference(a, b):
     return np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
 
 
-def comparison(jax_history: Sequence[EpochRecord], torch_history: Sequence[EpochRecord]) -> dict[str, float]:
-    """Largest relative differences between two runs' per-epoch records."""
+def comparison(
+    jax_history: Sequence[EpochRecord], torch_history: Sequence[EpochRecord]
+) -> dict[str, float | bool | None]:
+    """Largest relative differences between two runs' per-epoch losses: training, and each split
+    the runs evaluated (test, validation; None where neither evaluated it); the largest absolute
+    difference of test accuracy (None without one); whether the learning-rate traces are equal."""
 
     def rel(key):
-        return float(
-            np.max(
-                _relative_difference(
-                    [getattr(h, key) for h in jax_history], [getattr(h, key) for h in torch_history]
-                )
-            )
-        )
+        a = [getattr(h, key) for h in jax_history]
+        b = [getattr(h, key) for h in torch_history]
+        if any(v is None for v in a + b) or all(math.isnan(v) for v in a + b):
+            return None
+        return float(np.max(_relative_difference(a, b)))
 
+    accuracy = [abs(a.test_accuracy - b.test_accuracy) for a, b in zip(jax_history, torch_history, strict=True)]
     return {
         "max_rel_diff_train_loss": rel("train_loss"),
         "max_rel_diff_test_loss": rel("test_loss"),
-        "max_abs_diff_test_accuracy": float(
-            max(
-                abs(a.test_accuracy - b.test_accuracy)
-                for a, b in zip(jax_history, torch_history, strict=True)
-            )
-        ),
+        "max_rel_diff_val_loss": rel("val_loss"),
+        "max_abs_diff_test_accuracy": None if all(math.isnan(d) for d in accuracy) else float(max(accuracy)),
         "same_lr_trace": [h.lr for h in jax_history] == [h.lr for h in torch_history],
     }
 
 
 def comparison_table(jax_history: Sequence[EpochRecord], torch_history: Sequence[EpochRecord]) -> str:
-    """Per-epoch losses of both sides and their relative difference, as aligned text."""
+    """Per-epoch losses of both sides and their relative difference, as aligned text: the test
+    accuracies of a classifier, the validation losses of a run without test accuracy."""
+    accuracy = not all(math.isnan(h.test_accuracy) for h in jax_history)
+    last = (
+        f"{'test acc jax':>12}  {'test acc torch':>14}"
+        if accuracy
+        else f"{'val loss (jax)':>14}  {'val loss (torch)':>16}"
+    )
     lines = [
         f"{'epoch':>5}  {'train loss (jax)':>16}  {'train loss (torch)':>18}  {'rel diff':>9}  "
-        f"{'test acc jax':>12}  {'test acc torch':>14}  {'lr jax':>8}  {'lr torch':>8}"
+        f"{last}  {'lr jax':>8}  {'lr torch':>8}"
     ]
     for a, b in zip(jax_history, torch_history, strict=True):
         diff = float(_relative_difference(a.train_loss, b.train_loss))
+        if accuracy:
+            evaluated = f"{100 * a.test_accuracy:>11.2f}%  {100 * b.test_accuracy:>13.2f}%"
+        else:
+            evaluated = f"{_number(a.val_loss):>14}  {_number(b.val_loss):>16}"
         lines.append(
             f"{a.epoch:>5}  {a.train_loss:>16.10f}  {b.train_loss:>18.10f}  {diff:>9.2e}  "
-            f"{100 * a.test_accuracy:>11.2f}%  {100 * b.test_accuracy:>13.2f}%  "
-            f"{a.lr:>8.1e}  {b.lr:>8.1e}"
+            f"{evaluated}  {a.lr:>8.1e}  {b.lr:>8.1e}"
         )
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.10f}"
 
 
 def plot_history(

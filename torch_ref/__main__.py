@@ -1,4 +1,5 @@
-"""``python -m torch_ref train``: the article's PyTorch training run, with the flags of ``jax-lstm train``."""
+"""``python -m torch_ref train``: the article's PyTorch training run, with the flags of ``jax-lstm
+train`` (`jax_lstm.experiment.flags`), the same data and the same resolved config."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from jax_lstm.cli.args import add_train_arguments, config_from_args, dataset_from_args
+from jax_lstm.experiment import flags
 from jax_lstm.rnn.layer import describe_cell
 
 
@@ -17,27 +18,22 @@ def _train(args: argparse.Namespace) -> int:
 
     from jax_lstm import reporting
     from jax_lstm.data import DataError
-    from torch_ref.train import train_torch
+    from jax_lstm.experiment.outputs import run_record, write_metrics
+    from torch_ref.train import CHECKPOINT_NAME, train_torch
 
     try:
         if args.dtype == "float64":
             import jax
 
             jax.config.update("jax_enable_x64", True)  # TrainConfig checks it for float64
-        config = config_from_args(args)  # first: the synthetic data is drawn from the seed
-        dataset = dataset_from_args(args)
-        dataset.validate()
         if args.validation_split is not None:
             raise ValueError(
                 "--validation-split selects an epoch in jax-lstm train; the torch reference always "
                 "reports the last epoch: leave the flag out"
             )
-        config = config_from_args(args, num_train=len(dataset.y_train), seq_len=dataset.seq_len)
-        if args.resume and not args.checkpoint_dir:
-            raise ValueError("--resume needs --checkpoint-dir")
-        if args.resume and args.overwrite:
-            raise ValueError("--resume continues the checkpoint and --overwrite starts over: pass one")
-        existing = args.checkpoint_dir and (Path(args.checkpoint_dir) / "torch_checkpoint.pt").exists()
+        request = flags.train_request(args)
+        dataset, config = request.prepare()
+        existing = args.checkpoint_dir and (Path(args.checkpoint_dir) / CHECKPOINT_NAME).exists()
         if existing and not (args.resume or args.overwrite):
             raise ValueError(
                 f"{args.checkpoint_dir} already holds a checkpoint, which this run would overwrite: "
@@ -61,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
         result = train_torch(
             config,
             dataset,
-            log=None if args.quiet else (lambda line: print(line, flush=True)),
+            log=lambda line: print(line, flush=True),
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
         )
@@ -74,8 +70,9 @@ def _train(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)"
     )
     if args.metrics_json:
-        payload = reporting.run_record(dataset, config, result.history, seconds)
-        print(f"metrics written to {reporting.write_json(args.metrics_json, payload)}")
+        models = [(config.seed, result.history, None)]
+        payload = run_record("classification", dataset.describe(), config, seconds, reporting.environment(), models, False)
+        print(f"metrics written to {write_metrics(args.metrics_json, payload)}")
     if args.plot:
         title = f"{dataset.name}, {config.model} (PyTorch), seed {config.seed}"
         print(f"plot written to {reporting.plot_history(args.plot, result.history, title=title)}")
@@ -88,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the article's torch model (same flags as jax-lstm train)")
-    add_train_arguments(train)
+    flags.add_train_arguments(train)
     train.set_defaults(func=_train)
     args = parser.parse_args(argv)
     return args.func(args)

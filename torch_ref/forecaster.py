@@ -22,7 +22,8 @@ _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class LSTMForecaster(nn.Module):
-    """Batch-first LSTM from zero state, the last step's output, then Linear to horizon * num_targets."""
+    """Batch-first LSTM (or GRU / tanh RNN: `cell`, under the same name) from zero state, the last
+    step's output, then Linear to horizon * num_targets."""
 
     def __init__(
         self,
@@ -32,11 +33,15 @@ class LSTMForecaster(nn.Module):
         horizon: int,
         num_targets: int,
         dropout: float = 0.0,
+        cell: str = "lstm",
     ):
         super().__init__()
         self.horizon = horizon
         self.num_targets = num_targets
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        layers = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+        if cell not in layers:
+            raise ValueError(f"cell must be one of {tuple(layers)}, got {cell!r}")
+        self.lstm = layers[cell](input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.fc = nn.Linear(hidden_size, horizon * num_targets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

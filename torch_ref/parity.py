@@ -202,7 +202,7 @@ GRU_RNN_CASES: tuple[LayerCase, ...] = (
 )
 
 
-def _torch_dtype(dtype: str) -> torch.dtype:
+def torch_dtype(dtype: str) -> torch.dtype:
     if dtype not in _TORCH_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_TORCH_DTYPES)}, got {dtype!r}")
     return _TORCH_DTYPES[dtype]
@@ -230,7 +230,7 @@ def layer_parity(
     gradient is exercised. Gradients are taken with respect to every parameter, the input, and the
     initial states when the case passes them.
     """
-    tdtype = _torch_dtype(dtype)
+    tdtype = torch_dtype(dtype)
     dev = _device(device)
     torch_class, jax_class, _, _, num_state_arrays = _FAMILY[case.mode]
     torch.manual_seed(seed)
@@ -371,7 +371,7 @@ def cell_parity(
     function of it with respect to every parameter, the input and the given state. (`implementation`
     is accepted for the report's uniform call; cells have one.)"""
     del implementation
-    tdtype = _torch_dtype(dtype)
+    tdtype = torch_dtype(dtype)
     dev = _device(device)
     _, _, torch_class, jax_class, num_state_arrays = _FAMILY[case.mode]
     torch.manual_seed(seed)
@@ -497,7 +497,7 @@ def classifier_parity(
     In BN train mode the running statistics are first moved off their initial values (two earlier
     train-mode batches), so the comparison covers the update rule and not only the initial state.
     """
-    tdtype = _torch_dtype(dtype)
+    tdtype = torch_dtype(dtype)
     dev = _device(device)
     torch.manual_seed(seed)
     arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers, "cell": case.cell}

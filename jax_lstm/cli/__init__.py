@@ -1,46 +1,45 @@
-"""The ``jax-lstm`` command. Thin: each subcommand is a module (`train`, `forecast`, `export`, `parity`)
-that parses nothing and calls library functions; `torch_bridge` is the only one that reaches `torch_ref`.
-
-``jax-lstm train`` and ``python -m torch_ref train`` share the argument definitions in `args`, so the
-two sides accept the same flags and build the same dataset and config from them.
+"""The ``jax-lstm`` command: parses flags and calls the library. ``train`` and ``forecast`` are runs
+of `jax_lstm.experiment` (their flags defined once in `jax_lstm.experiment.flags`, shared with
+``python -m torch_ref train``); ``export`` and ``parity`` are their own small modules. Every
+expected failure ends in one ``jax-lstm: error: ...`` line and a documented status
+(`jax_lstm.experiment.exit_status`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import sys
 from collections.abc import Sequence
 
 from jax_lstm import runtime
-from jax_lstm.cli import export as export_command
-from jax_lstm.cli import forecast as forecast_command
-from jax_lstm.cli import parity as parity_command
-from jax_lstm.cli import train as train_command
-from jax_lstm.cli.args import add_distributed_arguments, add_train_arguments
-from jax_lstm.cli.common import EXIT_INTERRUPTED, OutputPathError, fail
-from jax_lstm.cli.forecast import add_forecast_arguments
+from jax_lstm.experiment import flags
+from jax_lstm.experiment.outputs import EXIT_BAD_INPUT, EXIT_WRITE_FAILED
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "fail", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jax-lstm",
-        description="A JAX LSTM with exact PyTorch parity: train the article's models, check parity.",
+        description="A JAX LSTM with exact PyTorch parity: train the article's models, forecast, check parity.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser(
         "train",
-        help="train an LSTM classifier (default: JapaneseVowels, embedded)",
+        help="train a classifier (default: the article's LSTM on JapaneseVowels, embedded)",
         description=(
-            "Trains the article's LSTM classifier (or its BatchNorm variant) with Adam, gradient "
-            "clipping and ReduceLROnPlateau, evaluating on the test split after every epoch. "
-            "With no arguments: the UEA JapaneseVowels benchmark shipped with the package. "
-            "--dataset synthetic is the article's own setup."
+            "Trains a registered classifier (the article's LSTM and BN-LSTM, LSTM-FCN, MLSTM-FCN, "
+            "attention-LSTM) with Adam, gradient clipping and ReduceLROnPlateau, evaluating on the test "
+            "split after every epoch. With no arguments: the UEA JapaneseVowels benchmark shipped with "
+            "the package. --dataset synthetic is the article's own setup."
         ),
     )
-    add_train_arguments(train)
+    flags.add_train_arguments(train)
     train.add_argument(
         "--seeds",
         type=int,
@@ -51,14 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--implementation",
         choices=IMPLEMENTATIONS,
-        default="fused",
+        default=None,
         help="the LSTM recurrence: fused (default, any device), scan (the plain reference), "
         "cudnn (cuDNN's fused LSTM; CUDA GPU, float32)",
-    )
-    train.add_argument(
-        "--compare-torch",
-        action="store_true",
-        help="also train torch_ref from the same weights on the same batches and compare per epoch",
     )
     train.add_argument(
         "--plot-attention",
@@ -66,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="models with attention (attention-lstm): draw the attention weights over time of a few "
         "test series beside their input channels",
     )
-    add_distributed_arguments(train)
-    train.set_defaults(func=train_command.run)
+    flags.add_distributed_arguments(train)
+    train.set_defaults(func=_train)
 
     forecast = sub.add_parser(
         "forecast",
@@ -80,21 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
             "With no arguments: daily Seattle weather 2012-2015, shipped with the package."
         ),
     )
-    add_forecast_arguments(forecast)
-    forecast.set_defaults(func=forecast_command.run)
+    flags.add_forecast_arguments(forecast)
+    forecast.set_defaults(func=_forecast)
 
     export = sub.add_parser("export", help="write a checkpoint's weights as a torch state dict (.pt)")
     export.add_argument("checkpoint_dir", help="the --checkpoint-dir of a training run")
     export.add_argument("output", help="where to write the .pt file")
-    export.set_defaults(func=export_command.run)
+    export.set_defaults(func=_export)
 
     parity = sub.add_parser(
         "parity",
-        help="compare outputs, states and gradients with torch.nn.LSTM on this machine",
+        help="compare outputs, states and gradients with torch on this machine",
         description=(
-            "Builds the article's models and a spread of nn.LSTM configurations, loads identical "
-            "weights into torch and JAX, and prints the largest differences of outputs, states and "
-            "gradients against the tolerances. Exits 1 if any exceeds its tolerance."
+            "Builds every registered model and the layers and cells of the recurrent family over a "
+            "spread of configurations, loads identical weights into torch and JAX, and prints the "
+            "largest differences of outputs, states, BatchNorm statistics and gradients against the "
+            "tolerances. Exits 1 if any exceeds its tolerance."
         ),
     )
     parity.add_argument(
@@ -110,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch device, e.g. cpu or cuda (default: cuda when available). JAX uses its default device.",
     )
     parity.add_argument(
-        "--cases", default=None, help="only cases whose name contains this text (e.g. bidirectional)"
+        "--cases", default=None, help="only cases whose name contains this text (e.g. bidirectional, fcn)"
     )
     parity.add_argument(
         "--verbose", action="store_true", help="one row per compared leaf instead of the worst per kind"
@@ -122,8 +117,133 @@ def build_parser() -> argparse.ArgumentParser:
         default="fused",
         help="the JAX recurrence to check (cudnn: CUDA GPU, float32, no projections)",
     )
-    parity.set_defaults(func=parity_command.run)
+    parity.set_defaults(func=_parity)
     return parser
+
+
+def fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    """Prints ``jax-lstm: error: message`` to stderr and returns the exit status."""
+    print(f"jax-lstm: error: {message}", file=sys.stderr)
+    return status
+
+
+def _start(args: argparse.Namespace) -> None:
+    """JAX's process-wide settings a run asks for, before any array exists."""
+    import jax
+
+    if args.dtype == "float64" and not jax.config.read("jax_enable_x64"):
+        jax.config.update("jax_enable_x64", True)
+    if not args.no_compile_cache:
+        runtime.enable_compilation_cache()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from jax_lstm.experiment import run_training
+
+    joined = _join(args)
+    if joined is not None:
+        return joined
+    try:
+        request = flags.train_request(args)
+    except ValueError as err:  # a flag's value out of range
+        return fail(str(err))
+    _start(args)
+    return _as_this_process(args.quiet, lambda: run_training(request))
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from jax_lstm.experiment import run_forecast
+
+    try:
+        request = flags.forecast_request(args)
+    except ValueError as err:
+        return fail(str(err))
+    _start(args)
+    return run_forecast(request)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from jax_lstm.cli import export
+
+    return export.run(args.checkpoint_dir, args.output)
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from jax_lstm.cli import parity
+
+    return parity.run(args)
+
+
+def _join(args: argparse.Namespace) -> int | None:
+    """Joins the other processes when the flags ask for it (before JAX's backend starts); returns an
+    exit status when the flags are wrong or the coordinator cannot be reached, None to go on."""
+    wanted = [args.coordinator, args.num_processes, args.process_id]
+    try:
+        runtime.check_distributed_arguments(*wanted, args.distributed_timeout)
+        if args.distributed and any(v is not None for v in wanted):
+            raise ValueError("--distributed detects the cluster: pass it or the three flags, not both")
+        if (args.distributed or args.coordinator is not None) and args.compare_torch:
+            raise ValueError("--compare-torch runs on one process; it does not combine with several")
+    except ValueError as err:
+        return fail(str(err))
+    if not args.distributed and args.coordinator is None:
+        return None
+    if args.process_id == 0 and not args.quiet:
+        print(
+            f"process 0: serving the coordinator on {args.coordinator}, waiting up to "
+            f"{args.distributed_timeout:g} s for {args.num_processes} processes",
+            flush=True,
+        )
+    try:
+        runtime.initialize_distributed(*wanted, timeout_s=args.distributed_timeout)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        return fail(str(err), status=EXIT_WRITE_FAILED)
+    return None
+
+
+class _Prefixed(io.TextIOBase):
+    """Standard output of a process other than 0: every line prefixed ``[process i]``."""
+
+    def __init__(self, stream, prefix: str):
+        self._stream, self._prefix, self._at_line_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                self._stream.write(self._prefix)
+            self._stream.write(piece)
+            self._at_line_start = piece.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _as_this_process(quiet: bool, run) -> int:
+    """Runs `run()`; in a multi-process run, process i > 0 prints prefixed (nothing with --quiet;
+    only process 0 writes files, which the library sees to) and a lost process ends this one with
+    status 4 instead of a hang or an abort."""
+    import jax
+
+    from jax_lstm.training import parallel
+
+    if not parallel.multiprocess():
+        return run()
+    index = jax.process_index()
+    if index == 0:
+        output = contextlib.nullcontext()
+    else:
+        stream = open(os.devnull, "w") if quiet else _Prefixed(sys.stdout, f"[process {index}] ")
+        output = contextlib.redirect_stdout(stream)
+    try:
+        with output:
+            return run()
+    except parallel.ProcessLostError as err:
+        fail(str(err), status=EXIT_WRITE_FAILED)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A normal exit would wait at JAX's shutdown barrier for the lost process, then abort.
+        os._exit(EXIT_WRITE_FAILED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,17 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every expected failure ends in one ``jax-lstm: error: ...`` line on stderr and a documented
     status: 2 bad input (flags, files, checkpoints), 3 the training diverged, 4 an output could not
-    be written, 130 interrupted (Ctrl-C); 1 is a parity check or torch comparison that disagrees.
-    Unexpected exceptions keep their traceback.
+    be written (or a process of the run was lost), 130 interrupted (Ctrl-C); 1 is a parity check or
+    torch comparison that disagrees. Unexpected exceptions keep their traceback.
     """
-    from jax_lstm.data import DataError
-    from jax_lstm.training.checkpoint import CheckpointError
+    from jax_lstm.experiment import exit_status
 
     runtime.use_all_cores()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, CheckpointError, OutputPathError) as err:
-        return fail(str(err))
-    except KeyboardInterrupt:
-        return fail("interrupted", status=EXIT_INTERRUPTED)
+    except (Exception, KeyboardInterrupt) as err:
+        expected = exit_status(err)
+        if expected is None:
+            raise
+        status, message = expected
+        return fail(message, status)

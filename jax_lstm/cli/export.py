@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
-
-from jax_lstm.cli.common import EXIT_WRITE_FAILED, OutputPathError, check_output_file, fail
+from jax_lstm.experiment import RunError, check_output_file
+from jax_lstm.experiment.outputs import EXIT_WRITE_FAILED
 
 __all__ = ["run"]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(checkpoint_dir: str, output: str) -> int:
+    """Writes the state dict and prints how to load it; raises RunError for what cannot be done."""
     try:
         import torch
     except ImportError:
-        return fail("export needs PyTorch: pip install 'jax-lstm[torch]'")
+        raise RunError("export needs PyTorch: pip install 'jax-lstm[torch]'") from None
     import jax_lstm
     from jax_lstm.models import registry
-    from jax_lstm.training import checkpoint, load_checkpoint
+    from jax_lstm.training import load_checkpoint
 
     try:
-        check_output_file(args.output, "export target", (".pt", ".pth"))
-        loaded = load_checkpoint(args.checkpoint_dir, log=print)
-    except (FileNotFoundError, ValueError, OutputPathError) as err:
-        return fail(str(err))
+        check_output_file(output, "export target", (".pt", ".pth"))
+    except ValueError as err:
+        raise RunError(str(err)) from err
+    loaded = load_checkpoint(checkpoint_dir, log=print)
     entry = registry.get(loaded.config.model)
     state_dict = jax_lstm.to_torch(loaded.variables(), model=entry.name)
     try:
-        torch.save(state_dict, args.output)
+        torch.save(state_dict, output)
     except OSError as err:
-        return fail(f"could not write {args.output}: {err.strerror or err}", EXIT_WRITE_FAILED)
-    dims = checkpoint.dims(loaded.data)
-    arguments = ", ".join(str(a) for a in entry.torch_args(dims, entry.arch(loaded.config)))
+        raise RunError(f"could not write {output}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
+    arguments = ", ".join(str(a) for a in entry.torch_args(loaded.dims, entry.arch(loaded.config)))
     print(
-        f"wrote {args.output}: a {entry.torch_class_name} state dict after {loaded.epoch} epochs; load it "
+        f"wrote {output}: a {entry.torch_class_name} state dict after {loaded.epoch} epochs; load it "
         f"with torch_ref.{entry.torch_class_name}({arguments}).load_state_dict(torch.load(...))"
     )
     return 0

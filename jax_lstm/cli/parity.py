@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jax_lstm.cli import torch_bridge
-from jax_lstm.cli.common import fail
+from jax_lstm.experiment import RunError, torch_side
 
 __all__ = ["run"]
 
@@ -15,15 +14,13 @@ def run(args: argparse.Namespace) -> int:
         from jax_lstm.rnn import cudnn
 
         if not cudnn.available():
-            return fail(
+            raise RunError(
                 "--implementation cudnn needs a CUDA GPU as JAX's default backend; "
                 "run it on a GPU machine, or check the default implementation (fused) here"
             )
     try:
-        device = args.device
-        if device is None:
-            device = "cuda" if _cuda() else "cpu"
-        return torch_bridge.parity_report(
+        device = args.device or ("cuda" if torch_side.cuda_available() else "cpu")
+        return torch_side.parity_report(
             dtypes=args.dtype,
             torch_device=device,
             name_filter=args.cases,
@@ -31,12 +28,5 @@ def run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             implementation=args.implementation,
         )
-    except torch_bridge.TorchMissingError as err:
-        return fail(str(err))
-
-
-def _cuda() -> bool:
-    try:
-        return torch_bridge.cuda_available()
-    except ImportError:
-        return False
+    except torch_side.TorchMissingError as err:
+        raise RunError(str(err)) from err

@@ -3,6 +3,7 @@
 from jax_lstm.data.batching import batch_order, epoch_mean, micro_batch_bounds
 from jax_lstm.data.builtin import digits, japanese_vowels, japanese_vowels_ts, synthetic
 from jax_lstm.data.dataset import (
+    DATASET_DEFAULTS,
     DataError,
     Dataset,
     channel_statistics,
@@ -12,11 +13,14 @@ from jax_lstm.data.dataset import (
     validation_split,
 )
 from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
+from jax_lstm.data.dims import Dims
 from jax_lstm.data.windows import WindowDataset
 
 __all__ = [
+    "DATASET_DEFAULTS",
     "DataError",
     "Dataset",
+    "Dims",
     "TsData",
     "WindowDataset",
     "batch_order",

@@ -11,6 +11,9 @@ import importlib.resources
 import numpy as np
 
 from jax_lstm.data.dataset import Dataset
+
+# The article's 10 epochs of batches of 32 (section 3.2), for its synthetic data and for digits.
+ARTICLE_DEFAULTS = {"epochs": 10, "batch_size": 32}
 from jax_lstm.data.ts import TsData, from_ts_data, load_ts
 
 __all__ = ["digits", "japanese_vowels", "japanese_vowels_ts", "synthetic"]
@@ -43,7 +46,7 @@ def synthetic(
     y = rng.integers(0, num_classes, size=num_samples).astype(np.int64)
     x_train, x_test, y_train, y_test = _split(x, y, split_seed)
     classes = tuple(str(c) for c in range(num_classes))
-    return Dataset("synthetic", x_train, y_train, x_test, y_test, classes)
+    return Dataset("synthetic", x_train, y_train, x_test, y_test, classes, defaults=dict(ARTICLE_DEFAULTS))
 
 
 def digits(split_seed: int = 42) -> Dataset:
@@ -57,7 +60,8 @@ def digits(split_seed: int = 42) -> Dataset:
     x = (bunch.images / 16.0).astype(np.float32)  # (1797, 8, 8)
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = _split(x, y, split_seed)
-    return Dataset("digits", x_train, y_train, x_test, y_test, tuple(str(c) for c in range(10)))
+    classes = tuple(str(c) for c in range(10))
+    return Dataset("digits", x_train, y_train, x_test, y_test, classes, defaults=dict(ARTICLE_DEFAULTS))
 
 
 def japanese_vowels_ts() -> tuple[TsData, TsData]:

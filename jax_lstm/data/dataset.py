@@ -7,11 +7,15 @@ lengths. numpy only: no torch, no JAX.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from jax_lstm.data.dims import Dims
+
 __all__ = [
+    "DATASET_DEFAULTS",
     "DataError",
     "Dataset",
     "channel_statistics",
@@ -26,6 +30,12 @@ class DataError(ValueError):
     """Input data that cannot be trained on; the message says what is wrong and where."""
 
 
+# What a run on a real dataset (JapaneseVowels, a .ts file, the estimator's series) uses where
+# neither the caller nor the model's recipe says otherwise: 30 epochs of batches of 16, the better of
+# the settings measured by `python -m benchmarks.accuracy` (benchmarks/results/accuracy.json).
+DATASET_DEFAULTS = {"epochs": 30, "batch_size": 16}
+
+
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     """A train/test split of multivariate series.
@@ -33,7 +43,9 @@ class Dataset:
     x_*: (N, T, F) float arrays, right-padded when lengths_* is given; y_*: (N,) int labels in
     [0, num_classes); lengths_*: (N,) valid lengths or None when every series spans T steps.
     ``*_validation``: series held out of the training data (`validation_split`) to choose the
-    epoch by; None when there is no validation split.
+    epoch by; None when there is no validation split. ``defaults``: the training settings this data
+    asks for where neither the caller nor the model's recipe sets them (`resolve_config`), e.g. the
+    article's 10 epochs of 32 for its synthetic data; by default `DATASET_DEFAULTS`.
     """
 
     name: str
@@ -47,6 +59,13 @@ class Dataset:
     x_validation: np.ndarray | None = None
     y_validation: np.ndarray | None = None
     lengths_validation: np.ndarray | None = None
+    # TrainConfig fields this data asks for where neither the caller nor the model's recipe sets them.
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DATASET_DEFAULTS))
+
+    @property
+    def dims(self) -> Dims:
+        """The sizes a model of this data is built for: features, classes, padded length."""
+        return Dims(self.num_features, self.num_classes, None, self.seq_len)
 
     @property
     def num_classes(self) -> int:

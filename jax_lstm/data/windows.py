@@ -1,8 +1,9 @@
 """`WindowDataset`: forecast windows in the form the training loop batches, as it batches `Dataset`.
 
-x_*: (N, L, F) input windows, y_*: (N, H, T) target windows (both scaled, float); the "test" split is
-the one the loop evaluates after every epoch (for a forecaster: the validation windows, keeping the
-test period for scoring afterwards). numpy only.
+x_*: (N, L, F) input windows, y_*: (N, H, T) target windows (both scaled, float). The loop trains on
+the training windows and evaluates the validation windows after every epoch (``val_loss``, the
+validation MSE); the test period is scored afterwards in original units (`jax_lstm.forecasting`),
+so the test split is empty unless one is given. numpy only.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ import math
 import numpy as np
 
 from jax_lstm.data.dataset import DataError
+from jax_lstm.data.dims import Dims
 
 __all__ = ["WindowDataset"]
 
 
+def _empty_like(a: np.ndarray) -> np.ndarray:
+    return np.zeros((0, *a.shape[1:]), a.dtype)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class WindowDataset:
-    """Train and evaluation windows: x (N, L, F) inputs, y (N, H, T) targets.
+    """Training and validation windows: x (N, L, F) inputs, y (N, H, T) targets; a test split only
+    if given (empty by default).
 
     Full-length windows: ``lengths_*`` are always None (the loop's padded-series argument).
     """
@@ -27,10 +34,19 @@ class WindowDataset:
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray | None = None  # None: no test split (empty)
+    y_test: np.ndarray | None = None
     lengths_train: None = None
+    lengths_validation: None = None
     lengths_test: None = None
+
+    def __post_init__(self) -> None:
+        if self.x_test is None:
+            object.__setattr__(self, "x_test", _empty_like(np.asarray(self.x_train)))
+        if self.y_test is None:
+            object.__setattr__(self, "y_test", _empty_like(np.asarray(self.y_train)))
 
     @property
     def num_features(self) -> int:
@@ -38,7 +54,7 @@ class WindowDataset:
 
     @property
     def seq_len(self) -> int:
-        """T: the padded length of the series (every split is padded to the same)."""
+        """L: the windows' length (every split has the same)."""
         return int(self.x_train.shape[1])
 
     @property
@@ -47,14 +63,19 @@ class WindowDataset:
         return int(self.y_train.shape[1]), int(self.y_train.shape[2])
 
     @property
-    def num_classes(self) -> int:
-        """The model's output width H * T (the loop's name for it, shared with classifiers)."""
-        return math.prod(self.output_shape)
+    def dims(self) -> Dims:
+        """A forecaster's sizes: input variables, H * T outputs folded as (H, T), lookback L."""
+        return Dims(self.num_features, math.prod(self.output_shape), self.output_shape, self.seq_len)
+
+    @property
+    def defaults(self) -> dict[str, object]:
+        """Batches of 32 from 512 training windows on, of 16 below (fewer, longer epochs)."""
+        return {"batch_size": 32 if len(self.y_train) >= 512 else 16}
 
     def describe(self) -> str:
         horizon, targets = self.output_shape
         return (
-            f"{self.name}: {len(self.x_train)} training / {len(self.x_test)} validation windows of "
+            f"{self.name}: {len(self.x_train)} training / {len(self.x_validation)} validation windows of "
             f"{self.x_train.shape[1]} steps x {self.num_features} variables -> {horizon} steps x "
             f"{targets} targets"
         )
@@ -62,17 +83,21 @@ class WindowDataset:
     def astype(self, dtype: str) -> WindowDataset:
         return dataclasses.replace(
             self,
-            x_train=self.x_train.astype(dtype),
-            y_train=self.y_train.astype(dtype),
-            x_test=self.x_test.astype(dtype),
-            y_test=self.y_test.astype(dtype),
+            **{
+                name: getattr(self, name).astype(dtype)
+                for name in ("x_train", "y_train", "x_validation", "y_validation", "x_test", "y_test")
+            },
         )
 
-    def validate(self, require_test: bool = True) -> WindowDataset:
-        """Raises DataError, before any training, for windows of the wrong shapes or with NaN/inf."""
-        splits = [("train", self.x_train, self.y_train)]
+    def validate(self, require_test: bool = False) -> WindowDataset:
+        """Raises DataError, before any training, for windows of the wrong shapes or with NaN/inf.
+
+        The validation windows are required (an empty validation period is refused by
+        `jax_lstm.forecasting.prepare` first); a test split only with `require_test`.
+        """
+        splits = [("train", self.x_train, self.y_train), ("validation", self.x_validation, self.y_validation)]
         if require_test or len(self.y_test):
-            splits.append(("validation", self.x_test, self.y_test))
+            splits.append(("test", self.x_test, self.y_test))
         for split, x, y in splits:
             if x.ndim != 3 or y.ndim != 3:
                 raise DataError(
@@ -89,12 +114,12 @@ class WindowDataset:
                 if not np.isfinite(values).all():
                     where = int(np.argwhere(~np.isfinite(values))[0][0])
                     raise DataError(f"{split} {what} contain NaN or inf (first in window {where})")
-        if len(splits) == 2:
-            train_shapes = (self.x_train.shape[1:], self.y_train.shape[1:])
-            if (self.x_test.shape[1:], self.y_test.shape[1:]) != train_shapes:
+        train_shapes = (self.x_train.shape[1:], self.y_train.shape[1:])
+        for split, x, y in splits[1:]:
+            if (x.shape[1:], y.shape[1:]) != train_shapes:
                 raise DataError(
-                    f"validation windows {self.x_test.shape[1:]} -> {self.y_test.shape[1:]} do not match "
-                    f"the training windows {self.x_train.shape[1:]} -> {self.y_train.shape[1:]}"
+                    f"{split} windows {x.shape[1:]} -> {y.shape[1:]} do not match "
+                    f"the training windows {train_shapes[0]} -> {train_shapes[1]}"
                 )
         if len(self.x_train) < 2:
             raise DataError(

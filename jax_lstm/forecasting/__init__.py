@@ -33,9 +33,9 @@ from jax_lstm.forecasting.baselines import (
 )
 from jax_lstm.forecasting.datasets import macrodata, seattle_weather
 from jax_lstm.forecasting.forecaster import (
+    ForecastPlan,
     Forecaster,
     Prediction,
-    default_epochs,
     default_horizon,
     default_lookback,
     fit_forecaster,
@@ -61,6 +61,7 @@ __all__ = [
     "BaselineResult",
     "Evaluation",
     "ForecastData",
+    "ForecastPlan",
     "Forecaster",
     "LSTMForecaster",
     "LinearAR",
@@ -70,7 +71,6 @@ __all__ = [
     "Table",
     "Windows",
     "check_rows",
-    "default_epochs",
     "default_horizon",
     "default_lookback",
     "evaluate",

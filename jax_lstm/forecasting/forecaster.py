@@ -6,9 +6,11 @@
     forecaster.evaluate().overall          # {"mae": ..., "rmse": ..., "mase": ...} on the test period
     forecaster.predict()                   # the 7 days after the table, (H, T) in original units
 
-`plan` picks what the caller left open from the table (lookback, epochs, batch size; see
-`default_lookback` and `default_epochs`), `fit_forecaster` trains ("lstm-forecaster" in the model
-registry, MSE on the scaled targets, validation MSE after every epoch) and returns a `Forecaster`.
+`plan` picks what the caller left open from the table (horizon and lookback, `default_lookback`)
+and resolves the training settings as every entry point does (`jax_lstm.training.resolve_config`:
+the forecaster's recipe and the windows' defaults); `ForecastPlan.fit` trains ("lstm-forecaster" in
+the model registry, MSE on the scaled targets, validation MSE after every epoch) and returns a
+`Forecaster`; `fit_forecaster` is the two in one call.
 """
 
 from __future__ import annotations
@@ -24,19 +26,17 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jax_lstm.data import DataError, WindowDataset
+from jax_lstm.data import DataError, Dims, WindowDataset
 from jax_lstm.forecasting.metrics import Evaluation, evaluate, naive_scale
 from jax_lstm.forecasting.table import Table, table_from_frame
 from jax_lstm.forecasting.windows import DEFAULT_VAL_FRACTION, ForecastData, Windows, prepare, split_periods
-from jax_lstm.training import FitResult, TrainConfig, fit, make_model
+from jax_lstm.training import FitResult, TrainConfig, fit, make_model, resolve_config
 
 __all__ = [
-    "DEFAULT_HIDDEN_SIZE",
-    "DEFAULT_NUM_LAYERS",
     "MODEL",
+    "ForecastPlan",
     "Forecaster",
     "Prediction",
-    "default_epochs",
     "default_horizon",
     "default_lookback",
     "fit_forecaster",
@@ -44,13 +44,7 @@ __all__ = [
     "window_dataset",
 ]
 
-MODEL = "lstm-forecaster"  # its registry name
-# Defaults chosen so that the default `jax-lstm forecast` (Seattle weather) trains in well under a
-# minute on two cores including compilation (benchmarks/results/forecast.json has the times).
-DEFAULT_HIDDEN_SIZE = 32
-DEFAULT_NUM_LAYERS = 1
-TARGET_STEPS = 640  # optimizer steps a default run aims at, whatever the table's size
-MIN_EPOCHS, MAX_EPOCHS = 20, 200
+MODEL = "lstm-forecaster"  # its registry name; its recipe (hidden 32, 1 layer, ~640 steps) is there
 
 
 def default_horizon(table: Table) -> int:
@@ -66,22 +60,51 @@ def default_lookback(table: Table, horizon: int, test_size: int | None = None) -
     return max(1, min(wanted, periods.train_end // 3))
 
 
-def default_batch_size(num_windows: int) -> int:
-    return 32 if num_windows >= 512 else 16
-
-
-def default_epochs(num_windows: int, batch_size: int) -> int:
-    """About `TARGET_STEPS` optimizer steps, in [MIN_EPOCHS, MAX_EPOCHS] epochs."""
-    steps = math.ceil(num_windows / batch_size)
-    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(TARGET_STEPS / steps))))
-
-
 def window_dataset(data: ForecastData) -> WindowDataset:
-    """The loop's form of prepared data: training windows, and the validation windows it evaluates."""
+    """The loop's form of prepared data: training windows, and the validation windows it evaluates
+    after every epoch (the test period is scored afterwards, in original units)."""
     name = f"{data.table.name} (lookback {data.lookback}, horizon {data.horizon})"
     return WindowDataset(
         name, data.train.inputs, data.train.targets, data.validation.inputs, data.validation.targets
     )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ForecastPlan:
+    """A run ready to train: the prepared data, its windows as the loop takes them, and the
+    resolved config. Unpacks as ``data, config``."""
+
+    data: ForecastData
+    dataset: WindowDataset
+    config: TrainConfig
+
+    def __iter__(self):
+        return iter((self.data, self.config))
+
+    def fit(
+        self,
+        *,
+        variables: dict[str, Any] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        log: Callable[[str], None] | None = None,
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> Forecaster:
+        """Trains the forecaster (`jax_lstm.fit`: per-epoch checkpoints, bit-exact resume) and
+        returns the `Forecaster`. `variables`: initial weights (e.g. ``from_torch(twin.state_dict())``);
+        default from the seed. No log lines by default."""
+        result = fit(
+            self.config,
+            self.dataset,
+            variables=variables,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            overwrite=overwrite,
+            log=log,
+            progress=progress,
+        )
+        return Forecaster(self.data, self.config, result)
 
 
 def plan(
@@ -90,35 +113,35 @@ def plan(
     lookback: int | None = None,
     *,
     test_size: int | None = None,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
-    **config: Any,
-) -> tuple[ForecastData, TrainConfig]:
+    val_fraction: float | None = None,
+    **settings: Any,
+) -> ForecastPlan:
     """The prepared data and the validated config of a run, defaults filled in from the table.
 
-    `config` holds `TrainConfig` fields (epochs, batch_size, hidden_size, num_layers, lr, clip,
-    seed, dtype, ...); ``None`` values and missing ones get the forecaster's defaults.
+    `settings` holds `TrainConfig` fields (epochs, batch_size, hidden_size, num_layers, lr, clip,
+    cell, seed, dtype, ...); ``None`` values and missing ones are resolved as for every model
+    (`jax_lstm.training.resolve_config`): the forecaster's recipe (hidden 32, 1 layer, about 640
+    optimizer steps in 20 to 200 epochs) and the windows' defaults (batches of 32 from 512 training
+    windows on, of 16 below).
 
     Raises:
       DataError: the table is too short for the horizon, lookback and test period (the message
-        says which to shorten). ValueError: a bad setting.
+        says which to shorten). ValueError: a bad setting, named.
     """
     horizon = default_horizon(table) if horizon is None else horizon
     if int(horizon) != horizon or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1, got {horizon}")
     lookback = default_lookback(table, horizon, test_size) if lookback is None else lookback
+    val_fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
     data = prepare(table, lookback, horizon, test_size=test_size, val_fraction=val_fraction)
     if len(data.train) < 2:
         raise DataError(
             f"the training period leaves {len(data.train)} windows of lookback {lookback} + horizon "
             f"{horizon}: use a shorter lookback or horizon, a shorter test period, or more data"
         )
-    settings = {k: v for k, v in config.items() if v is not None}
-    settings.setdefault("hidden_size", DEFAULT_HIDDEN_SIZE)
-    settings.setdefault("num_layers", DEFAULT_NUM_LAYERS)
-    settings.setdefault("batch_size", default_batch_size(len(data.train)))
-    settings.setdefault("epochs", default_epochs(len(data.train), settings["batch_size"]))
-    train_config = TrainConfig(model=MODEL, **settings).validate()
-    return data, train_config
+    dataset = window_dataset(data)
+    settings.setdefault("log_every", 0)  # thousands of small steps: epoch lines only
+    return ForecastPlan(data, dataset, resolve_config(MODEL, dataset, **settings))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -162,7 +185,8 @@ class Forecaster:
     def module(self):
         """The Flax `LSTMForecaster` these variables belong to."""
         shape = (self.horizon, len(self.targets))
-        return make_model(self.config, self.data.table.values.shape[1], math.prod(shape), shape)
+        dims = Dims(self.data.table.values.shape[1], math.prod(shape), shape, self.lookback)
+        return make_model(self.config, dims)
 
     def forecast_scaled(self, inputs: np.ndarray) -> np.ndarray:
         """(B, L, V) scaled input windows -> (B, H, T) scaled forecasts."""
@@ -249,15 +273,16 @@ def fit_forecaster(
     time_column: str | None = None,
     targets: list[str] | None = None,
     test_size: int | None = None,
-    val_fraction: float = DEFAULT_VAL_FRACTION,
+    val_fraction: float | None = None,
     variables: dict[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], Any] | None = None,
-    **config: Any,
+    **settings: Any,
 ) -> Forecaster:
-    """Trains an `LSTMForecaster` on `table` and returns the `Forecaster`.
+    """Trains an `LSTMForecaster` on `table` and returns the `Forecaster`: ``plan(...).fit(...)``.
 
     Args:
       table: a `Table` (`read_table`, `seattle_weather`, ...) or a DataFrame (read with
@@ -266,24 +291,21 @@ def fit_forecaster(
       lookback: L input steps; default `default_lookback`.
       test_size, val_fraction: the test and validation periods (see `prepare`).
       variables: initial weights (e.g. ``from_torch(twin.state_dict())``); default from the seed.
-      checkpoint_dir, resume: as `jax_lstm.fit` (per-epoch checkpoints; bit-exact resume).
+      checkpoint_dir, resume, overwrite: as `jax_lstm.fit` (per-epoch checkpoints; bit-exact resume).
       log, progress: as `jax_lstm.fit`; no log lines by default.
-      config: `TrainConfig` fields (epochs, batch_size, hidden_size, lr, seed, dtype, ...).
+      settings: `TrainConfig` fields (epochs, batch_size, hidden_size, cell, lr, seed, dtype, ...);
+        one the forecaster does not take is refused by name.
     """
     if isinstance(table, pd.DataFrame):
         table = table_from_frame(table, time_column=time_column, targets=targets)
     elif time_column is not None or targets is not None:
         raise ValueError("time_column and targets apply to a DataFrame; a Table already has them")
-    data, train_config = plan(
-        table, horizon, lookback, test_size=test_size, val_fraction=val_fraction, **config
-    )
-    result = fit(
-        train_config,
-        window_dataset(data),
+    planned = plan(table, horizon, lookback, test_size=test_size, val_fraction=val_fraction, **settings)
+    return planned.fit(
         variables=variables,
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        overwrite=overwrite,
         log=log,
         progress=progress,
     )
-    return Forecaster(data, train_config, result)

@@ -19,18 +19,28 @@ model looks at (``jax-lstm train --model attention-lstm --plot-attention``). The
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_lstm.data.dims import Dims
 from jax_lstm.models.classifiers import check_batch
+from jax_lstm.models.registry import (
+    Layout,
+    ModelEntry,
+    linear_layout,
+    read_recurrent,
+    recurrent_layout,
+    required,
+)
 from jax_lstm.nn import Linear
 from jax_lstm.rnn.checks import check_lengths
 from jax_lstm.rnn.layer import make_layer
 
-__all__ = ["AttentionLSTMClassifier", "attention_pool"]
+__all__ = ["ATTENTION_LSTM_ENTRY", "AttentionLSTMClassifier", "attention_pool"]
 
 
 def attention_pool(
@@ -96,3 +106,60 @@ class AttentionLSTMClassifier(nn.Module):
         context, weights = attention_pool(out, scores, lengths)
         logits = Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(context)
         return (logits, weights) if return_attention else logits
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry entry (registered in jax_lstm.models).
+
+
+def _layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+    hidden = arch["hidden_size"]
+    size = arch.get("attention_size") or hidden
+    bidirectional = arch.get("bidirectional", True)
+    width = hidden * (2 if bidirectional else 1)
+    out: Layout = recurrent_layout("lstm", dims.num_features, arch, bidirectional=bidirectional)
+    out.update(linear_layout("attn", width, size))
+    out.update(linear_layout("v", size, 1, bias=False))
+    out.update(linear_layout("fc", width, dims.num_outputs))
+    return out
+
+
+def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    cell, spec = read_recurrent(flat)
+    size = int(required(flat, "attn.weight", "the attention's nn.Linear").shape[0])
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    arch = {
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "cell": cell,
+        "attention_size": size,
+        "bidirectional": spec.bidirectional,
+    }
+    return arch, Dims(spec.input_size, num_classes)
+
+
+def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (
+        dims.num_features,
+        arch["hidden_size"],
+        arch["num_layers"],
+        dims.num_outputs,
+        arch.get("attention_size") or arch["hidden_size"],
+        arch["cell"],
+        arch.get("bidirectional", True),
+    )
+
+
+ATTENTION_LSTM_ENTRY = ModelEntry(
+    name="attention-lstm",
+    flax_class=AttentionLSTMClassifier,
+    torch_twin="torch_ref.hybrid:AttentionLSTM",
+    summary="bidirectional LSTM with additive attention pooling over its outputs, then Linear",
+    layout=_layout,
+    read_state_dict=_read,
+    torch_args=_torch_args,
+    modules=frozenset({"lstm", "attn", "v", "fc"}),
+    dims_args=lambda dims: {"num_classes": dims.num_outputs},
+    fixed={"bidirectional": True},
+    attention=True,
+)

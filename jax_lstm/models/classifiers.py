@@ -16,18 +16,38 @@ the BN model, ``{"bn": {"weight", "bias"}}`` plus ``batch_stats`` ``{"bn": {"run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_lstm.data.dims import Dims
+from jax_lstm.models.registry import (
+    Layout,
+    ModelEntry,
+    batchnorm_layout,
+    linear_layout,
+    read_recurrent,
+    recurrent_layout,
+    required,
+)
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.rnn.checks import as_array, check_lengths
 from jax_lstm.rnn.layer import make_layer
 from jax_lstm.rnn.masks import valid_steps
 
-__all__ = ["BNLSTMClassifier", "LSTMClassifier", "check_batch", "last_step"]
+__all__ = [
+    "BN_LSTM_ENTRY",
+    "LSTM_ENTRY",
+    "BNLSTMClassifier",
+    "LSTMClassifier",
+    "article_layout",
+    "article_read",
+    "check_batch",
+    "last_step",
+]
 
 
 def check_batch(x: jax.Array, name: str) -> jax.Array:
@@ -125,3 +145,57 @@ class BNLSTMClassifier(LSTMClassifier):
         # The article's reshape to (B*T, F): statistics over batch and time.
         x = bn(x.reshape(batch * steps, features), train=train, mask=valid)
         return self._head(x.reshape(batch, steps, features), train, lengths)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry entries (registered in jax_lstm.models).
+
+
+def article_layout(dims: Dims, arch: Mapping[str, Any], with_bn: bool = False) -> Layout:
+    """BatchNorm1d over the features (`with_bn`), the recurrent layer, then nn.Linear(H, outputs),
+    whose bound 1/sqrt(in_features) is 1/sqrt(H) as well."""
+    out: Layout = batchnorm_layout("bn", dims.num_features) if with_bn else {}
+    out.update(recurrent_layout("lstm", dims.num_features, arch))
+    out.update(linear_layout("fc", arch["hidden_size"], dims.num_outputs))
+    return out
+
+
+def article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    """(arch, dims) of a state dict of the article's layout: recurrent layer ``lstm``, head ``fc``."""
+    cell, spec = read_recurrent(flat)
+    num_outputs = int(required(flat, "fc.weight", "the model's nn.Linear").shape[0])
+    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell}
+    return arch, Dims(spec.input_size, num_outputs)
+
+
+def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs, arch["cell"])
+
+
+def _classes(dims: Dims) -> dict[str, Any]:
+    return {"num_classes": dims.num_outputs}
+
+
+LSTM_ENTRY = ModelEntry(
+    name="lstm",
+    flax_class=LSTMClassifier,
+    torch_twin="torch_ref.models:MultiDimLSTM",
+    summary="the article's MultiDimLSTM: LSTM, last step, Linear",
+    layout=article_layout,
+    read_state_dict=article_read,
+    torch_args=_torch_args,
+    modules=frozenset({"lstm", "fc"}),
+    dims_args=_classes,
+)
+BN_LSTM_ENTRY = ModelEntry(
+    name="bn-lstm",
+    flax_class=BNLSTMClassifier,
+    torch_twin="torch_ref.models:BN_LSTM",
+    summary="the article's BN_LSTM: BatchNorm1d over features, then as lstm",
+    layout=lambda dims, arch: article_layout(dims, arch, with_bn=True),
+    read_state_dict=article_read,
+    torch_args=_torch_args,
+    modules=frozenset({"bn", "lstm", "fc"}),
+    dims_args=_classes,
+    batch_stats=True,
+)

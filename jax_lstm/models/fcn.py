@@ -26,18 +26,38 @@ Parameter names are the torch twins' (`torch_ref.hybrid`): ``lstm``, ``conv1..3`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_lstm.data.dims import Dims
 from jax_lstm.models.classifiers import check_batch
+from jax_lstm.models.registry import (
+    Layout,
+    ModelEntry,
+    batchnorm_layout,
+    conv_layout,
+    linear_layout,
+    read_recurrent,
+    recurrent_layout,
+    required,
+)
 from jax_lstm.nn import BatchNorm1d, Conv1d, Linear, global_average_pool, time_mask
 from jax_lstm.rnn.checks import check_lengths
 from jax_lstm.rnn.layer import make_layer
 
-__all__ = ["LSTMFCNClassifier", "MLSTMFCNClassifier", "SqueezeExcite", "fit_to_length"]
+__all__ = [
+    "FCN_RECIPE",
+    "LSTM_FCN_ENTRY",
+    "MLSTM_FCN_ENTRY",
+    "LSTMFCNClassifier",
+    "MLSTMFCNClassifier",
+    "SqueezeExcite",
+    "fit_to_length",
+]
 
 
 def fit_to_length(
@@ -163,3 +183,126 @@ class MLSTMFCNClassifier(LSTMFCNClassifier):
     """MLSTM-FCN: LSTM-FCN with squeeze-and-excite after the first and second blocks."""
 
     squeeze_excite: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry entries (registered in jax_lstm.models).
+
+# The papers' convolutional branch: the registry builds it at this size (the Flax classes and the
+# torch twins take others, and `read_state_dict` reads any back).
+FCN_FIXED = {"filters": (128, 256, 128), "kernel_sizes": (8, 5, 3), "reduction": 16}
+
+# Karim et al.'s recipe (Adam 1e-3; the plateau factor, floor and LSTM size of their code) with the
+# plateau's patience scaled to the run's length, and no gradient clipping (they use none).
+FCN_RECIPE = {
+    "hidden_size": 8,
+    "num_layers": 1,
+    "dropout": 0.8,
+    "clip": None,
+    "lr": 1e-3,
+    "factor": 1 / 2 ** (1 / 3),
+    "patience": 5,
+    "min_lr": 1e-4,
+    "epochs": 40,
+    "batch_size": 16,
+    # Small training sets get more epochs, so that a run makes at least `min_steps` updates (40
+    # epochs of a 40-series set would be 120), as long as the epochs' work (series x padded steps x
+    # epochs) stays within `max_work`, which bounds a default run's time (`recipe_epochs`).
+    "min_steps": 1500,
+    "max_work": 4_000_000,
+}
+
+
+def _dims_args(dims: Dims) -> dict[str, Any]:
+    if dims.seq_len < 1:
+        raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
+    return {"seq_len": dims.seq_len, "num_classes": dims.num_outputs}
+
+
+def _layout(dims: Dims, arch: Mapping[str, Any], squeeze_excite: bool) -> Layout:
+    _dims_args(dims)
+    out: Layout = recurrent_layout("lstm", dims.seq_len, arch)
+    filters, kernels = tuple(arch["filters"]), tuple(arch["kernel_sizes"])
+    channels = (dims.num_features, *filters)
+    for i, kernel in enumerate(kernels, start=1):
+        out.update(conv_layout(f"conv{i}", channels[i - 1], channels[i], kernel))
+        out.update(batchnorm_layout(f"bn{i}", channels[i]))
+        if squeeze_excite and i < len(kernels):
+            hidden = max(1, channels[i] // arch["reduction"])
+            out.update(linear_layout(f"se{i}.fc1", channels[i], hidden, bias=False))
+            out.update(linear_layout(f"se{i}.fc2", hidden, channels[i], bias=False))
+    out.update(linear_layout("fc", arch["hidden_size"] + filters[-1], dims.num_outputs))
+    return out
+
+
+def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    cell, spec = read_recurrent(flat)
+    filters, kernels, index = [], [], 1
+    while f"conv{index}.weight" in flat:
+        shape = flat[f"conv{index}.weight"].shape
+        filters.append(int(shape[0]))
+        kernels.append(int(shape[2]))
+        index += 1
+    first = required(flat, "conv1.weight", "the first Conv1d")
+    reduction = FCN_FIXED["reduction"]
+    if "se1.fc1.weight" in flat:
+        reduction = max(1, filters[0] // int(flat["se1.fc1.weight"].shape[0]))
+    arch = {
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "cell": cell,
+        "dropout": FCN_RECIPE["dropout"],  # not in a state dict: the recipe's
+        "filters": tuple(filters),
+        "kernel_sizes": tuple(kernels),
+        "reduction": reduction,
+    }
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    return arch, Dims(int(first.shape[1]), num_classes, seq_len=spec.input_size)
+
+
+def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
+    return (
+        dims.num_features,
+        dims.seq_len,
+        dims.num_outputs,
+        arch["hidden_size"],
+        arch["num_layers"],
+        arch.get("dropout", FCN_RECIPE["dropout"]),
+        tuple(arch["filters"]),
+        tuple(arch["kernel_sizes"]),
+        arch.get("reduction", FCN_FIXED["reduction"]),
+        arch["cell"],
+    )
+
+
+def _entry(name: str, cls: type[LSTMFCNClassifier], twin: str, summary: str) -> ModelEntry:
+    squeeze = cls.squeeze_excite
+    modules = {"lstm", "fc"} | {f"{kind}{i}" for kind in ("conv", "bn") for i in range(1, 4)}
+    return ModelEntry(
+        name=name,
+        flax_class=cls,
+        torch_twin=twin,
+        summary=summary,
+        layout=lambda dims, arch: _layout(dims, arch, squeeze),
+        read_state_dict=_read,
+        torch_args=_torch_args,
+        modules=frozenset(modules | ({"se1", "se2"} if squeeze else set())),
+        dims_args=_dims_args,
+        fixed=FCN_FIXED,
+        batch_stats=True,
+        recipe=FCN_RECIPE,
+    )
+
+
+LSTM_FCN_ENTRY = _entry(
+    "lstm-fcn",
+    LSTMFCNClassifier,
+    "torch_ref.hybrid:LSTMFCN",
+    "LSTM-FCN (Karim et al. 2018): three Conv1d blocks beside an LSTM over the variables",
+)
+MLSTM_FCN_ENTRY = _entry(
+    "mlstm-fcn",
+    MLSTMFCNClassifier,
+    "torch_ref.hybrid:MLSTMFCN",
+    "MLSTM-FCN (Karim et al. 2019): LSTM-FCN with squeeze-and-excite blocks",
+)

@@ -2,8 +2,9 @@
 
 The torch twin is `torch_ref.forecaster.LSTMForecaster`; the parameter trees correspond one to one
 (``{"lstm": {torch's LSTM names}, "fc": {"weight", "bias"}}``), so `jax_lstm.from_torch` and
-`jax_lstm.to_torch` move weights between them. Registered as ``"lstm-forecaster"`` (task
-``"forecasting"``) in `jax_lstm.models.registry`.
+`jax_lstm.to_torch` move weights between them. ``cell`` ("lstm", "gru" or "rnn") puts another member
+of the family in the LSTM's place, under the same name, as the article's classifiers do. Registered
+as ``"lstm-forecaster"`` (task ``"forecasting"``; `FORECASTER_ENTRY`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_lstm.models.classifiers import check_batch
+from jax_lstm.data.dims import Dims
+from jax_lstm.models.classifiers import article_layout, article_read, check_batch
+from jax_lstm.models.registry import ModelEntry
 from jax_lstm.nn import Linear
-from jax_lstm.rnn.layer import LSTM
+from jax_lstm.rnn.layer import make_layer
 
-__all__ = ["LSTMForecaster"]
+__all__ = ["FORECASTER_ENTRY", "LSTMForecaster"]
 
 
 class LSTMForecaster(nn.Module):
@@ -36,6 +39,7 @@ class LSTMForecaster(nn.Module):
     dropout: float = 0.0
     param_dtype: Any = jnp.float32
     implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
+    cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn"
 
     def __post_init__(self) -> None:
         for name in ("horizon", "num_targets"):
@@ -54,14 +58,60 @@ class LSTMForecaster(nn.Module):
                 f"{type(self).__name__} takes full-length windows (B, L, F); it has no lengths "
                 "(cut windows of equal length with jax_lstm.forecasting.prepare)"
             )
-        out, _ = LSTM(
+        layer = make_layer(
+            self.cell,
             self.hidden_size,
             self.num_layers,
+            self.implementation,
             batch_first=True,
             dropout=self.dropout,
             param_dtype=self.param_dtype,
-            implementation=self.implementation,
             name="lstm",
-        )(x, deterministic=not train)
+        )
+        out, _ = layer(x, deterministic=not train)
         flat = Linear(self.horizon * self.num_targets, param_dtype=self.param_dtype, name="fc")(out[:, -1, :])
         return flat.reshape(x.shape[0], self.horizon, self.num_targets)
+
+
+def forecast_shape(dims: Dims) -> tuple[int, int]:
+    """(H, T) of a forecaster's dims; a bare width (read off a state dict) counts as H * T steps of
+    one target, which has the same parameters."""
+    if dims.output_shape is None:
+        return dims.num_outputs, 1
+    if len(dims.output_shape) != 2:
+        raise ValueError(f"a forecaster's output_shape is (horizon, targets), got {dims.output_shape}")
+    return dims.output_shape[0], dims.output_shape[1]
+
+
+def _dims_args(dims: Dims) -> dict[str, Any]:
+    horizon, targets = forecast_shape(dims)
+    return {"horizon": horizon, "num_targets": targets}
+
+
+def _torch_args(dims: Dims, arch) -> tuple:
+    return (
+        dims.num_features,
+        arch["hidden_size"],
+        arch["num_layers"],
+        *forecast_shape(dims),
+        arch.get("dropout", 0.0),
+        arch["cell"],
+    )
+
+
+FORECASTER_ENTRY = ModelEntry(
+    name="lstm-forecaster",
+    flax_class=LSTMForecaster,
+    torch_twin="torch_ref.forecaster:LSTMForecaster",
+    summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
+    layout=article_layout,
+    read_state_dict=article_read,
+    torch_args=_torch_args,
+    modules=frozenset({"lstm", "fc"}),
+    dims_args=_dims_args,
+    task="forecasting",
+    # Small and short: about 640 optimizer steps (20 to 200 epochs), so that the default `jax-lstm
+    # forecast` (Seattle weather) trains in well under a minute on two cores including compilation
+    # (benchmarks/results/forecast.json has the times).
+    recipe={"hidden_size": 32, "num_layers": 1, "target_steps": 640, "min_epochs": 20, "max_epochs": 200},
+)

@@ -1,12 +1,16 @@
-"""The model registry: the one place that knows each model.
+"""The model registry: the table of models, its lookups, and the generic helpers their entries use.
 
 An entry names a model (the CLI's ``--model``, `TrainConfig.model`, the estimator's ``model=``) and
-holds everything the rest of the library asks about it: its Flax class and how to build it from a
-config, its torch twin (by import path: `jax_lstm` never imports `torch_ref`), its parameter layout
-in torch's state-dict order (interop, checkpoints and the torch-style initialiser all read it), how
-to read its hyperparameters back off a torch state dict, and whether it keeps batch statistics.
-Adding a model is one module with its Flax class plus one `register` call here; nothing else
-switches on model names.
+holds everything the rest of the library asks about it. Each model's module defines its Flax class
+and its `ModelEntry` beside it (its parameter layout in torch's state-dict order, how to read its
+sizes back off a state dict, how its constructor takes the data's sizes, its torch twin's
+constructor arguments, its default recipe); `jax_lstm.models` registers them, one line each. Nothing
+here knows a particular model, and nothing elsewhere switches on model names.
+
+Every model is built the same way (`build`): the entry's `options` are `TrainConfig` fields passed
+to the Flax class by name (``hidden_size``, ``cell``, ...), `dims_args` turns the data's `Dims` into
+constructor fields (``num_classes``, ``seq_len``, ...) and `fixed` adds constants (the FCN models'
+filters). A config that sets an option the model does not take is refused by name (`check_options`).
 
 Layouts are flat: ``{"lstm.weight_ih_l0": Param((4H, F), "uniform", 1/sqrt(H)), "fc.weight": ...,
 "bn.running_mean": Param((F,), "zeros", collection="batch_stats"), ...}``, each dot one level of
@@ -24,29 +28,35 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from jax_lstm.models.attention import AttentionLSTMClassifier
-from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
-from jax_lstm.models.fcn import LSTMFCNClassifier, MLSTMFCNClassifier
-from jax_lstm.models.forecaster import LSTMForecaster
+from jax_lstm.data.dims import Dims
 from jax_lstm.rnn.layer import CELL_MODES
-from jax_lstm.rnn.spec import LSTMSpec, RNNSpec, family_from_shapes, param_shapes, spec_from_params
+from jax_lstm.rnn.spec import RNNSpec, family_from_shapes, param_shapes, spec_from_params
 
 __all__ = [
+    "ARTICLE_RECIPE",
+    "OPTION_DEFAULTS",
     "Dims",
     "Layout",
     "ModelEntry",
     "Param",
+    "batchnorm_layout",
+    "build",
+    "check_options",
+    "conv_layout",
     "entries",
     "find_by_keys",
     "flatten",
     "get",
+    "group",
     "initial_variables",
+    "linear_layout",
+    "lstm_layout",
     "names",
     "nest",
-    "recipe",
-    "recipe_epochs",
+    "read_recurrent",
+    "recurrent_layout",
     "register",
-    "resolve_recipe",
+    "required",
 ]
 
 
@@ -63,51 +73,57 @@ class Param:
 
 Layout = dict[str, Param]  # flat torch names in torch's state-dict order
 
+# The TrainConfig fields a model may take as constructor options, and their values where a model
+# does not take them (a config may leave them there; setting another value is refused by name).
+OPTION_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 128,
+    "num_layers": 2,
+    "dropout": 0.0,
+    "cell": "lstm",
+    "implementation": "fused",
+}
 
-@dataclasses.dataclass(frozen=True)
-class Dims:
-    """The sizes a model takes from its data rather than its config.
-
-    ``num_outputs`` is the width of the model's last layer: the classes of a classifier, H * T for a
-    forecaster of H steps of T targets, whose ``output_shape`` (H, T) says how the width folds into
-    one sample's output. A state dict holds only the width, so dims read off one have no shape.
-    """
-
-    num_features: int  # F: input channels
-    num_outputs: int  # classes (classifiers), horizon * targets (forecasters)
-    output_shape: tuple[int, ...] | None = None  # one sample's output, e.g. (H, T); None: (num_outputs,)
-    # T: the series' (padded) length, for models whose parameters depend on it (the FCN models'
-    # LSTM steps over the variables, each step a whole series); 0 where no parameter does.
-    seq_len: int = 0
-
-    def __post_init__(self) -> None:
-        if self.output_shape is not None and math.prod(self.output_shape) != self.num_outputs:
-            raise ValueError(
-                f"output_shape {self.output_shape} does not hold num_outputs {self.num_outputs} values"
-            )
+# The article's settings (sections 3.2, 4.1, 4.2): what a setting means where a model's recipe and
+# the data are silent.
+ARTICLE_RECIPE: dict[str, Any] = {
+    "hidden_size": 128,
+    "num_layers": 2,
+    "lr": 1e-3,
+    "clip": 1.0,
+    "patience": 2,
+    "factor": 0.1,
+    "min_lr": 0.0,
+    "dropout": 0.0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
-    """Everything the library knows about one model."""
+    """Everything the library knows about one model (defined in the model's own module)."""
 
     name: str
     flax_class: type[nn.Module]
     torch_twin: str  # "module:Class" in torch_ref
     summary: str  # one line for help texts
-    # config -> the hyperparameters that fix the parameter shapes (and the twin's constructor)
-    arch: Callable[[Any], dict[str, Any]]
+    # (dims, arch) -> the layout: every tensor's shape and torch's initialisation, in torch's order
     layout: Callable[[Dims, Mapping[str, Any]], Layout]
     # a torch state dict's arrays -> (arch, dims) its shapes describe; shapes are checked afterwards
     read_state_dict: Callable[[Mapping[str, Any]], tuple[dict[str, Any], Dims]]
-    build: Callable[[Any, Dims], nn.Module]  # config, dims -> the Flax module
-    torch_args: Callable[[Dims, Mapping[str, Any]], tuple]  # the twin's constructor arguments
+    # (dims, arch) -> the twin's constructor arguments
+    torch_args: Callable[[Dims, Mapping[str, Any]], tuple]
     modules: frozenset[str]  # the state dict's top-level module names, exactly (detection)
+    # dims -> the Flax class's fields that come from the data (num_classes, seq_len, horizon, ...)
+    dims_args: Callable[[Dims], dict[str, Any]]
+    # TrainConfig fields (keys of OPTION_DEFAULTS) the Flax class takes under the same names
+    options: tuple[str, ...] = ("hidden_size", "num_layers", "dropout", "cell", "implementation")
+    # constructor fields fixed for this entry (part of its arch: the FCN models' filters, ...)
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_stats: bool = False  # keeps BatchNorm running statistics (train mode updates them)
     # what it is trained for: a key of jax_lstm.training.tasks.TASKS (its loss and evaluation)
     task: str = "classification"
-    # The model's default training recipe: TrainConfig fields that `jax-lstm train` (and the
-    # estimator) use where no flag or argument sets them; printed in the run's header line.
+    # The model's default training recipe: TrainConfig fields a run uses where the caller sets
+    # nothing, over the data's defaults and the article's (`jax_lstm.training.resolve_config`), plus
+    # the epoch rules of `jax_lstm.training.config.recipe_epochs` (min_steps, max_work, target_steps).
     recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # Its apply takes ``return_attention=True`` and then returns (logits, weights (B, T)).
     attention: bool = False
@@ -116,6 +132,13 @@ class ModelEntry:
     def torch_class_name(self) -> str:
         return self.torch_twin.rpartition(":")[2]
 
+    def arch(self, config: Any) -> dict[str, Any]:
+        """The hyperparameters that fix the parameter shapes and the twin's constructor: the
+        config's options (but the recurrence's implementation, which changes no parameter) and
+        the entry's fixed fields."""
+        taken = {o: getattr(config, o) for o in self.options if o != "implementation"}
+        return {**taken, **self.fixed}
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
@@ -123,6 +146,9 @@ _REGISTRY: dict[str, ModelEntry] = {}
 def register(entry: ModelEntry) -> ModelEntry:
     if entry.name in _REGISTRY:
         raise ValueError(f"model {entry.name!r} is registered twice")
+    unknown = sorted(set(entry.options) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"model {entry.name!r}: options {unknown} are not TrainConfig options")
     _REGISTRY[entry.name] = entry
     return entry
 
@@ -148,6 +174,28 @@ def find_by_keys(keys) -> list[ModelEntry]:
     """The models whose state dicts have exactly these top-level modules (``lstm.weight_ih_l0`` -> lstm)."""
     modules = frozenset(key.partition(".")[0] for key in keys)
     return [entry for entry in _REGISTRY.values() if entry.modules == modules]
+
+
+def check_options(entry: ModelEntry, settings: Mapping[str, Any]) -> None:
+    """Refuses, by name, an option in `settings` (TrainConfig fields) that model `entry` does not
+    take and that is set to something other than its neutral value (`OPTION_DEFAULTS`)."""
+    for option, neutral in OPTION_DEFAULTS.items():
+        value = settings.get(option, neutral)
+        if option not in entry.options and value is not None and value != neutral:
+            raise ValueError(
+                f"model {entry.name!r} has no {option} option (it takes {', '.join(entry.options)}); "
+                f"leave {option} at {neutral!r}"
+            )
+
+
+def build(entry: ModelEntry, config: Any, dims: Dims) -> nn.Module:
+    """The Flax module of `entry` for a run of `config` on data of `dims`: the one constructor
+    convention (options by name, the data's sizes, the fixed fields, the parameters' dtype)."""
+    check_options(entry, {o: getattr(config, o) for o in OPTION_DEFAULTS})
+    kwargs = {o: getattr(config, o) for o in entry.options}
+    return entry.flax_class(
+        **kwargs, **entry.dims_args(dims), **entry.fixed, param_dtype=jnp.dtype(config.dtype)
+    )
 
 
 def nest(flat: Mapping[str, Any], layout: Layout) -> dict[str, Any]:
@@ -205,10 +253,10 @@ def initial_variables(entry: ModelEntry, config: Any, dims: Dims) -> dict[str, A
 
 
 # ---------------------------------------------------------------------------------------------
-# Layout pieces shared by several models.
+# Layout pieces the models' entries are written with: torch's modules and their initialisation.
 
 
-def lstm_layout(prefix: str, spec: LSTMSpec) -> Layout:
+def lstm_layout(prefix: str, spec: RNNSpec) -> Layout:
     """An `nn.LSTM` (or `nn.GRU` / `nn.RNN`: `spec.mode`) under `prefix`: every tensor
     U(-1/sqrt(H), 1/sqrt(H)), both biases included."""
     bound = 1.0 / math.sqrt(spec.hidden_size)
@@ -222,6 +270,15 @@ def linear_layout(prefix: str, in_features: int, out_features: int, bias: bool =
     if bias:
         layout[f"{prefix}.bias"] = Param((out_features,), "uniform", bound)
     return layout
+
+
+def conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) -> Layout:
+    """An `nn.Conv1d`: weight (out, in, k) and bias (out,), both U(-1/sqrt(in k), 1/sqrt(in k))."""
+    bound = 1.0 / math.sqrt(in_channels * kernel)
+    return {
+        f"{prefix}.weight": Param((out_channels, in_channels, kernel), "uniform", bound),
+        f"{prefix}.bias": Param((out_channels,), "uniform", bound),
+    }
 
 
 def batchnorm_layout(prefix: str, features: int) -> Layout:
@@ -248,460 +305,18 @@ def required(flat: Mapping[str, Any], key: str, what: str) -> Any:
     return flat[key]
 
 
-# ---------------------------------------------------------------------------------------------
-# The article's classifiers (models/classifiers.py).
-
-
-def _article_arch(config: Any) -> dict[str, Any]:
-    return {"hidden_size": config.hidden_size, "num_layers": config.num_layers, "cell": config.cell}
-
-
-def _article_layout(with_bn: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
-    def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
-        mode = CELL_MODES[arch.get("cell", "lstm")]
-        spec = RNNSpec(dims.num_features, arch["hidden_size"], arch["num_layers"], mode=mode)
-        out: Layout = batchnorm_layout("bn", dims.num_features) if with_bn else {}
-        out.update(lstm_layout("lstm", spec))
-        # nn.Linear(hidden_size, num_classes): its bound 1/sqrt(in_features) is 1/sqrt(H) as well.
-        out.update(linear_layout("fc", arch["hidden_size"], dims.num_outputs))
-        return out
-
-    return layout
-
-
-def _article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
-    layer = group(flat, "lstm")
-    # The recurrent layer's kind from its shapes (a tanh and a relu RNN look alike: "rnn" is tanh).
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(family_from_shapes(layer) or "LSTM", "lstm")
-    spec = spec_from_params(layer, prefix="lstm.", mode=CELL_MODES[cell])
-    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell}
-    return arch, Dims(spec.input_size, num_classes)
-
-
-def _article_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
-    def build(config: Any, dims: Dims) -> nn.Module:
-        return cls(
-            config.hidden_size,
-            config.num_layers,
-            dims.num_outputs,
-            dropout=config.dropout,
-            param_dtype=jnp.dtype(config.dtype),
-            implementation=config.implementation,
-            cell=config.cell,
-        )
-
-    return build
-
-
-def _article_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    cell = arch.get("cell", "lstm")
-    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs, cell)
-
-
-register(
-    ModelEntry(
-        name="lstm",
-        flax_class=LSTMClassifier,
-        torch_twin="torch_ref.models:MultiDimLSTM",
-        summary="the article's MultiDimLSTM: LSTM, last step, Linear",
-        arch=_article_arch,
-        layout=_article_layout(with_bn=False),
-        read_state_dict=_article_read,
-        build=_article_build(LSTMClassifier),
-        torch_args=_article_torch_args,
-        modules=frozenset({"lstm", "fc"}),
-    )
-)
-register(
-    ModelEntry(
-        name="bn-lstm",
-        flax_class=BNLSTMClassifier,
-        torch_twin="torch_ref.models:BN_LSTM",
-        summary="the article's BN_LSTM: BatchNorm1d over features, then as lstm",
-        arch=_article_arch,
-        layout=_article_layout(with_bn=True),
-        read_state_dict=_article_read,
-        build=_article_build(BNLSTMClassifier),
-        torch_args=_article_torch_args,
-        modules=frozenset({"bn", "lstm", "fc"}),
-        batch_stats=True,
-    )
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# The forecaster (models/forecaster.py): the article's layout, its head H * T wide.
-
-
-def _forecaster_shape(dims: Dims) -> tuple[int, int]:
-    """(H, T) of a forecaster's dims; a bare width (read off a state dict) counts as H * T steps of
-    one target, which has the same parameters."""
-    if dims.output_shape is None:
-        return dims.num_outputs, 1
-    if len(dims.output_shape) != 2:
-        raise ValueError(f"a forecaster's output_shape is (horizon, targets), got {dims.output_shape}")
-    return dims.output_shape[0], dims.output_shape[1]
-
-
-def _forecaster_build(config: Any, dims: Dims) -> nn.Module:
-    horizon, targets = _forecaster_shape(dims)
-    return LSTMForecaster(
-        config.hidden_size,
-        config.num_layers,
-        horizon,
-        targets,
-        dropout=config.dropout,
-        param_dtype=jnp.dtype(config.dtype),
-        implementation=config.implementation,
-    )
-
-
-def _forecaster_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (dims.num_features, arch["hidden_size"], arch["num_layers"], *_forecaster_shape(dims))
-
-
-register(
-    ModelEntry(
-        name="lstm-forecaster",
-        flax_class=LSTMForecaster,
-        torch_twin="torch_ref.forecaster:LSTMForecaster",
-        summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
-        arch=_article_arch,
-        layout=_article_layout(with_bn=False),
-        read_state_dict=_article_read,
-        build=_forecaster_build,
-        torch_args=_forecaster_torch_args,
-        modules=frozenset({"lstm", "fc"}),
-        task="forecasting",
-    )
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# The article's extensions: LSTM-FCN, MLSTM-FCN (models/fcn.py) and attention (models/attention.py).
-
-# The papers' convolutional branch; the registry builds it at this size (the Flax classes and the
-# torch twins take others, and `read_state_dict` reads any back).
-FCN_FILTERS = (128, 256, 128)
-FCN_KERNELS = (8, 5, 3)
-SE_REDUCTION = 16
-# Karim et al.'s recipe (Adam 1e-3; the plateau factor, floor and LSTM size of their code) with the
-# plateau's patience scaled to the run's length, and no gradient clipping (they use none).
-FCN_RECIPE = {
-    "hidden_size": 8,
-    "num_layers": 1,
-    "dropout": 0.8,
-    "clip": None,
-    "lr": 1e-3,
-    "factor": 1 / 2 ** (1 / 3),
-    "patience": 5,
-    "min_lr": 1e-4,
-    "epochs": 40,
-    "batch_size": 16,
-    # Small training sets get more epochs, so that a run makes at least `min_steps` updates (40
-    # epochs of a 40-series set would be 120), as long as the epochs' work (series x padded steps x
-    # epochs) stays within `max_work`, which bounds a default run's time (`recipe_epochs`).
-    "min_steps": 1500,
-    "max_work": 4_000_000,
-}
-
-
-# The article's settings: what a setting means where a model's recipe is silent.
-ARTICLE_RECIPE = {
-    "hidden_size": 128,
-    "num_layers": 2,
-    "lr": 1e-3,
-    "clip": 1.0,
-    "patience": 2,
-    "factor": 0.1,
-    "min_lr": 0.0,
-    "dropout": 0.0,
-}
-
-
-def recipe(name: str, epochs: int, batch_size: int) -> dict[str, Any]:
-    """Model `name`'s default training settings (TrainConfig fields, plus ``min_steps``): its
-    entry's recipe over `epochs` and `batch_size` (the data's defaults) over the article's."""
-    return {**ARTICLE_RECIPE, "epochs": epochs, "batch_size": batch_size, **get(name).recipe}
-
-
-# The recipe fields a user may set (flags, estimator parameters); None there means "the recipe's".
-RECIPE_FIELDS = (
-    "hidden_size",
-    "num_layers",
-    "epochs",
-    "batch_size",
-    "lr",
-    "clip",
-    "patience",
-    "factor",
-    "min_lr",
-    "dropout",
-)
-
-
-def resolve_recipe(
-    name: str,
-    given: Mapping[str, Any],
-    epochs: int,
-    batch_size: int,
-    num_train: int = 0,
-    seq_len: int = 0,
-) -> dict[str, Any]:
-    """The TrainConfig fields of `RECIPE_FIELDS` for a run of model `name`: each value in `given`
-    that is not None, else the model's recipe over `epochs` and `batch_size` (`recipe`).
-
-    ``clip`` follows the flag's convention: 0 disables clipping (None in the config). Recipe epochs
-    are raised for small training sets of `num_train` series of `seq_len` steps (`recipe_epochs`);
-    epochs that were given stand.
-    """
-    base = recipe(name, epochs, batch_size)
-    out = {field: base[field] if given.get(field) is None else given[field] for field in RECIPE_FIELDS}
-    if given.get("clip") is not None and given["clip"] <= 0:
-        out["clip"] = None
-    if given.get("epochs") is None:
-        out["epochs"] = recipe_epochs(base, num_train, out["batch_size"], out["epochs"], seq_len)
-    return out
-
-
-def recipe_epochs(
-    recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int, seq_len: int = 0
-) -> int:
-    """`epochs`, raised where the recipe asks for ``min_steps`` updates and `num_train` series in
-    batches of `batch_size` would make fewer; the raise stops where the run's work, `num_train` x
-    `seq_len` x epochs, would pass the recipe's ``max_work`` (never below `epochs`)."""
-    min_steps = int(recipe.get("min_steps", 0))
-    if not min_steps or num_train < 1:
-        return epochs
-    steps_per_epoch = math.ceil(num_train / batch_size)
-    wanted = max(epochs, math.ceil(min_steps / steps_per_epoch))
-    max_work = int(recipe.get("max_work", 0))
-    if max_work and seq_len > 0:
-        wanted = min(wanted, max(epochs, max_work // (num_train * seq_len)))
-    return wanted
-
-
-def _conv_layout(prefix: str, in_channels: int, out_channels: int, kernel: int) -> Layout:
-    """An `nn.Conv1d`: weight (out, in, k) and bias (out,), both U(-1/sqrt(in k), 1/sqrt(in k))."""
-    bound = 1.0 / math.sqrt(in_channels * kernel)
-    return {
-        f"{prefix}.weight": Param((out_channels, in_channels, kernel), "uniform", bound),
-        f"{prefix}.bias": Param((out_channels,), "uniform", bound),
-    }
-
-
-def _require_seq_len(dims: Dims) -> None:
-    if dims.seq_len < 1:
-        raise ValueError("the FCN models need the series length (Dims.seq_len) for their LSTM's input size")
-
-
-def _fcn_arch(config: Any) -> dict[str, Any]:
-    return {
-        "hidden_size": config.hidden_size,
-        "num_layers": config.num_layers,
-        "cell": config.cell,
-        "dropout": config.dropout,  # no parameters, but the twin's constructor takes it
-        "filters": FCN_FILTERS,
-        "kernel_sizes": FCN_KERNELS,
-        "reduction": SE_REDUCTION,
-    }
-
-
-def _fcn_layout(squeeze_excite: bool) -> Callable[[Dims, Mapping[str, Any]], Layout]:
-    def layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
-        _require_seq_len(dims)
-        mode = CELL_MODES[arch.get("cell", "lstm")]
-        spec = RNNSpec(dims.seq_len, arch["hidden_size"], arch["num_layers"], mode=mode)
-        out: Layout = lstm_layout("lstm", spec)
-        filters, kernels = tuple(arch["filters"]), tuple(arch["kernel_sizes"])
-        channels = (dims.num_features, *filters)
-        for i, kernel in enumerate(kernels, start=1):
-            out.update(_conv_layout(f"conv{i}", channels[i - 1], channels[i], kernel))
-            out.update(batchnorm_layout(f"bn{i}", channels[i]))
-            if squeeze_excite and i < len(kernels):
-                hidden = max(1, channels[i] // arch["reduction"])
-                out.update(linear_layout(f"se{i}.fc1", channels[i], hidden, bias=False))
-                out.update(linear_layout(f"se{i}.fc2", hidden, channels[i], bias=False))
-        out.update(linear_layout("fc", arch["hidden_size"] + filters[-1], dims.num_outputs))
-        return out
-
-    return layout
-
-
-def _recurrent_read(flat: Mapping[str, Any]) -> tuple[str, Any]:
-    """The cell and spec of the recurrent layer under ``lstm.`` (its kind from its shapes)."""
-    layer = group(flat, "lstm")
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(family_from_shapes(layer) or "LSTM", "lstm")
-    return cell, spec_from_params(layer, prefix="lstm.", mode=CELL_MODES[cell])
-
-
-def _fcn_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
-    cell, spec = _recurrent_read(flat)
-    filters, kernels, index = [], [], 1
-    while f"conv{index}.weight" in flat:
-        shape = flat[f"conv{index}.weight"].shape
-        filters.append(int(shape[0]))
-        kernels.append(int(shape[2]))
-        index += 1
-    first = required(flat, "conv1.weight", "the first Conv1d")
-    reduction = SE_REDUCTION
-    if "se1.fc1.weight" in flat:
-        reduction = max(1, filters[0] // int(flat["se1.fc1.weight"].shape[0]))
-    arch = {
-        "hidden_size": spec.hidden_size,
-        "num_layers": spec.num_layers,
-        "cell": cell,
-        "dropout": FCN_RECIPE["dropout"],  # not in a state dict: the recipe's
-        "filters": tuple(filters),
-        "kernel_sizes": tuple(kernels),
-        "reduction": reduction,
-    }
-    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    return arch, Dims(int(first.shape[1]), num_classes, seq_len=spec.input_size)
-
-
-def _fcn_build(cls: type[nn.Module]) -> Callable[[Any, Dims], nn.Module]:
-    def build(config: Any, dims: Dims) -> nn.Module:
-        _require_seq_len(dims)
-        arch = _fcn_arch(config)
-        return cls(
-            dims.seq_len,
-            dims.num_outputs,
-            hidden_size=config.hidden_size,
-            num_layers=config.num_layers,
-            dropout=config.dropout,
-            filters=arch["filters"],
-            kernel_sizes=arch["kernel_sizes"],
-            reduction=arch["reduction"],
-            param_dtype=jnp.dtype(config.dtype),
-            implementation=config.implementation,
-            cell=config.cell,
-        )
-
-    return build
-
-
-def _fcn_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (
-        dims.num_features,
-        dims.seq_len,
-        dims.num_outputs,
-        arch["hidden_size"],
-        arch["num_layers"],
-        arch.get("dropout", FCN_RECIPE["dropout"]),
-        tuple(arch["filters"]),
-        tuple(arch["kernel_sizes"]),
-        arch.get("reduction", SE_REDUCTION),
-        arch.get("cell", "lstm"),
-    )
-
-
-def _fcn_modules(squeeze_excite: bool) -> frozenset[str]:
-    names_ = {"lstm", "fc"} | {f"{kind}{i}" for kind in ("conv", "bn") for i in range(1, 4)}
-    return frozenset(names_ | ({"se1", "se2"} if squeeze_excite else set()))
-
-
-for _name, _cls, _summary in (
-    (
-        "lstm-fcn",
-        LSTMFCNClassifier,
-        "LSTM-FCN (Karim et al. 2018): three Conv1d blocks beside an LSTM over the variables",
-    ),
-    (
-        "mlstm-fcn",
-        MLSTMFCNClassifier,
-        "MLSTM-FCN (Karim et al. 2019): LSTM-FCN with squeeze-and-excite blocks",
-    ),
-):
-    _squeeze = _cls.squeeze_excite
-    register(
-        ModelEntry(
-            name=_name,
-            flax_class=_cls,
-            torch_twin=f"torch_ref.hybrid:{'MLSTMFCN' if _squeeze else 'LSTMFCN'}",
-            summary=_summary,
-            arch=_fcn_arch,
-            layout=_fcn_layout(squeeze_excite=_squeeze),
-            read_state_dict=_fcn_read,
-            build=_fcn_build(_cls),
-            torch_args=_fcn_torch_args,
-            modules=_fcn_modules(_squeeze),
-            batch_stats=True,
-            recipe=FCN_RECIPE,
-        )
-    )
-
-
-def _attention_arch(config: Any) -> dict[str, Any]:
-    return {**_article_arch(config), "bidirectional": True}
-
-
-def _attention_layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+def read_recurrent(flat: Mapping[str, Any], prefix: str = "lstm") -> tuple[str, RNNSpec]:
+    """The cell ("lstm", "gru", "rnn") and spec of the recurrent layer under ``prefix.``, its kind
+    read off its shapes (a tanh and a relu RNN look alike: "rnn" is tanh)."""
+    layer = group(flat, prefix)
+    family = family_from_shapes(layer) or "LSTM"  # unreadable shapes: nn.LSTM's messages
+    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(family, "lstm")
+    return cell, spec_from_params(layer, prefix=f"{prefix}.", mode=CELL_MODES[cell])
+
+
+def recurrent_layout(prefix: str, input_size: int, arch: Mapping[str, Any], **spec: Any) -> Layout:
+    """The recurrent layer of `arch` (its cell, hidden size and layers; `spec` adds e.g.
+    ``bidirectional``) over inputs of `input_size` features."""
     mode = CELL_MODES[arch.get("cell", "lstm")]
-    hidden = arch["hidden_size"]
-    size = arch.get("attention_size") or hidden
-    bidirectional = arch.get("bidirectional", True)
-    spec = RNNSpec(dims.num_features, hidden, arch["num_layers"], bidirectional=bidirectional, mode=mode)
-    width = hidden * (2 if bidirectional else 1)
-    out: Layout = lstm_layout("lstm", spec)
-    out.update(linear_layout("attn", width, size))
-    out.update(linear_layout("v", size, 1, bias=False))
-    out.update(linear_layout("fc", width, dims.num_outputs))
-    return out
-
-
-def _attention_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
-    cell, spec = _recurrent_read(flat)
-    size = int(required(flat, "attn.weight", "the attention's nn.Linear").shape[0])
-    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    arch = {
-        "hidden_size": spec.hidden_size,
-        "num_layers": spec.num_layers,
-        "cell": cell,
-        "attention_size": size,
-        "bidirectional": spec.bidirectional,
-    }
-    return arch, Dims(spec.input_size, num_classes)
-
-
-def _attention_build(config: Any, dims: Dims) -> nn.Module:
-    return AttentionLSTMClassifier(
-        config.hidden_size,
-        config.num_layers,
-        dims.num_outputs,
-        dropout=config.dropout,
-        param_dtype=jnp.dtype(config.dtype),
-        implementation=config.implementation,
-        cell=config.cell,
-        bidirectional=True,
-    )
-
-
-def _attention_torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (
-        dims.num_features,
-        arch["hidden_size"],
-        arch["num_layers"],
-        dims.num_outputs,
-        arch.get("attention_size") or arch["hidden_size"],
-        arch.get("cell", "lstm"),
-        arch.get("bidirectional", True),
-    )
-
-
-register(
-    ModelEntry(
-        name="attention-lstm",
-        flax_class=AttentionLSTMClassifier,
-        torch_twin="torch_ref.hybrid:AttentionLSTM",
-        summary="bidirectional LSTM with additive attention pooling over its outputs, then Linear",
-        arch=_attention_arch,
-        layout=_attention_layout,
-        read_state_dict=_attention_read,
-        build=_attention_build,
-        torch_args=_attention_torch_args,
-        modules=frozenset({"lstm", "attn", "v", "fc"}),
-        attention=True,
-    )
-)
+    layer = RNNSpec(input_size, arch["hidden_size"], arch["num_layers"], mode=mode, **spec)
+    return lstm_layout(prefix, layer)

@@ -1,18 +1,20 @@
 """Training as pure functions of a train state: config, state, steps, data parallelism, the loop,
 checkpoints and the per-epoch history."""
 
-from jax_lstm.training.checkpoint import Checkpoint, CheckpointError
-from jax_lstm.training.config import TrainConfig
+from jax_lstm.training.checkpoint import Checkpoint, CheckpointError, check_directory
+from jax_lstm.training.config import TrainConfig, resolve_config
 from jax_lstm.training.history import EpochRecord
 from jax_lstm.training.loop import (
+    CheckpointWriteError,
     FitResult,
     Partial,
     Run,
     TrainingDivergedError,
-    check_checkpoint_dir,
+    TrainingInterrupted,
     evaluate,
     fit,
     fit_many,
+    fit_models,
     load_checkpoint,
     train_epoch,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "Batch",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointWriteError",
     "EpochRecord",
     "FitResult",
     "Partial",
@@ -39,13 +42,15 @@ __all__ = [
     "TrainConfig",
     "TrainState",
     "TrainingDivergedError",
-    "check_checkpoint_dir",
+    "TrainingInterrupted",
+    "check_directory",
     "create_train_state",
     "cross_entropy",
     "data_parallel_mesh",
     "evaluate",
     "fit",
     "fit_many",
+    "fit_models",
     "initial_variables",
     "load_checkpoint",
     "make_eval_step",
@@ -55,5 +60,6 @@ __all__ = [
     "make_scheduler",
     "make_train_step",
     "mesh_for",
+    "resolve_config",
     "train_epoch",
 ]

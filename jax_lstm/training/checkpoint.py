@@ -1,10 +1,13 @@
-"""Checkpoints of a training run: the full train state, written atomically, verified on load.
+"""Checkpoints of a training run: the full train state, written atomically, verified on load, and
+the policy for the directory they live in (`check_directory`).
 
 ``<dir>/checkpoint.msgpack`` holds the latest state and ``<dir>/checkpoint.prev.msgpack`` the one
 before it. Each file is a msgpack map of the format version, the sha256 of the payload and the
 payload itself (Flax serialization): the train state (params, batch stats, optimizer state with its
-learning rate, PRNG key, step), the plateau scheduler's state, the epochs done, the history, the
-config it was written with and a description of the data. The checksum covers all of it.
+learning rate, PRNG key, step; with K models trained at once, every leaf has a leading model axis),
+each model's scheduler state, the epochs done, each model's history, the seeds of the models (none
+for a single model), the config it was written with and a description of the data. The checksum
+covers all of it. Files of the previous format (one model: ``jax-lstm-checkpoint/2``) still load.
 
 Files are written with `jax_lstm.atomic.write_atomically` (temporary file, fsync, rename, the
 previous file kept as ``checkpoint.prev.msgpack``), so a crash mid-save leaves a readable
@@ -23,7 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,8 @@ import msgpack
 from flax import serialization
 
 from jax_lstm import optim
-from jax_lstm.atomic import remove_stale_temporaries, write_atomically
-from jax_lstm.data import Dataset, WindowDataset
-from jax_lstm.models.registry import Dims
+from jax_lstm.atomic import check_can_create, remove_stale_temporaries, write_atomically
+from jax_lstm.data import Dataset, Dims, WindowDataset
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "PREVIOUS_NAME",
     "Checkpoint",
     "CheckpointError",
+    "check_directory",
     "data_description",
     "dims",
     "exists",
@@ -55,7 +58,8 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.msgpack"
 PREVIOUS_NAME = "checkpoint.prev.msgpack"
-FORMAT = "jax-lstm-checkpoint/2"
+FORMAT = "jax-lstm-checkpoint/3"
+_READABLE = ("jax-lstm-checkpoint/2", FORMAT)  # /2: one model, "plateau" and "history" alone
 
 
 class CheckpointError(ValueError):
@@ -65,6 +69,24 @@ class CheckpointError(ValueError):
 def _path(directory: str | Path) -> Path:
     directory = Path(directory)
     return directory / CHECKPOINT_NAME if directory.suffix != ".msgpack" else directory
+
+
+def check_directory(directory: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
+    """Refuses, before any work, a checkpoint directory that cannot be written (a file, a path
+    under a file, no write permission), and one that holds a checkpoint when neither `resume` nor
+    `overwrite` says what to do with it. Returns the directory."""
+    directory = Path(directory)
+    if resume and overwrite:
+        raise ValueError("resume continues the checkpoint and overwrite starts over: pass one, not both")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"checkpoint directory {directory} is a file, not a directory")
+    check_can_create(directory, f"checkpoint directory {directory}", directory=True)
+    if not resume and not overwrite and exists(directory):
+        raise ValueError(
+            f"{directory} already holds a checkpoint, which this run would overwrite: continue it with "
+            "--resume (resume=True), or start over on purpose with --overwrite (overwrite=True)"
+        )
+    return directory
 
 
 def exists(directory: str | Path) -> bool:
@@ -115,21 +137,35 @@ def dims(data: dict[str, Any]) -> Dims:
 def save(
     directory: str | Path,
     state,
-    plateau: optim.PlateauState,
+    schedules: Sequence[optim.PlateauState],
     epoch: int,
-    history: list[EpochRecord],
+    histories: Sequence[Sequence[EpochRecord]],
     config,
-    dataset: Dataset,
+    dataset: Dataset | WindowDataset,
+    seeds: Sequence[int] | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> Path:
     """Writes the checkpoint after `epoch` completed epochs (the previous one kept beside it);
-    returns its path."""
+    returns its path. `state` is on the host (`parallel.fetch`); one scheduler state and one
+    history per model; `seeds` the models' seeds when K models were trained at once (their state
+    has a leading model axis), None for one model; `selection` the weights a run keeps by its
+    `TrainConfig.select` ({"scores", "epochs", "state"}), None when it keeps the last epoch's."""
     path = _path(directory)
+    kept = None
+    if selection is not None:
+        kept = {
+            "scores": json.dumps(selection["scores"]),
+            "epochs": json.dumps(selection["epochs"]),
+            "state": serialization.to_state_dict(jax.device_get(selection["state"])),
+        }
     payload = serialization.msgpack_serialize(
         {
+            "selection": kept,
             "state": serialization.to_state_dict(jax.device_get(state)),
-            "plateau": plateau._asdict(),
+            "schedules": [s._asdict() for s in schedules],
             "epoch": epoch,
-            "history": json.dumps(to_dicts(history)),
+            "histories": json.dumps([to_dicts(h) for h in histories]),
+            "seeds": json.dumps(None if seeds is None else [int(s) for s in seeds]),
             "config": json.dumps(dataclasses.asdict(config)),
             "data": json.dumps(data_description(dataset)),
         }
@@ -149,20 +185,45 @@ class Checkpoint:
     """A loaded checkpoint. `variables()` gives Flax variables, ready for `to_torch`."""
 
     path: Path
-    state: Any  # TrainState
-    plateau: optim.PlateauState
+    state: Any  # TrainState; a leading model axis when `seeds` is not None
+    schedules: list[optim.PlateauState]  # one per model
     epoch: int
-    history: list[EpochRecord]
+    histories: list[list[EpochRecord]]  # one per model
     config: Any  # TrainConfig
     data: dict[str, Any]
+    seeds: list[int] | None = None  # the models' seeds when K were trained at once; None: one model
+    # The weights the run's selection keeps ({"scores", "epochs", "state"}); None: the last epoch's.
+    selection: dict[str, Any] | None = None
     # The corrupt latest file when this is the previous checkpoint, loaded in its place.
     replaces: Path | None = None
+
+    @property
+    def plateau(self) -> optim.PlateauState:
+        """The scheduler state of the first (for one model: the) model."""
+        return self.schedules[0]
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        """The history of the first (for one model: the) model."""
+        return self.histories[0]
 
     def variables(self) -> dict[str, Any]:
         return self.state.variables()
 
-    def check_compatible(self, config, dataset: Dataset) -> None:
-        """Refuses to resume with another model, optimizer setting or dataset (epochs may grow)."""
+    @property
+    def dims(self) -> Dims:
+        return dims(self.data)
+
+    def check_compatible(
+        self, config, dataset: Dataset | WindowDataset, seeds: Sequence[int] | None = None
+    ) -> None:
+        """Refuses to resume with another model, optimizer setting, dataset or set of models (epochs
+        may grow)."""
+        wanted_seeds = None if seeds is None else [int(s) for s in seeds]
+        if wanted_seeds != self.seeds:
+            held = "one model" if self.seeds is None else f"the models of seeds {self.seeds}"
+            asked = "one model" if wanted_seeds is None else f"the models of seeds {wanted_seeds}"
+            raise ValueError(f"cannot resume from {self.path}: it holds {held}, and this run trains {asked}")
         saved = dataclasses.asdict(self.config)
         wanted = dataclasses.asdict(config)
         ignored = {"epochs", "log_every", "eval_batch_size"}
@@ -192,9 +253,9 @@ class Checkpoint:
             )
 
 
-# What `load` restores into: (the stored config as a dict, the data description) -> (config, a
-# template train state of the right structure, shapes and dtypes).
-Target = Callable[[dict[str, Any], dict[str, Any]], tuple[Any, Any]]
+# What `load` restores into: (the stored config as a dict, the data description, the models' seeds
+# or None) -> (config, a template train state of the right structure, shapes and dtypes).
+Target = Callable[[dict[str, Any], dict[str, Any], list[int] | None], tuple[Any, Any]]
 
 
 def _corrupt(path: Path, why: str) -> CheckpointError:
@@ -214,8 +275,8 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise _corrupt(path, f"not valid msgpack: {type(err).__name__}") from None
     if not isinstance(envelope, dict) or "format" not in envelope:
         raise _corrupt(path, "not a jax-lstm checkpoint")
-    if envelope["format"] != FORMAT:
-        raise _corrupt(path, f"format {envelope['format']!r}, this version reads {FORMAT!r}")
+    if envelope["format"] not in _READABLE:
+        raise _corrupt(path, f"format {envelope['format']!r}, this version reads {' and '.join(_READABLE)}")
     payload, digest = envelope.get("payload"), envelope.get("sha256")
     if not isinstance(payload, bytes) or not isinstance(digest, str):
         raise _corrupt(path, "no payload or checksum")
@@ -225,8 +286,19 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raw = serialization.msgpack_restore(payload)
     except Exception as err:
         raise _corrupt(path, f"unreadable payload: {type(err).__name__}") from None
-    fields = {"state", "plateau", "epoch", "history", "config", "data"}
-    if not isinstance(raw, dict) or not fields <= set(raw):
+    if not isinstance(raw, dict):
+        raise _corrupt(path, "fields are missing")
+    if envelope["format"] != FORMAT and {"plateau", "history"} <= set(raw):
+        # One model in the previous format.
+        raw = {
+            **raw,
+            "schedules": [raw["plateau"]],
+            "histories": f"[{raw['history']}]",
+            "seeds": "null",
+            "selection": None,
+        }
+    fields = {"state", "schedules", "epoch", "histories", "seeds", "selection", "config", "data"}
+    if not fields <= set(raw):
         raise _corrupt(path, "fields are missing")
     return raw
 
@@ -235,27 +307,42 @@ def _load_file(path: Path, target: Target) -> Checkpoint:
     raw = _read_payload(path)
     try:
         data = json.loads(raw["data"])
-        config, template = target(json.loads(raw["config"]), data)
+        seeds = json.loads(raw["seeds"])
+        config, template = target(json.loads(raw["config"]), data, seeds)
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise _corrupt(path, f"its config or data description does not fit this version: {err}") from None
     try:
-        state = serialization.from_state_dict(template, raw["state"])
-        # Back to device arrays of the exact saved dtypes (numpy arrays would be traced as a
-        # different signature and recompile the step).
-        state = jax.tree.map(jnp.asarray, state)
-        template_leaves = jax.tree.leaves(template)
-        for saved, expected in zip(jax.tree.leaves(state), template_leaves, strict=True):
-            if saved.shape != expected.shape or saved.dtype != expected.dtype:
-                raise ValueError(
-                    f"an array of shape {saved.shape} {saved.dtype} where "
-                    f"{expected.shape} {expected.dtype} belongs"
-                )
-        plateau = optim.PlateauState(**raw["plateau"])
-        history = from_dicts(json.loads(raw["history"]))
+        state = _restore(template, raw["state"])
+        selection = None
+        if raw["selection"] is not None:
+            kept = raw["selection"]
+            selection = {
+                "scores": json.loads(kept["scores"]),
+                "epochs": json.loads(kept["epochs"]),
+                "state": _restore(template, kept["state"]),
+            }
+        schedules = [optim.PlateauState(**s) for s in raw["schedules"]]
+        histories = [from_dicts(h) for h in json.loads(raw["histories"])]
         epoch = int(raw["epoch"])
+        models = 1 if seeds is None else len(seeds)
+        if len(schedules) != models or len(histories) != models:
+            raise ValueError(f"{len(schedules)} schedules and {len(histories)} histories for {models} models")
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         raise _corrupt(path, f"its train state does not fit its config: {err}") from None
-    return Checkpoint(path, state, plateau, epoch, history, config, data)
+    return Checkpoint(path, state, schedules, epoch, histories, config, data, seeds, selection)
+
+
+def _restore(template, saved) -> Any:
+    """A stored train state in `template`'s structure, as device arrays of the exact saved dtypes
+    (numpy arrays would be traced as a different signature and recompile the step); ValueError for
+    an array of another shape or dtype than the template's."""
+    state = jax.tree.map(jnp.asarray, serialization.from_state_dict(template, saved))
+    for array, expected in zip(jax.tree.leaves(state), jax.tree.leaves(template), strict=True):
+        if array.shape != expected.shape or array.dtype != expected.dtype:
+            raise ValueError(
+                f"an array of shape {array.shape} {array.dtype} where {expected.shape} {expected.dtype} belongs"
+            )
+    return state
 
 
 def load(directory: str | Path, target: Target, log: Callable[[str], None] | None = None) -> Checkpoint:
@@ -266,13 +353,13 @@ def load(directory: str | Path, target: Target, log: Callable[[str], None] | Non
     the two renames of a save) falls back to ``checkpoint.prev.msgpack``, saying so through `log`.
 
     Raises:
-      FileNotFoundError: no checkpoint there. CheckpointError: the file (and its fallback) is
-        corrupt or from an incompatible version.
+      CheckpointError: no checkpoint there (the message says what the directory holds), or the
+        file (and its fallback) is corrupt or from an incompatible version.
     """
     path = _path(directory)
     previous = path.with_name(PREVIOUS_NAME) if path.name == CHECKPOINT_NAME else None
     if not path.exists() and (previous is None or not previous.exists()):
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise CheckpointError(f"no checkpoint at {path}, so nothing to resume or load: {_contents(path)}")
     if not path.exists():
         loaded = _load_file(previous, target)
         if log:
@@ -291,3 +378,17 @@ def load(directory: str | Path, target: Target, log: Callable[[str], None] | Non
         if log:
             log(f"{err.args[0].split(';')[0]}; falling back to {previous} (epoch {loaded.epoch})")
         return loaded
+
+
+def _contents(path: Path) -> str:
+    """What a place without a checkpoint holds, for the error that says so."""
+    where = path.parent if path.name in (CHECKPOINT_NAME, PREVIOUS_NAME) else path
+    if not where.exists():
+        return f"{where} does not exist"
+    if not where.is_dir():
+        return f"{where} is a file, not a checkpoint directory"
+    names = sorted(p.name for p in where.iterdir())
+    if not names:
+        return f"{where} is empty"
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{where} holds no {CHECKPOINT_NAME} (it holds {shown})"

@@ -1,9 +1,12 @@
-"""`TrainConfig`: one training run's settings, validated before any work."""
+"""`TrainConfig`: one training run's settings, validated before any work, and `resolve_config`, the
+one place where a run's settings are filled in from the caller, the model's recipe and the data."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 
@@ -12,7 +15,11 @@ from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.layer import CELL_MODES
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
-__all__ = ["TrainConfig"]
+__all__ = ["RECIPE_FIELDS", "SELECTIONS", "TrainConfig", "recipe_epochs", "resolve_config"]
+
+
+# TrainConfig.select's values.
+SELECTIONS = ("last", "validation", "train-loss")
 
 
 def _finite(value) -> bool:
@@ -46,6 +53,10 @@ class TrainConfig:
     implementation: str = "fused"  # the LSTM recurrence: "fused", "scan" or "cudnn" (CUDA GPU only)
     # The recurrent layer of the article's models: "lstm" (the article's), "gru" or "rnn" (tanh).
     cell: str = "lstm"
+    # Which epoch's weights a run keeps and reports (`SELECTIONS`): the last; the best on the data's
+    # validation split (accuracy, then loss; a forecaster's: its loss); the lowest training loss
+    # (the protocol of dl-4-tsc's FCN/ResNet and of InceptionTime). None of them looks at test data.
+    select: str = "last"
 
     def validate(self) -> TrainConfig:
         models = registry.names()
@@ -87,6 +98,7 @@ class TrainConfig:
                 f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}",
             ),
             (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
+            (self.select in SELECTIONS, f"select must be one of {SELECTIONS}, got {self.select!r}"),
             (
                 self.implementation != "cudnn" or CELL_MODES.get(self.cell) == "LSTM",
                 f"implementation 'cudnn' runs the LSTM only, not cell {self.cell!r}; "
@@ -100,6 +112,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        registry.check_options(registry.get(self.model), dataclasses.asdict(self))
         if self.dtype == "float64" and not jax.config.read("jax_enable_x64"):
             raise ValueError(
                 "dtype float64 needs JAX's 64-bit mode: call "
@@ -111,3 +124,83 @@ class TrainConfig:
                 f"{jax.default_backend()!r}); use implementation 'fused', which runs everywhere"
             )
         return self
+
+
+# The fields a model's recipe or the data's defaults may set; a value given by the caller wins.
+RECIPE_FIELDS = (
+    "hidden_size",
+    "num_layers",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "patience",
+    "factor",
+    "min_lr",
+    "dropout",
+)
+
+
+def resolve_config(model: str, data: Any = None, /, **given: Any) -> TrainConfig:
+    """The validated `TrainConfig` of a run of `model` on `data`: the one resolver behind `jax-lstm
+    train`, `jax-lstm forecast`, the estimator, `fit_forecaster` and ``python -m torch_ref train``.
+
+    Each field in `given` that is not None wins; a recipe field (`RECIPE_FIELDS`) left open takes the
+    model's recipe (`ModelEntry.recipe`), else the data's defaults (``data.defaults``: e.g. 30 epochs
+    of 16 for a real dataset, the article's 10 of 32 for its synthetic data), else the article's
+    settings (`registry.ARTICLE_RECIPE`); any other field keeps TrainConfig's default. Epochs left
+    open follow the recipe's epoch rules for the data's size (`recipe_epochs`). ``clip=0`` disables
+    clipping (None), as the flag's 0 does. `data` is a `Dataset` or `WindowDataset` (None: sizes not
+    known yet, no epoch rule applied).
+
+    Raises ValueError naming the setting: an unknown field, an option the model does not take, a
+    value out of range (`TrainConfig.validate`).
+    """
+    entry = registry.get(model)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r}; TrainConfig has {sorted(fields)}")
+    given = {k: v for k, v in given.items() if v is not None}
+    registry.check_options(entry, given)
+    defaults = dict(data.defaults) if data is not None else {}
+    base: dict[str, Any] = {**registry.ARTICLE_RECIPE, **defaults, **entry.recipe}
+    settings = {f: base[f] for f in RECIPE_FIELDS if f in base}
+    settings.update(given)
+    if settings.get("clip") == 0:
+        settings["clip"] = None
+    if "epochs" not in given and data is not None:
+        epochs = settings.get("epochs", TrainConfig.epochs)
+        batch_size = settings.get("batch_size", TrainConfig.batch_size)
+        settings["epochs"] = recipe_epochs(base, len(data.y_train), batch_size, epochs, data.seq_len)
+    return TrainConfig(model=model, **settings).validate()
+
+
+def recipe_epochs(
+    recipe: Mapping[str, Any], num_train: int, batch_size: int, epochs: int, seq_len: int = 0
+) -> int:
+    """`epochs`, adjusted by the recipe's rules for `num_train` series (or windows) in batches of
+    `batch_size`:
+
+    - ``target_steps`` (with ``min_epochs``, ``max_epochs``): about that many optimizer steps, in
+      [min_epochs, max_epochs] epochs (the forecaster's: its tables range from hundreds to
+      hundreds of thousands of windows);
+    - ``min_steps`` (with ``max_work``): raised to make at least that many updates on a small
+      training set, the raise stopping where the run's work, `num_train` x `seq_len` x epochs, would
+      pass ``max_work`` (never below `epochs`; the FCN models').
+    """
+    if num_train < 1:
+        return epochs
+    steps_per_epoch = math.ceil(num_train / batch_size)
+    target = int(recipe.get("target_steps", 0))
+    if target:
+        low, high = int(recipe.get("min_epochs", 1)), int(recipe.get("max_epochs", 10**9))
+        epochs = int(min(high, max(low, round(target / steps_per_epoch))))
+    min_steps = int(recipe.get("min_steps", 0))
+    if not min_steps:
+        return epochs
+    wanted = max(epochs, math.ceil(min_steps / steps_per_epoch))
+    max_work = int(recipe.get("max_work", 0))
+    if max_work and seq_len > 0:
+        wanted = min(wanted, max(epochs, max_work // (num_train * seq_len)))
+    return wanted

@@ -13,8 +13,9 @@ __all__ = ["EpochRecord", "from_dicts", "to_dicts"]
 class EpochRecord:
     """One epoch of one model. Losses are per-sample means over the split; NaN where not evaluated.
 
-    ``test_*`` describe the split the loop evaluates after each epoch: a classifier's test split, a
-    forecaster's validation windows (its MSE; accuracy NaN, the task has none).
+    ``test_*`` describe the data's test split, ``val_*`` its validation split (held-out training
+    series of a classifier, a forecaster's validation windows: their MSE), each evaluated after
+    every epoch where the data has it; accuracy is NaN for a task without one (forecasting).
     """
 
     epoch: int  # 1-based

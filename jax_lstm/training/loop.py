@@ -1,5 +1,6 @@
-"""The training loop: one epoch function for K >= 1 models, `fit` (one model) and `fit_many` (K
-models in one program), both pure functions of a train state stepped by jitted programs.
+"""The training loop: one epoch function and one driver (`fit_models`) for K >= 1 models, with `fit`
+(one model) and `fit_many` (K models in one program) its two names; pure functions of a train state
+stepped by jitted programs.
 
 The loop is the article's (section 3.2 with 4.1 and 4.2): shuffled mini-batches, cross-entropy,
 `clip_grad_norm_(max_norm=1.0)`, Adam, and `ReduceLROnPlateau(patience=2)` stepped once per epoch on
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,44 +48,70 @@ from jax_lstm.training.tasks import CLASSIFICATION, Task
 from jax_lstm.training.tasks import get as get_task
 
 __all__ = [
+    "CheckpointWriteError",
     "FitResult",
     "Partial",
     "Run",
     "TrainingDivergedError",
-    "check_checkpoint_dir",
+    "TrainingInterrupted",
     "evaluate",
     "fit",
     "fit_many",
+    "fit_models",
     "load_checkpoint",
     "train_epoch",
 ]
 
 
+@dataclasses.dataclass
+class Partial:
+    """What a run that stopped early (divergence, interrupt, a failed checkpoint write) had done,
+    carried by the exception: each model's records of the completed epochs, the 1-based epoch that
+    was running, and the epoch of the last checkpoint on disk (None: none was written or resumed)."""
+
+    histories: list[list[EpochRecord]]
+    epoch: int
+    checkpoint_epoch: int | None
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        """The first (for one model: the) model's records."""
+        return self.histories[0]
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint (if any) is left untouched.
 
-    ``epoch`` is the 1-based epoch in which it happened; `fit` adds ``partial`` (see `Partial`).
+    ``epoch`` is the 1-based epoch in which it happened; ``partial`` (`Partial`) what the run had
+    done, once the driver has seen it (None when raised by `train_epoch` itself).
     """
 
-    def __init__(self, message: str, epoch: int = 0) -> None:
+    def __init__(self, message: str, epoch: int = 0, partial: Partial | None = None) -> None:
         super().__init__(message)
         self.epoch = epoch
+        self.partial = partial
 
 
-@dataclasses.dataclass
-class Partial:
-    """What a `fit` that stopped early (divergence, interrupt, a failed write) had done, attached to
-    the exception as ``err.partial``: the records of the completed epochs, the 1-based epoch that was
-    running, and the epoch of the last checkpoint on disk (None: none was written or resumed)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training: a KeyboardInterrupt carrying ``partial`` (`Partial`)."""
 
-    history: list[EpochRecord]
-    epoch: int
-    checkpoint_epoch: int | None
+    def __init__(self, partial: Partial) -> None:
+        super().__init__(f"interrupted at epoch {partial.epoch}")
+        self.partial = partial
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, permissions): the OSError's errno, strerror and
+    filename, with ``partial`` (`Partial`); the previous checkpoint is intact."""
+
+    def __init__(self, err: OSError, partial: Partial) -> None:
+        super().__init__(err.errno, err.strerror or str(err), err.filename)
+        self.partial = partial
 
 
 @dataclasses.dataclass
 class FitResult:
-    """The outcome of `fit`: the state, the scheduler state and one record per epoch.
+    """The outcome of training one model: its state, scheduler state and one record per epoch.
 
     Without a validation split, `state` is the last epoch's and so are the reported metrics. With
     one (`data.validation_split`), `selected_epoch` is the epoch of the best validation accuracy
@@ -140,8 +166,8 @@ class _Split:
 @dataclasses.dataclass(frozen=True)
 class Run:
     """What an epoch needs besides the state: the configs (one per model), the compiled programs,
-    the mesh and the data. ``stacked``: the state has a leading model axis (`fit_many`). Build with
-    `Run.build`."""
+    the mesh and the data. ``stacked``: the state has a leading model axis (K models, `seeds`
+    given). Build with `Run.build`."""
 
     configs: list[TrainConfig]
     stacked: bool
@@ -159,16 +185,21 @@ class Run:
     def config(self) -> TrainConfig:
         return self.configs[0]
 
+    @property
+    def seeds(self) -> list[int] | None:
+        """The models' seeds when the state is stacked, None for one model."""
+        return [c.seed for c in self.configs] if self.stacked else None
+
     @classmethod
     def build(
         cls,
         config: TrainConfig,
         dataset: Dataset | WindowDataset,
-        seeds: list[int] | None = None,
+        seeds: Sequence[int] | None = None,
         data_parallel: bool | None = None,
     ) -> Run:
         """Validates the config and the data (before any work) and builds the programs over the
-        right mesh: one model (`fit`), or one per seed with a stacked state (`fit_many`)."""
+        right mesh: one model, or one per seed with a stacked state."""
         config.validate()
         dataset = dataset.validate(require_test=False).astype(config.dtype)
         stacked = seeds is not None
@@ -194,9 +225,7 @@ class Run:
             models=len(configs) if stacked else None,
             unsplittable=unsplittable,
         )
-        model = make_model(
-            config, dataset.num_features, dataset.num_classes, dataset.output_shape, dataset.seq_len
-        )
+        model = make_model(config, dataset.dims)
         tx = make_optimizer(config)
         has_test = len(dataset.y_test) > 0
         return cls(
@@ -213,12 +242,22 @@ class Run:
             validation=_validation_split(dataset),
         )
 
+    def initial_state(self, variables: Sequence[dict[str, Any] | None] | None = None) -> TrainState:
+        """The state the run starts from, placed for its programs: each model's weights from
+        `variables` (one entry per model; None: from its seed), stacked for K models."""
+        variables = list(variables) if variables is not None else [None] * len(self.configs)
+        if len(variables) != len(self.configs):
+            raise ValueError(f"{len(variables)} sets of initial weights for {len(self.configs)} models")
+        dims = self.dataset.dims
+        states = [create_train_state(c, dims, v) for c, v in zip(self.configs, variables, strict=True)]
+        state = _stack(states) if self.stacked else states[0]
+        return self.place(state)
 
-def _place_batch(batch: Batch, programs: Programs, key: str, split_models: bool) -> Batch:
-    """The batch on the devices its program expects: split over the mesh (its rows, or its models),
-    replicated beside a replicated state, or on the one device."""
-    split = key == parallel.SHARDED or split_models
-    return parallel.place(batch, programs.mesh, split=split)
+    def place(self, state: TrainState) -> TrainState:
+        """`state` on the run's devices: replicated for one model, split by model for K."""
+        if self.mesh is None:
+            return state
+        return parallel.place(state, self.mesh, split=self.stacked)
 
 
 def _validation_split(dataset) -> _Split | None:
@@ -239,15 +278,7 @@ def evaluate(run: Run, state: TrainState, split: _Split | None = None) -> tuple[
     totals: dict[str, Any] = {}
     n = len(split)
     for lo in range(0, n, size):
-        chunk = split.rows(slice(lo, min(lo + size, n)))
-        key = (
-            parallel.SHARDED
-            if run.stacked and run.eval_step.mesh is not None
-            else run.eval_step.key_for(len(chunk.y))
-        )
-        # K models share each chunk: it is replicated, and the models are split.
-        placed = parallel.place(chunk, run.eval_step.mesh, split=key == parallel.SHARDED and not run.stacked)
-        sums = run.eval_step(key, variables, placed)
+        sums = run.eval_step.run(variables, split.rows(slice(lo, min(lo + size, n))))
         sums = parallel.fetch(sums)  # replicated (one model) or split by model across processes
         for name, value in sums.items():
             # float64 and int64 on the host: chunk sums add up without rounding or overflow.
@@ -291,13 +322,8 @@ def train_epoch(
     start = time.perf_counter()
     losses = []
     for i in range(steps):
-        if run.stacked:
-            batch = run.train.rows(np.stack([order[i] for order in orders]))  # (K, B, ...)
-            key = parallel.SHARDED if run.train_step.mesh is not None else parallel.SINGLE
-        else:
-            batch = run.train.rows(orders[0][i])
-            key = run.train_step.key_for(len(batch.y))
-        state, metrics = run.train_step(key, state, _place_batch(batch, run.train_step, key, run.stacked))
+        rows = np.stack([order[i] for order in orders]) if run.stacked else orders[0][i]  # (K, B) or (B,)
+        state, metrics = run.train_step.run(state, run.train.rows(rows))
         losses.append(metrics["loss"])
         if progress is not None:
             progress.update(1)
@@ -307,7 +333,7 @@ def train_epoch(
     # One device sync per epoch: (steps, K).
     batch_losses = np.stack([parallel.fetch(loss) for loss in losses]).reshape(steps, len(run.configs))
     seconds = time.perf_counter() - start
-    _check_finite(batch_losses, epoch, [c.seed for c in run.configs] if run.stacked else None)
+    _check_finite(batch_losses, epoch, run.seeds)
     sizes = [len(idx) for idx in orders[0]]
     if run.test is not None:
         test_loss, test_accuracy = (np.atleast_1d(v) for v in evaluate(run, state))
@@ -341,17 +367,17 @@ def train_epoch(
 
 
 def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = None) -> ckpt.Checkpoint:
-    """The checkpoint in `directory` (written by `fit`), verified and restored into a train state of
-    its config. A corrupt latest checkpoint falls back to the previous one, saying so through `log`;
-    raises `CheckpointError` when there is none to fall back to."""
+    """The checkpoint in `directory` (written by `fit` or `fit_many`), verified and restored into a
+    train state of its config (stacked for K models). A corrupt latest checkpoint falls back to the
+    previous one, saying so through `log`; raises `CheckpointError` when there is none to fall back
+    to, or no checkpoint at all."""
 
-    def target(config_fields: dict[str, Any], data: dict[str, Any]):
+    def target(config_fields: dict[str, Any], data: dict[str, Any], seeds: list[int] | None):
         config = TrainConfig(**config_fields)
         dims = ckpt.dims(data)
-        state = create_train_state(
-            config, dims.num_features, dims.num_outputs, output_shape=dims.output_shape, seq_len=dims.seq_len
-        )
-        return config, state
+        if seeds is None:
+            return config, create_train_state(config, dims)
+        return config, _stack([create_train_state(dataclasses.replace(config, seed=s), dims) for s in seeds])
 
     return ckpt.load(directory, target, log)
 
@@ -368,7 +394,8 @@ def fit(
     progress: Callable[[int, int], Any] | None = None,
     data_parallel: bool | None = None,
 ) -> FitResult:
-    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each.
+    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each
+    (`fit_models` with one model).
 
     Args:
       config: hyperparameters; validated first.
@@ -391,16 +418,100 @@ def fit(
         over the devices of all of them, and only process 0 writes the checkpoint.
 
     Raises:
-      TrainingDivergedError on a NaN/inf loss. That, an interrupt and a failed checkpoint write carry
-      ``err.partial`` (`Partial`): the epochs completed so far and the last checkpoint's epoch.
+      TrainingDivergedError on a NaN/inf loss, TrainingInterrupted on Ctrl-C, CheckpointWriteError
+      when a checkpoint cannot be written: each carries ``partial`` (`Partial`), the epochs
+      completed so far and the last checkpoint's epoch.
     """
-    if resume and overwrite:
-        raise ValueError("resume continues the checkpoint and overwrite starts over: pass one, not both")
+    (result,) = fit_models(
+        config,
+        dataset,
+        None,
+        variables=None if variables is None else [variables],
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        overwrite=overwrite,
+        log=log,
+        progress=progress,
+        data_parallel=data_parallel,
+    )
+    return result
+
+
+def fit_many(
+    config: TrainConfig,
+    dataset: Dataset | WindowDataset,
+    seeds: Sequence[int],
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = print,
+    progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
+) -> list[FitResult]:
+    """Trains one model per seed in a single compiled program; returns one FitResult per seed
+    (`fit_models` with K models).
+
+    Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
+    initial weights, its own batch order, its own plateau scheduler): the train step maps the
+    single-model step over a leading model axis, and with several devices (`data_parallel`,
+    default: whenever there are) the models are divided among them, so that K small models keep
+    every core busy. Results equal the one-at-a-time runs on one device. Checkpoints, resume and
+    overwrite as `fit`, the K models in one checkpoint.
+    """
+    if not seeds:
+        raise ValueError("fit_many needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    return fit_models(
+        config,
+        dataset,
+        list(seeds),
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        overwrite=overwrite,
+        log=log,
+        progress=progress,
+        data_parallel=data_parallel,
+    )
+
+
+def fit_models(
+    config: TrainConfig,
+    dataset: Dataset | WindowDataset,
+    seeds: Sequence[int] | None = None,
+    *,
+    variables: Sequence[dict[str, Any] | None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = print,
+    progress: Callable[[int, int], Any] | None = None,
+    data_parallel: bool | None = None,
+) -> list[FitResult]:
+    """The training driver: one model (`seeds` None, `fit`) or one per seed trained at once in one
+    program with a stacked state (`fit_many`); returns one FitResult per model.
+
+    Every check comes before any work (the checkpoint directory, the config, the data, resume's
+    compatibility); then per epoch: `train_epoch`, the choice of an epoch on a validation split if
+    the data holds one, the checkpoint (process 0 writes it), the log line. `variables` holds each
+    model's initial weights (None: from its seed). See `fit` for the other arguments and errors.
+    """
     if checkpoint_dir is not None:
-        check_checkpoint_dir(checkpoint_dir, resume=resume, overwrite=overwrite)
-    run = Run.build(config, dataset, data_parallel=data_parallel)
-    dataset = run.dataset
-    history: list[EpochRecord] = []
+        ckpt.check_directory(checkpoint_dir, resume=resume, overwrite=overwrite)
+    elif resume:
+        raise ValueError("resume needs a checkpoint directory")
+    run = Run.build(config, dataset, seeds, data_parallel)
+    if config.select == "validation" and run.validation is None:
+        raise ValueError(
+            "select='validation' chooses the epoch on a validation split, and the data has none: hold "
+            "one out (--validation-split F, jax_lstm.data.validation_split), or select 'last' or 'train-loss'"
+        )
+    if resume and variables is not None:
+        raise ValueError("resume continues from the checkpoint's weights: pass variables or resume, not both")
+    dataset, models = run.dataset, len(run.configs)
+    histories: list[list[EpochRecord]] = [[] for _ in range(models)]
+    selection = _Selection.start(config.select, run.task, models)
     start_epoch = 0
     checkpoint_epoch: int | None = None
     if checkpoint_dir is not None:
@@ -408,176 +519,162 @@ def fit(
             if log:
                 log(f"removed {leftover}, left by an interrupted save")
     if resume:
-        if checkpoint_dir is None:
-            raise ValueError("resume needs a checkpoint directory")
-        if variables is not None:
-            raise ValueError(
-                "resume continues from the checkpoint's weights: pass variables or resume, not both"
-            )
         loaded = load_checkpoint(checkpoint_dir, log)
-        loaded.check_compatible(config, dataset)
+        loaded.check_compatible(config, dataset, run.seeds)
         if loaded.replaces is not None:
             aside = ckpt.set_aside(loaded.replaces)
             if log:
                 log(f"the corrupt checkpoint is kept as {aside}")
-        state, plateau, history, start_epoch = loaded.state, loaded.plateau, loaded.history, loaded.epoch
-        checkpoint_epoch = start_epoch
+        state, plateaus, histories = run.place(loaded.state), loaded.schedules, loaded.histories
+        selection = selection.restored(loaded.selection, run)
+        start_epoch = checkpoint_epoch = loaded.epoch
         if log:
             log(f"resuming from {loaded.path} after epoch {start_epoch}")
     else:
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)
-        state = create_train_state(
-            config,
-            dataset.num_features,
-            dataset.num_classes,
-            variables,
-            dataset.output_shape,
-            dataset.seq_len,
-        )
-        plateau = run.scheduler.init(config.lr)
-    if run.mesh is not None:
-        state = parallel.place(state, run.mesh, split=False)
+        state = run.initial_state(variables)
+        plateaus = [run.scheduler.init(config.lr) for _ in range(models)]
 
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
     epoch = start_epoch
-    selected: tuple[tuple[float, float], int, TrainState] | None = None  # (score, epoch, state)
-    if run.validation is not None and resume:
-        raise ValueError(
-            "a validation split chooses among the epochs of one run, whose weights a checkpoint does "
-            "not keep: train it without resume"
-        )
     try:
         for epoch in range(start_epoch, config.epochs):
-            state, (plateau,), (record,) = train_epoch(run, state, [plateau], epoch, log, bar)
-            history.append(record)
-            if record.val_accuracy is not None:
-                # Device arrays are immutable: keeping the reference keeps that epoch's weights.
-                score = (record.val_accuracy, -record.val_loss)
-                if selected is None or score > selected[0]:
-                    selected = (score, epoch + 1, state)
-            if checkpoint_dir is not None and parallel.is_primary():  # one writer across processes
-                ckpt.save(checkpoint_dir, state, plateau, epoch + 1, history, config, dataset)
+            state, plateaus, records = train_epoch(run, state, plateaus, epoch, log, bar)
+            for history, record in zip(histories, records, strict=True):
+                history.append(record)
+            selection.update(run, state, records)
+            if checkpoint_dir is not None:
+                try:
+                    _save(run, config, checkpoint_dir, state, plateaus, epoch + 1, histories, selection)
+                except OSError as err:
+                    partial = Partial(histories, epoch + 1, checkpoint_epoch)
+                    raise CheckpointWriteError(err, partial) from err
                 checkpoint_epoch = epoch + 1
             if log:
-                held = ""
-                if record.val_accuracy is not None:
-                    held = (
-                        f"validation loss {record.val_loss:.4f} accuracy {100 * record.val_accuracy:.2f}%, "
-                    )
-                log(
-                    f"Epoch [{epoch + 1}/{config.epochs}] train loss {record.train_loss:.4f}, {held}"
-                    f"{run.task.describe(record.test_loss, record.test_accuracy)}, lr {record.lr:.2e}"
-                )
-    except (TrainingDivergedError, KeyboardInterrupt, OSError) as err:
-        err.partial = Partial(list(history), epoch + 1, checkpoint_epoch)
-        raise
+                log(_epoch_line(run, records))
+    except TrainingDivergedError as err:
+        raise TrainingDivergedError(str(err), err.epoch, Partial(histories, epoch + 1, checkpoint_epoch)) from None
+    except KeyboardInterrupt as err:
+        raise TrainingInterrupted(Partial(histories, epoch + 1, checkpoint_epoch)) from err
     except Exception as err:
         _raise_if_process_lost(err)
         raise
     finally:
         if bar is not None:
             bar.close()
-    if selected is not None:
-        if log:
-            log(f"selected epoch {selected[1]}: the best validation accuracy ({100 * selected[0][0]:.2f}%)")
-        return FitResult(_local(selected[2]), plateau, history, config, dataset.num_classes, selected[1])
-    return FitResult(_local(state), plateau, history, config, dataset.num_classes)
-
-
-def check_checkpoint_dir(directory: str | Path, resume: bool = False, overwrite: bool = False) -> Path:
-    """Refuses, before any work, a checkpoint directory that cannot be written (a file, a path
-    under a file, no write permission), and one that holds a checkpoint when neither `resume` nor
-    `overwrite` says what to do with it. Returns the directory."""
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"checkpoint directory {directory} is a file, not a directory")
-    ancestor = directory
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"checkpoint directory {directory} cannot be created: {ancestor} is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"checkpoint directory {directory} is not writable ({ancestor} is read-only)")
-    if not resume and not overwrite and ckpt.exists(directory):
-        raise ValueError(
-            f"{directory} already holds a checkpoint, which this run would overwrite: continue it with "
-            "--resume (resume=True), or start over on purpose with --overwrite (overwrite=True)"
-        )
-    return directory
-
-
-def fit_many(
-    config: TrainConfig,
-    dataset: Dataset | WindowDataset,
-    seeds: list[int],
-    *,
-    log: Callable[[str], None] | None = print,
-    progress: Callable[[int, int], Any] | None = None,
-    data_parallel: bool | None = None,
-) -> list[FitResult]:
-    """Trains one model per seed in a single compiled program; returns one FitResult per seed.
-
-    Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
-    initial weights, its own batch order, its own plateau scheduler): the train step maps the
-    single-model step over a leading model axis, and with several devices (`data_parallel`,
-    default: whenever there are) the models are divided among them, so that K small models keep
-    every core busy. Results equal the one-at-a-time runs on one device.
-    """
-    if not seeds:
-        raise ValueError("fit_many needs at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    run = Run.build(config, dataset, list(seeds), data_parallel)
-    configs, dataset = run.configs, run.dataset
-    states = [
-        create_train_state(
-            c,
-            dataset.num_features,
-            dataset.num_classes,
-            output_shape=dataset.output_shape,
-            seq_len=dataset.seq_len,
-        )
-        for c in configs
-    ]
-    state = _stack(states)  # leading model axis (K, ...)
-    if run.mesh is not None:
-        state = parallel.place(state, run.mesh, split=True)
-    plateaus = [run.scheduler.init(config.lr) for _ in seeds]
-    histories: list[list[EpochRecord]] = [[] for _ in seeds]
-    steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
-    bar = progress(config.epochs * steps_per_epoch, 0) if progress else None
-    # With a validation split: per model, (score, epoch, the stacked state of that epoch), as `fit`.
-    selected: list[tuple[tuple[float, float], int, TrainState] | None] = [None] * len(seeds)
-    try:
-        for epoch in range(config.epochs):
-            state, plateaus, records = train_epoch(run, state, plateaus, epoch, log, bar)
-            for k, (history, record) in enumerate(zip(histories, records, strict=True)):
-                history.append(record)
-                if record.val_accuracy is not None:
-                    score = (record.val_accuracy, -record.val_loss)
-                    if selected[k] is None or score > selected[k][0]:
-                        selected[k] = (score, epoch + 1, state)
-            if log:
-                accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
-                log(
-                    f"Epoch [{epoch + 1}/{config.epochs}] {len(seeds)} models: mean train loss "
-                    f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
-                )
-    except Exception as err:
-        _raise_if_process_lost(err)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    final = _local(state if selection.state is None else selection.state)
     results = []
-    for k, c in enumerate(configs):
-        chosen = selected[k]
-        model_state = _unstack(_local(state if chosen is None else chosen[2]), k)
-        epoch_k = None if chosen is None else chosen[1]
-        results.append(FitResult(model_state, plateaus[k], histories[k], c, dataset.num_classes, epoch_k))
+    for k, c in enumerate(run.configs):
+        model_state = _unstack(final, k) if run.stacked else final
+        chosen = selection.epochs[k]
+        if chosen is not None and log and not run.stacked:
+            log(f"selected epoch {chosen}: {selection.describe(k)}")
+        num_outputs = dataset.dims.num_outputs
+        results.append(FitResult(model_state, plateaus[k], histories[k], c, num_outputs, chosen))
     return results
+
+
+@dataclasses.dataclass
+class _Selection:
+    """The epoch each model keeps (`TrainConfig.select`): its best score so far, that epoch, and
+    the state holding every model's kept weights (for K models, each row from its own epoch)."""
+
+    rule: str  # "last", "validation" or "train-loss"
+    task: Task
+    scores: list[tuple[float, ...] | None]
+    epochs: list[int | None]
+    state: TrainState | None = None
+
+    @classmethod
+    def start(cls, rule: str, task: Task, models: int) -> _Selection:
+        return cls(rule, task, [None] * models, [None] * models)
+
+    def score(self, record: EpochRecord) -> tuple[float, ...]:
+        if self.rule == "validation":
+            return self.task.score(record.val_loss, record.val_accuracy)
+        return (-record.train_loss,)
+
+    def update(self, run: Run, state: TrainState, records: list[EpochRecord]) -> None:
+        """Keeps `state`'s weights for each model whose epoch scores better (ties: the earlier).
+        Device arrays are immutable: keeping a reference keeps that epoch's weights."""
+        if self.rule == "last":
+            return
+        improved = []
+        for k, record in enumerate(records):
+            score = self.score(record)
+            better = self.scores[k] is None or score > self.scores[k]
+            if better:
+                self.scores[k], self.epochs[k] = score, record.epoch
+            improved.append(better)
+        if all(improved) or self.state is None:
+            self.state = state
+        elif any(improved):
+            self.state = _keep_rows(np.asarray(improved), state, self.state)
+
+    def describe(self, k: int) -> str:
+        """Why model `k`'s epoch was kept, for the log."""
+        score = self.scores[k]
+        if self.rule == "train-loss":
+            return f"the lowest training loss ({-score[0]:.4g})"
+        if len(score) == 2:
+            return f"the best validation accuracy ({100 * score[0]:.2f}%)"
+        return f"the lowest validation loss ({-score[0]:.4g})"
+
+    def saved(self) -> dict[str, Any] | None:
+        """What a checkpoint keeps of it (None: nothing to keep)."""
+        if self.state is None:
+            return None
+        return {"scores": [list(s) for s in self.scores], "epochs": self.epochs, "state": self.state}
+
+    def restored(self, saved: dict[str, Any] | None, run: Run) -> _Selection:
+        if saved is None:
+            return self
+        scores = [None if s is None else tuple(s) for s in saved["scores"]]
+        return dataclasses.replace(self, scores=scores, epochs=list(saved["epochs"]), state=run.place(saved["state"]))
+
+
+@jax.jit
+def _keep_rows(improved: jax.Array, new: TrainState, kept: TrainState) -> TrainState:
+    """Per model (leading axis), `new`'s row where `improved` (K,), else `kept`'s."""
+
+    def pick(a, b):
+        return jnp.where(improved.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, kept)
+
+
+def _save(run: Run, config: TrainConfig, directory, state, plateaus, epoch: int, histories, selection) -> None:
+    """The checkpoint of the run of `config` (the models' own seeds apart) after `epoch` epochs,
+    with the weights its selection keeps, written by process 0 (models split across processes are
+    gathered by all of them first: a collective)."""
+    kept = selection.saved()
+    if run.stacked and parallel.multiprocess():
+        state = parallel.fetch(state)
+        if kept is not None:
+            kept = {**kept, "state": parallel.fetch(kept["state"])}
+    if parallel.is_primary():
+        ckpt.save(directory, state, plateaus, epoch, histories, config, run.dataset, run.seeds, kept)
+
+
+def _epoch_line(run: Run, records: list[EpochRecord]) -> str:
+    """The epoch's summary: one model's losses, validation and evaluation; or K models' mean
+    training loss and their test accuracies."""
+    config, epoch = run.config, records[0].epoch
+    if run.stacked:
+        accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
+        return (
+            f"Epoch [{epoch}/{config.epochs}] {len(records)} models: mean train loss "
+            f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
+        )
+    (record,) = records
+    parts = [f"train loss {record.train_loss:.4f}"]
+    if record.val_loss is not None:
+        parts.append(run.task.describe("validation", record.val_loss, record.val_accuracy))
+    if run.test is not None:
+        parts.append(run.task.describe("test", record.test_loss, record.test_accuracy))
+    return f"Epoch [{epoch}/{config.epochs}] " + ", ".join(parts) + f", lr {record.lr:.2e}"
 
 
 def _raise_if_process_lost(err: Exception) -> None:

@@ -29,6 +29,9 @@ from jax.sharding import PartitionSpec as P
 __all__ = [
     "DATA_AXIS",
     "MIN_ROWS_PER_DEVICE",
+    "MODELS",
+    "ROWS",
+    "SHARED",
     "ProcessLostError",
     "Programs",
     "data_parallel_mesh",
@@ -198,13 +201,21 @@ def fetch(tree: Any) -> Any:
     return jax.tree.map(one, tree)
 
 
-class Programs:
-    """The compiled programs of one step function, called by explicit key: ``"sharded"`` (over the
-    whole mesh) or ``"single"`` (undivided).
+# How a step's batch lies against the mesh (`Programs.batch_layout`): one model's rows (split when
+# the sharded program runs), K models' own batches (a leading model axis, split with the models), or
+# one batch shared by K models (replicated beside the split models).
+ROWS, MODELS, SHARED = "rows", "models", "shared"
 
+
+class Programs:
+    """The compiled programs of one step function: ``"sharded"`` (over the whole mesh) and
+    ``"single"`` (undivided).
+
+    ``run(first, batch)`` chooses the program for a host batch and places the batch for it (the
+    loop's one call); ``programs(key, *args)`` runs one by explicit key (tests, benchmarks).
     `key_for(rows)` says which one a batch of `rows` leading rows runs: the sharded program when
     they split evenly into shards of at least `min_rows`, else the single one (e.g. a shorter last
-    batch).
+    batch); K models always run sharded when there is a mesh (whole models per device).
     """
 
     def __init__(
@@ -213,19 +224,31 @@ class Programs:
         sharded: Callable | None = None,
         mesh: Mesh | None = None,
         min_rows: int = 1,
+        batch_layout: str = ROWS,
     ):
         self._programs = {SINGLE: single} if sharded is None else {SINGLE: single, SHARDED: sharded}
         self.mesh = mesh if sharded is not None else None
         self.min_rows = min_rows
+        self.batch_layout = batch_layout
 
     def key_for(self, rows: int) -> str:
         if self.mesh is None:
             return SINGLE
+        if self.batch_layout != ROWS:
+            return SHARDED
         shards = self.mesh.size
         return SHARDED if rows % shards == 0 and rows // shards >= self.min_rows else SINGLE
 
     def __call__(self, key: str, *args):
         return self._programs[key](*args)
+
+    def run(self, first: Any, batch: Any) -> Any:
+        """``program(first, batch)`` with the program chosen for the host `batch` (its leading rows,
+        or its models) and the batch placed for it: split over the mesh (rows of one model, or the
+        models' own batches) or, shared by K models, replicated."""
+        key = self.key_for(len(batch.y) if self.batch_layout == ROWS else 0)
+        split = self.batch_layout == MODELS or (self.batch_layout == ROWS and key == SHARDED)
+        return self(key, first, place(batch, self.mesh, split=split))
 
     def compiled_programs(self, key: str | None = None) -> int:
         """How many programs have been compiled so far, for `key` or over both (a test of "no

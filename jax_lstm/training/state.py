@@ -15,6 +15,7 @@ import optax
 from flax import struct
 
 from jax_lstm import optim
+from jax_lstm.data.dims import Dims
 from jax_lstm.models import registry
 from jax_lstm.training.config import TrainConfig
 
@@ -48,33 +49,26 @@ class TrainState(struct.PyTreeNode):
         return model_variables(self.params, self.batch_stats)
 
 
-def make_model(
-    config: TrainConfig,
-    num_features: int,
-    num_classes: int,
-    output_shape: tuple[int, ...] | None = None,
-    seq_len: int = 0,
-) -> nn.Module:
-    """The Flax module of `config.model` (see `jax_lstm.models.registry`). `num_classes` is the
-    output width (a forecaster's H * T, with `output_shape` (H, T)); `seq_len` the series' padded
-    length, which the FCN models' LSTM takes as its input size (`registry.Dims`)."""
-    dims = registry.Dims(num_features, num_classes, output_shape, seq_len)
-    return registry.get(config.model).build(config, dims)
+def make_model(config: TrainConfig, dims: Dims) -> nn.Module:
+    """The Flax module of `config.model` for data of `dims` (`dataset.dims`; see
+    `jax_lstm.models.registry.build`)."""
+    return registry.build(registry.get(config.model), config, _dims(dims))
 
 
-def initial_variables(
-    config: TrainConfig,
-    num_features: int,
-    num_classes: int,
-    output_shape: tuple[int, ...] | None = None,
-    seq_len: int = 0,
-) -> dict[str, Any]:
-    """The Flax variables a run with this config starts from: torch's initialisation drawn from the
-    seed (every LSTM tensor and the head U(-1/sqrt(H), 1/sqrt(H)), BatchNorm weight 1, bias 0,
-    running mean 0, variance 1); see `registry.initial_variables`."""
-    entry = registry.get(config.model)
-    dims = registry.Dims(num_features, num_classes, output_shape, seq_len)
-    return registry.initial_variables(entry, config, dims)
+def initial_variables(config: TrainConfig, dims: Dims) -> dict[str, Any]:
+    """The Flax variables a run with this config starts from on data of `dims`: torch's
+    initialisation drawn from the seed (every LSTM tensor and the head U(-1/sqrt(H), 1/sqrt(H)),
+    BatchNorm weight 1, bias 0, running mean 0, variance 1); see `registry.initial_variables`."""
+    return registry.initial_variables(registry.get(config.model), config, _dims(dims))
+
+
+def _dims(dims: Any) -> Dims:
+    if not isinstance(dims, Dims):
+        raise TypeError(
+            f"expected the data's Dims (dataset.dims, or jax_lstm.data.Dims(num_features, num_outputs, "
+            f"output_shape, seq_len)), got {type(dims).__name__}"
+        )
+    return dims
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
@@ -110,16 +104,12 @@ def _optimizer_init(weight_decay: float, clip: float | None) -> Callable:
 
 
 def create_train_state(
-    config: TrainConfig,
-    num_features: int,
-    num_classes: int,
-    variables: dict[str, Any] | None = None,
-    output_shape: tuple[int, ...] | None = None,
-    seq_len: int = 0,
+    config: TrainConfig, dims: Dims, variables: dict[str, Any] | None = None
 ) -> TrainState:
-    """A fresh train state: weights from `variables` (e.g. `from_torch`) or initialised from the seed."""
+    """A fresh train state for data of `dims`: weights from `variables` (e.g. `from_torch`) or
+    initialised from the seed."""
     if variables is None:
-        variables = initial_variables(config, num_features, num_classes, output_shape, seq_len)
+        variables = initial_variables(config, dims)
     params = variables["params"]
     opt_state = _optimizer_init(config.weight_decay, config.clip)(params)
     # The configured rate, of fixed dtype from the start, so the scheduler's updates never retrace.

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from jax_lstm.data import micro_batch_bounds
-from jax_lstm.training.parallel import DATA_AXIS, MIN_ROWS_PER_DEVICE, Programs
+from jax_lstm.training.parallel import DATA_AXIS, MIN_ROWS_PER_DEVICE, MODELS, ROWS, SHARED, Programs
 from jax_lstm.training.state import TrainState, model_variables
 from jax_lstm.training.tasks import CLASSIFICATION, Task, cross_entropy
 from jax_lstm.training.tasks import classification_sums as eval_sums
@@ -145,8 +145,9 @@ def make_train_step(
     if many:
         single = _over_models(single)
     fallback = jax.jit(single)
+    layout = MODELS if many else ROWS
     if mesh is None or mesh.size < 2:
-        return Programs(fallback)
+        return Programs(fallback, batch_layout=layout)
     if many:
         # Whole models per device: no communication at all. (check_vma=False: the scan carries
         # start replicated and become per-device, which the type check rejects; the parity
@@ -154,7 +155,7 @@ def make_train_step(
         sharded = jax.shard_map(
             single, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)), out_specs=P(DATA_AXIS), check_vma=False
         )
-        return Programs(fallback, jax.jit(sharded), mesh)
+        return Programs(fallback, jax.jit(sharded), mesh, batch_layout=MODELS)
     split_model = model.clone(axis_name=DATA_AXIS) if hasattr(model, "axis_name") else model
     step = train_step_fn(split_model, tx, accumulate, mesh.size, DATA_AXIS, task)
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=P(), check_vma=False)
@@ -185,13 +186,14 @@ def make_eval_step(
     eval_step = eval_step_fn(model, task)
     single = _over_models(eval_step, shared_batch=True) if many else eval_step
     fallback = jax.jit(single)
+    layout = SHARED if many else ROWS
     if mesh is None or mesh.size < 2:
-        return Programs(fallback)
+        return Programs(fallback, batch_layout=layout)
     if many:
         sharded = jax.shard_map(
             single, mesh=mesh, in_specs=(P(DATA_AXIS), P()), out_specs=P(DATA_AXIS), check_vma=False
         )
-        return Programs(fallback, jax.jit(sharded), mesh)
+        return Programs(fallback, jax.jit(sharded), mesh, batch_layout=SHARED)
 
     def split_eval(variables, batch):
         return jax.lax.psum(eval_step(variables, batch), DATA_AXIS)

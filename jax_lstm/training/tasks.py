@@ -34,7 +34,7 @@ class Task:
         they add up across chunks and devices.
       finish: ``finish(sums, n) -> (loss, accuracy)``: the per-sample mean loss and the accuracy
         (NaN where the task has none) of n samples; floats or (K,) arrays, as the sums are.
-      loss_name: how logs call the evaluation loss.
+      loss_name: how logs call the evaluation loss ("loss", "MSE").
       labelled: its targets are class labels (a `Dataset`), not arrays of values (a `WindowDataset`).
     """
 
@@ -45,11 +45,18 @@ class Task:
     loss_name: str = "loss"
     labelled: bool = True
 
-    def describe(self, loss: float, accuracy: float) -> str:
-        """The evaluation part of an epoch's log line."""
+    def describe(self, split: str, loss: float, accuracy: float) -> str:
+        """The evaluation of `split` ("test", "validation") in an epoch's log line."""
         if math.isnan(accuracy):
-            return f"{self.loss_name} {loss:.4f}"
-        return f"{self.loss_name} {loss:.4f}, test accuracy {100 * accuracy:.2f}%"
+            return f"{split} {self.loss_name} {loss:.4f}"
+        if split == "test":
+            return f"test {self.loss_name} {loss:.4f}, test accuracy {100 * accuracy:.2f}%"
+        return f"{split} {self.loss_name} {loss:.4f} accuracy {100 * accuracy:.2f}%"
+
+    def score(self, loss: float, accuracy: float) -> tuple[float, ...]:
+        """How an evaluation ranks for choosing an epoch (higher is better): accuracy, then the
+        lower loss; the lower loss alone where the task has no accuracy."""
+        return (-loss,) if math.isnan(accuracy) else (accuracy, -loss)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -88,12 +95,8 @@ def _forecasting_finish(sums: Mapping[str, np.ndarray], n: int) -> tuple:
     return loss, np.full(loss.shape, math.nan)
 
 
-CLASSIFICATION = Task(
-    "classification", cross_entropy, classification_sums, _classification_finish, "test loss"
-)
-FORECASTING = Task(
-    "forecasting", mse, forecasting_sums, _forecasting_finish, "validation MSE", labelled=False
-)
+CLASSIFICATION = Task("classification", cross_entropy, classification_sums, _classification_finish, "loss")
+FORECASTING = Task("forecasting", mse, forecasting_sums, _forecasting_finish, "MSE", labelled=False)
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, FORECASTING)}
 
 

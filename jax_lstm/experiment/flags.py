@@ -1,0 +1,312 @@
+"""The flags of a run, defined once: those of the model and its optimisation and of the outputs are
+shared by ``jax-lstm train``, ``jax-lstm forecast`` and ``python -m torch_ref train``; the data
+flags are each subcommand's own. `train_request` and `forecast_request` turn parsed flags into the
+requests the library runs (`TrainRequest`, `ForecastRequest`); nothing here runs anything.
+
+Every model and optimisation flag defaults to None, "the model's recipe": `resolve_config` fills
+what is left open, the same way for every entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from jax_lstm.experiment.requests import (
+    BUILTIN_DATASETS,
+    ForecastRequest,
+    TrainRequest,
+)
+from jax_lstm.models import registry
+from jax_lstm.rnn.layer import CELL_MODES
+from jax_lstm.rnn.stack import IMPLEMENTATIONS
+from jax_lstm.training.config import SELECTIONS
+
+__all__ = [
+    "add_distributed_arguments",
+    "add_forecast_arguments",
+    "add_model_arguments",
+    "add_output_arguments",
+    "add_train_arguments",
+    "add_train_data_arguments",
+    "forecast_request",
+    "settings",
+    "train_request",
+]
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...] | None = None) -> None:
+    """The model and optimisation flags (`TrainConfig` fields; None: the model's recipe). With
+    `models`, a ``--model`` choice among them (the forecast has one model and no flag)."""
+    group = parser.add_argument_group("model and optimisation (default: the model's recipe, printed in the header)")
+    if models is not None:
+        group.add_argument(
+            "--model",
+            choices=models,
+            default=models[0],
+            help="lstm and bn-lstm are the article's; lstm-fcn, mlstm-fcn (Karim et al.) and attention-lstm "
+            f"its extensions. Each has its own default recipe (default: {models[0]})",
+        )
+    group.add_argument(
+        "--cell",
+        choices=tuple(CELL_MODES),
+        default=None,
+        help="the model's recurrent layer: lstm (the article's), gru, or rnn (tanh) (default: lstm)",
+    )
+    group.add_argument("--epochs", type=int, help="epochs (default: the recipe's, for the data's size)")
+    group.add_argument("--batch-size", type=int, help="series (or windows) per batch")
+    group.add_argument("--hidden-size", type=int, help="the recurrent layer's hidden size")
+    group.add_argument("--num-layers", type=int, help="recurrent layers")
+    group.add_argument("--lr", type=float, help="Adam's learning rate (the article's 0.001)")
+    group.add_argument("--clip", type=float, help="max gradient norm; 0 disables clipping (the article's 1.0)")
+    group.add_argument("--patience", type=int, help="ReduceLROnPlateau patience in epochs (the article's 2)")
+    group.add_argument("--factor", type=float, help="ReduceLROnPlateau factor (the article's 0.1)")
+    group.add_argument("--min-lr", type=float, help="ReduceLROnPlateau's floor for the learning rate (0)")
+    group.add_argument("--weight-decay", type=float, help="Adam's L2 term, as torch (0)")
+    group.add_argument("--accumulate", type=int, help="gradient accumulation: micro-batches per update (1)")
+    group.add_argument(
+        "--dropout",
+        type=float,
+        help="the article's models: inter-layer dropout (0); the FCN models: dropout on the LSTM's output",
+    )
+    group.add_argument(
+        "--select",
+        choices=SELECTIONS,
+        help="the epoch whose weights are kept and reported: last (default), validation (the best on "
+        "--validation-split or a forecast's validation period), train-loss (the lowest training loss); "
+        "none looks at test data",
+    )
+    group.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
+    group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoints, metrics, plots, the torch comparison and the log, for both subcommands."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--checkpoint-dir", metavar="DIR", help="save the full state here after every epoch")
+    group.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a --checkpoint-dir that holds a checkpoint, deleting it (default: refuse)",
+    )
+    group.add_argument("--metrics-json", metavar="PATH", help="write per-epoch and final metrics here")
+    group.add_argument("--plot", metavar="PATH.png", help="plot the run (curves; a forecast's test period)")
+    group.add_argument(
+        "--compare-torch",
+        action="store_true",
+        help="also train the torch twin from the same weights on the same batches and compare per epoch",
+    )
+    group.add_argument("--quiet", action="store_true", help="no per-step and per-epoch log lines")
+    group.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs on disk (default: ~/.cache/jax-lstm/xla, or $JAX_LSTM_CACHE)",
+    )
+
+
+def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``jax-lstm train``'s data: a built-in dataset or two .ts files, and a validation split."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        choices=BUILTIN_DATASETS,
+        default="japanese-vowels",
+        help="built-in dataset (default: japanese-vowels, embedded; synthetic is the article's setup)",
+    )
+    data.add_argument("--data", metavar="TRAIN.ts", help="train on this sktime/UEA .ts file instead")
+    data.add_argument("--test-data", metavar="TEST.ts", help="the matching test .ts file (with --data)")
+    data.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help=".ts data: skip the per-channel standardisation fitted on the training split",
+    )
+    data.add_argument(
+        "--validation-split",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="hold out this stratified fraction of the training series; with it, --select defaults to "
+        "validation: the epoch with the best validation accuracy is the one reported and kept",
+    )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``jax-lstm train`` that ``python -m torch_ref train`` shares."""
+    add_train_data_arguments(parser)
+    add_model_arguments(parser, registry.names("classification"))
+    add_output_arguments(parser)
+
+
+def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``jax-lstm forecast``: the table, its periods, then the shared ones."""
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data", metavar="FILE.csv", help="a CSV table, one row per time step (default: Seattle weather)"
+    )
+    data.add_argument(
+        "--time-column", metavar="COL", help="the column of time labels (dates, or quarters like 1970 Q1)"
+    )
+    data.add_argument("--targets", metavar="A,B", help="columns to forecast (default: every numeric column)")
+    data.add_argument("--features", metavar="C,D", help="input columns (default: every numeric column)")
+    data.add_argument(
+        "--fill", choices=["ffill", "interpolate"], help="fill missing values (default: refuse them)"
+    )
+    data.add_argument(
+        "--season",
+        type=int,
+        help="season length for the seasonal naive baseline (default: from the time labels)",
+    )
+    data.add_argument(
+        "--horizon", type=int, help="steps forecast from each origin (default: one season, or 1)"
+    )
+    data.add_argument(
+        "--lookback", type=int, help="input steps per window (default: from horizon and season)"
+    )
+    data.add_argument("--test-size", type=int, help="rows in the test period (default: 20%%, at most 1000)")
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="fraction of the rows before the test period kept for validation (default 0.1)",
+    )
+    add_model_arguments(parser)
+    add_output_arguments(parser)
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    """``jax-lstm train``'s flags for training across processes (`runtime.initialize_distributed`)."""
+    from jax_lstm.runtime import DEFAULT_DISTRIBUTED_TIMEOUT_S
+
+    group = parser.add_argument_group(
+        "several processes or machines",
+        "all three of --coordinator, --num-processes, --process-id (the same command in every process "
+        "but its --process-id), or --distributed alone under SLURM / Open MPI",
+    )
+    group.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="address of process 0, which serves JAX's coordination service on PORT",
+    )
+    group.add_argument("--num-processes", type=int, metavar="N", help="how many processes train together")
+    group.add_argument(
+        "--process-id", type=int, metavar="I", help="this process, 0..N-1 (process 0 writes the files)"
+    )
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join with what JAX detects (SLURM, Open MPI, TPU) instead of the three flags",
+    )
+    group.add_argument(
+        "--distributed-timeout",
+        type=float,
+        default=DEFAULT_DISTRIBUTED_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long to wait for every process to join, and after how long without a heartbeat a "
+        f"process counts as lost and the others stop (default {DEFAULT_DISTRIBUTED_TIMEOUT_S})",
+    )
+
+
+# Float flags and the range each must be in (argparse takes "nan", "inf" and negative numbers).
+_RANGES = {
+    "lr": (lambda v: v > 0, "a finite number > 0"),
+    "clip": (lambda v: v >= 0, "a finite number >= 0 (0 disables clipping)"),
+    "weight_decay": (lambda v: v >= 0, "a finite number >= 0"),
+    "dropout": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "factor": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "min_lr": (lambda v: v >= 0, "a finite number >= 0"),
+    "validation_split": (
+        lambda v: 0 < v < 1,
+        "a fraction in (0, 1), e.g. 0.2 (leave it out to train on every training series)",
+    ),
+    "val_fraction": (lambda v: 0 < v < 1, "a fraction in (0, 1), e.g. 0.1"),
+}
+
+# The TrainConfig fields the model and optimisation flags set.
+_SETTINGS = (
+    "cell",
+    "epochs",
+    "batch_size",
+    "hidden_size",
+    "num_layers",
+    "lr",
+    "clip",
+    "patience",
+    "factor",
+    "min_lr",
+    "weight_decay",
+    "accumulate",
+    "dropout",
+    "select",
+    "seed",
+    "dtype",
+)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuses non-finite or out-of-range float flags with the flag's name."""
+    for field, (in_range, wanted) in _RANGES.items():
+        value = getattr(args, field, None)
+        if value is not None and (not math.isfinite(value) or not in_range(value)):
+            raise ValueError(f"--{field.replace('_', '-')} must be {wanted}, got {value}")
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `TrainConfig` fields the flags give (None where a flag was left to the recipe), after
+    checking the float flags' ranges."""
+    _check_numbers(args)
+    given = {field: getattr(args, field, None) for field in _SETTINGS}
+    if getattr(args, "implementation", None) is not None:
+        given["implementation"] = args.implementation
+    return given
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "checkpoint_dir": args.checkpoint_dir,
+        "resume": args.resume,
+        "overwrite": args.overwrite,
+        "metrics_json": args.metrics_json,
+        "plot": args.plot,
+        "compare_torch": args.compare_torch,
+        "quiet": args.quiet,
+    }
+
+
+def train_request(args: argparse.Namespace) -> TrainRequest:
+    """The `TrainRequest` of ``jax-lstm train``'s (or ``python -m torch_ref train``'s) flags."""
+    return TrainRequest(
+        model=args.model,
+        dataset=args.dataset,
+        data=args.data,
+        test_data=args.test_data,
+        standardize=not args.no_standardize,
+        validation_split=args.validation_split,
+        settings=settings(args),
+        seeds=getattr(args, "seeds", 1),
+        plot_attention=getattr(args, "plot_attention", None),
+        **_outputs(args),
+    )
+
+
+def forecast_request(args: argparse.Namespace) -> ForecastRequest:
+    """The `ForecastRequest` of ``jax-lstm forecast``'s flags."""
+    return ForecastRequest(
+        data=args.data,
+        time_column=args.time_column,
+        targets=_names(args.targets),
+        features=_names(args.features),
+        fill=args.fill,
+        season=args.season,
+        horizon=args.horizon,
+        lookback=args.lookback,
+        test_size=args.test_size,
+        val_fraction=args.val_fraction,
+        settings=settings(args),
+        **_outputs(args),
+    )

@@ -1,0 +1,157 @@
+"""What runs print and write, and how they end: the log and progress bar, the one metrics-JSON
+writer (one schema family for every run), and the one mapping from an expected failure to its exit
+status and message (`exit_status`).
+
+The metrics JSON of every run has ``task``, ``dataset``, ``config``, ``environment``, ``seconds``
+and either one model's ``epochs`` (its `EpochRecord`s), ``selection`` (which epoch is reported and
+why) and, for a classifier, ``test_accuracy``; or K models' ``models`` (each the same fields and
+its ``seed``) with ``test_accuracy_mean``. A run that stopped early says why (``stopped``,
+``diverged``); a forecast adds its test-period scores; ``torch`` and ``comparison`` hold the torch
+twin's run when it was compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_DISAGREE",
+    "EXIT_DIVERGED",
+    "EXIT_INTERRUPTED",
+    "EXIT_WRITE_FAILED",
+    "RunError",
+    "exit_status",
+    "log_function",
+    "model_record",
+    "progress_factory",
+    "run_record",
+    "write_metrics",
+]
+
+# The documented exit codes (README, "Bad input").
+EXIT_DISAGREE = 1  # a parity check or torch comparison that disagrees
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_WRITE_FAILED = 4  # an output could not be written, or a process of the run was lost
+EXIT_INTERRUPTED = 130
+
+
+class RunError(Exception):
+    """An expected failure of a run: its one-line message and its exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def exit_status(err: BaseException) -> tuple[int, str] | None:
+    """The exit status and message of an expected failure; None for anything else (a bug, which
+    keeps its traceback)."""
+    from jax_lstm.data import DataError
+    from jax_lstm.training import CheckpointError, CheckpointWriteError, TrainingDivergedError
+    from jax_lstm.training.parallel import ProcessLostError
+
+    if isinstance(err, RunError):
+        return err.status, str(err)
+    if isinstance(err, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(err, TrainingDivergedError):
+        return EXIT_DIVERGED, str(err)
+    if isinstance(err, CheckpointWriteError | ProcessLostError):
+        return EXIT_WRITE_FAILED, str(err)
+    if isinstance(err, DataError | CheckpointError):
+        return EXIT_BAD_INPUT, str(err)
+    return None
+
+
+def progress_factory() -> Callable[[int, int], Any] | None:
+    """A tqdm bar over all training steps when stderr is a terminal; None (no bar) otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return lambda total, initial: tqdm(total=total, initial=initial, unit="step", leave=False)
+
+
+def log_function(progress: Callable | None, prefix: str = "") -> Callable[[str], None]:
+    """Prints a log line; through tqdm while a bar is drawn, so the bar stays at the bottom."""
+    if progress is None:
+        return lambda line: print(prefix + line, flush=True)
+    from tqdm import tqdm
+
+    return lambda line: tqdm.write(prefix + line)
+
+
+def selection_record(config, history, selected_epoch: int | None) -> dict[str, Any]:
+    """Which epoch is reported and why (`TrainConfig.select`), for the metrics JSON."""
+    epoch = selected_epoch or len(history)
+    why = {
+        "last": "the last epoch",
+        "validation": "the best on the validation split (accuracy, then loss)",
+        "train-loss": "the lowest training loss",
+    }[config.select]
+    return {"rule": config.select, "epoch": epoch, "why": why}
+
+
+def model_record(config, history, selected_epoch: int | None, labelled: bool) -> dict[str, Any]:
+    """One model's part of the metrics JSON: its epochs, the reported one, its test accuracy."""
+    from jax_lstm.training.history import to_dicts
+
+    record: dict[str, Any] = {
+        "epochs": to_dicts(history),
+        "selected_epoch": selected_epoch,
+        "selection": selection_record(config, history, selected_epoch) if history else None,
+    }
+    if labelled:
+        chosen = history[(selected_epoch or len(history)) - 1] if history else None
+        record["test_accuracy"] = None if chosen is None else chosen.test_accuracy
+    return record
+
+
+def run_record(
+    task: str,
+    description: str,
+    config,
+    seconds: float,
+    env: dict[str, Any],
+    models: Sequence[tuple[int, list, int | None]],
+    stacked: bool,
+    stopped: str | None = None,
+) -> dict[str, Any]:
+    """The metrics JSON of a run: `models` holds (seed, history, selected epoch) per model; one
+    model's fields sit at the top level, K models' under ``models``."""
+    labelled = task == "classification"
+    record: dict[str, Any] = {
+        "task": task,
+        "dataset": description,
+        "config": dataclasses.asdict(config),
+        "environment": env,
+        "seconds": seconds,
+    }
+    parts = [{"seed": seed, **model_record(config, h, e, labelled)} for seed, h, e in models]
+    if stacked:
+        record["models"] = parts
+        if labelled:
+            accuracies = [p["test_accuracy"] for p in parts if p["test_accuracy"] is not None]
+            record["test_accuracy_mean"] = sum(accuracies) / len(accuracies) if accuracies else None
+    else:
+        record.update({k: v for k, v in parts[0].items() if k != "seed"})
+    if stopped is not None:
+        record["stopped"] = stopped
+        record["diverged"] = stopped == "diverged"
+    return record
+
+
+def write_metrics(path: str | Path | None, payload: dict[str, Any]) -> Path | None:
+    """Writes the metrics JSON atomically, on process 0 only (None: nothing written)."""
+    from jax_lstm import reporting
+    from jax_lstm.training import parallel
+
+    if path is None or not parallel.is_primary():
+        return None
+    return reporting.write_json(path, payload)

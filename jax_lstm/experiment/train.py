@@ -1,0 +1,215 @@
+"""A classification run end to end (``jax-lstm train``): the request checked, the data read, the
+config resolved once, one model or K trained (`jax_lstm.training.fit_models`), the torch twin beside
+it when asked, and the outputs written (metrics JSON, plots; process 0 only)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from jax_lstm import reporting
+from jax_lstm.data import DataError
+from jax_lstm.experiment import torch_side
+from jax_lstm.experiment.outputs import (
+    EXIT_DISAGREE,
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_WRITE_FAILED,
+    RunError,
+    log_function,
+    progress_factory,
+    run_record,
+    write_metrics,
+)
+from jax_lstm.experiment.requests import TrainRequest
+from jax_lstm.rnn.layer import describe_cell
+from jax_lstm.training import (
+    CheckpointError,
+    CheckpointWriteError,
+    Partial,
+    TrainConfig,
+    TrainingDivergedError,
+    TrainingInterrupted,
+    fit_models,
+    initial_variables,
+    make_model,
+    parallel,
+)
+
+__all__ = ["header", "run_training", "stopped_note"]
+
+
+def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
+    """The run's header line: the model and its recipe as resolved, and where it runs."""
+    return (
+        f"{models}model {config.model}{describe_cell(config.cell)}: "
+        f"hidden {config.hidden_size}, layers {config.num_layers}, dropout {config.dropout:g} | "
+        f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
+        f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}, "
+        f"select {config.select}, seed {config.seed}, {config.dtype} | jax {env['jax']} on {env['jax_backend']}"
+    )
+
+
+def stopped_note(checkpoint_dir: str | None, partial: Partial | None, short: bool = False) -> str:
+    """What is on disk after a run stopped early, exactly: never a checkpoint that was not written."""
+    if not checkpoint_dir:
+        return ""
+    epoch = None if partial is None else partial.checkpoint_epoch
+    if short:
+        return f"; last checkpoint at epoch {epoch}" if epoch is not None else "; no checkpoint was written"
+    if epoch is None:
+        return f" No checkpoint was written to {checkpoint_dir}."
+    return f" The last good checkpoint (epoch {epoch}) is in {checkpoint_dir}."
+
+
+def run_training(request: TrainRequest) -> int:
+    """Runs `request`; returns the exit status (0, or 1 when the torch twin's run disagrees).
+
+    Expected failures raise `RunError` with their message and status (bad input 2, divergence 3, a
+    write that failed 4, an interrupt 130), after writing what the run had measured to the metrics
+    JSON; see `jax_lstm.experiment.outputs.exit_status`.
+    """
+    try:
+        dataset, config = request.prepare()
+        if request.compare_torch:
+            torch_side.require_torch("--compare-torch")
+    except (DataError, ValueError, FileNotFoundError, torch_side.TorchMissingError) as err:
+        raise RunError(str(err)) from err
+    seeds = request.seed_list
+    env = reporting.environment()
+    print(dataset.describe())
+    models = "" if seeds is None else f"{len(seeds)} models (seeds {seeds[0]}-{seeds[-1]}) trained at once: "
+    print(header(config, env, models), flush=True)
+    variables = None
+    if request.compare_torch:
+        if config.dropout > 0:
+            print("note: with dropout the two sides draw different masks; losses will differ")
+        variables = initial_variables(config, dataset.dims)
+    progress = progress_factory()
+    start = time.perf_counter()
+
+    def stopped(partial: Partial, why: str) -> str:
+        """Writes the epochs measured before the run stopped; a note for the error message."""
+        if not request.metrics_json:
+            return ""
+        payload = _record(request, dataset, config, env, partial.histories, [None] * len(partial.histories), start, why)
+        try:
+            write_metrics(request.metrics_json, payload)
+        except OSError as err:
+            return f" The metrics could not be written either: {err.strerror or err}."
+        return f" The {len(partial.history)} completed epochs are in {request.metrics_json}."
+
+    try:
+        results = fit_models(
+            config,
+            dataset,
+            seeds,
+            variables=None if variables is None else [variables],
+            checkpoint_dir=request.checkpoint_dir,
+            resume=request.resume,
+            overwrite=request.overwrite,
+            log=log_function(progress),
+            progress=progress,
+        )
+    except TrainingDivergedError as err:
+        message = f"{err}{stopped_note(request.checkpoint_dir, err.partial)}"
+        raise RunError(message + stopped(err.partial, "diverged"), EXIT_DIVERGED) from err
+    except TrainingInterrupted as err:
+        stopped(err.partial, "interrupted")
+        note = stopped_note(request.checkpoint_dir, err.partial, short=True)
+        raise RunError(f"interrupted at epoch {err.partial.epoch}{note}", EXIT_INTERRUPTED) from err
+    except CheckpointWriteError as err:
+        message = f"could not write the checkpoint in {request.checkpoint_dir}: {err.strerror or err}"
+        message += stopped_note(request.checkpoint_dir, err.partial)
+        raise RunError(message + stopped(err.partial, "write failed"), EXIT_WRITE_FAILED) from err
+    except (ValueError, CheckpointError) as err:  # resume problems, reported before training
+        raise RunError(str(err)) from err
+    seconds = time.perf_counter() - start
+    _print_results(results, seeds, config, seconds)
+    histories = [r.history for r in results]
+    payload = _record(request, dataset, config, env, histories, [r.selected_epoch for r in results], start)
+    status = 0
+    result = results[0]
+    comparison = None
+    if request.compare_torch:
+        log = None if request.quiet else log_function(None, "[torch] ")
+        comparison = torch_side.compare_with_twin(config, dataset, variables, result.history, log)
+        print(f"PyTorch: test accuracy {100 * comparison.history[-1].test_accuracy:.2f}% ({comparison.seconds:.1f} s)")
+        print(reporting.comparison_table(result.history, comparison.history))
+        print(comparison.verdict(config.dtype))
+        payload["torch"] = {
+            "epochs": [r.as_dict() for r in comparison.history],
+            "test_accuracy": comparison.history[-1].test_accuracy,
+            "seconds": comparison.seconds,
+        }
+        payload["comparison"] = comparison.record()
+        status = 0 if comparison.agree else EXIT_DISAGREE
+    try:
+        written = write_metrics(request.metrics_json, payload)
+        if written:
+            print(f"metrics written to {written}")
+        if request.plot and parallel.is_primary():
+            title = f"{dataset.name}, {config.model}, seed {config.seed}"
+            torch_history = None if comparison is None else comparison.history
+            print(f"plot written to {reporting.plot_history(request.plot, result.history, torch_history, title)}")
+        if request.plot_attention and parallel.is_primary():
+            print(f"attention plot written to {_plot_attention(request.plot_attention, dataset, config, result)}")
+    except OSError as err:
+        what = err.filename or "an output"
+        raise RunError(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
+    return status
+
+
+def _record(request, dataset, config, env, histories, selected, start: float, stopped: str | None = None):
+    seeds = request.seed_list or [config.seed]
+    models = list(zip(seeds, histories, selected, strict=True))
+    seconds = time.perf_counter() - start
+    return run_record(
+        "classification", dataset.describe(), config, seconds, env, models, request.seed_list is not None, stopped
+    )
+
+
+def _print_results(results, seeds, config: TrainConfig, seconds: float) -> None:
+    def chosen(r) -> str:
+        return "" if r.selected_epoch is None else f" at epoch {r.selected_epoch} (select {config.select})"
+
+    if seeds is None:
+        (r,) = results
+        print(
+            f"JAX: test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)} after {config.epochs} epochs "
+            f"({seconds:.1f} s including compilation)"
+        )
+        return
+    for seed, r in zip(seeds, results, strict=True):
+        print(f"seed {seed}: test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)}")
+    accuracies = [r.test_accuracy for r in results]
+    print(
+        f"JAX: {len(seeds)} models, test accuracy mean {100 * np.mean(accuracies):.2f}% "
+        f"(range {100 * min(accuracies):.2f}-{100 * max(accuracies):.2f}) after {config.epochs} epochs "
+        f"({seconds:.1f} s for all, including compilation)"
+    )
+
+
+def _plot_attention(path: str, dataset, config: TrainConfig, result, count: int = 4):
+    """Draws the attention weights of the first test series of up to `count` classes."""
+    import jax.numpy as jnp
+
+    rows = [int(np.flatnonzero(dataset.y_test == c)[0]) for c in np.unique(dataset.y_test)[:count]]
+    x = dataset.x_test[rows].astype(config.dtype)
+    lengths = None if dataset.lengths_test is None else dataset.lengths_test[rows]
+    model = make_model(config, dataset.dims)
+    logits, weights = model.apply(
+        result.variables(),
+        jnp.asarray(x),
+        lengths=None if lengths is None else jnp.asarray(lengths),
+        return_attention=True,
+    )
+    predicted = np.asarray(logits).argmax(-1)
+    titles = [
+        f"series {i}: class {dataset.classes[dataset.y_test[i]]}, predicted {dataset.classes[p]}"
+        for i, p in zip(rows, predicted, strict=True)
+    ]
+    title = f"{dataset.name}, {config.model}: attention over time (test series)"
+    return reporting.plot_attention(path, x, np.asarray(weights), lengths, titles, title)
