@@ -121,7 +121,9 @@ def comparison(
             return None
         return float(np.max(_relative_difference(a, b)))
 
-    accuracy = [abs(a.test_accuracy - b.test_accuracy) for a, b in zip(jax_history, torch_history, strict=True)]
+    accuracy = [
+        abs(a.test_accuracy - b.test_accuracy) for a, b in zip(jax_history, torch_history, strict=True)
+    ]
     return {
         "max_rel_diff_train_loss": rel("train_loss"),
         "max_rel_diff_test_loss": rel("test_loss"),

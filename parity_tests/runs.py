@@ -12,9 +12,7 @@ from torch_ref.train import torch_twin, train_torch
 
 def run_both(config: training.TrainConfig, dataset: data.Dataset, data_parallel: bool | None = None):
     """`fit` and `train_torch` from the same initial weights (drawn from `config.seed`)."""
-    variables = training.initial_variables(
-        config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
-    )
+    variables = training.initial_variables(config, dataset.dims)
     twin = torch_twin(config, dataset, variables)
     jax_result = training.fit(config, dataset, variables=variables, log=None, data_parallel=data_parallel)
     torch_result = train_torch(config, dataset, model=twin, log=None)

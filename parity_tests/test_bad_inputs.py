@@ -28,7 +28,7 @@ from jax_lstm.cli import main
 from jax_lstm.estimator import LSTMSequenceClassifier
 from jax_lstm.models.classifiers import BNLSTMClassifier, LSTMClassifier
 from jax_lstm.models.fcn import LSTMFCNClassifier
-from jax_lstm.training import checkpoint
+from jax_lstm.training import CheckpointError, checkpoint
 
 GOOD_TS = (
     "@problemName tiny\n@dimensions 2\n@classLabel true a b\n@data\n"
@@ -431,19 +431,19 @@ CLASSIFIERS = [
     ),
     Case(
         "checkpoint dir is a file",
-        lambda f: training.check_checkpoint_dir(f["file"]),
+        lambda f: training.check_directory(f["file"]),
         ValueError,
         "plain_file is a file, not a directory",
     ),
     Case(
         "checkpoint dir under a file",
-        lambda f: training.check_checkpoint_dir(f["file"] / "ckpt"),
+        lambda f: training.check_directory(f["file"] / "ckpt"),
         ValueError,
         "cannot be created: .*plain_file is a file",
     ),
     Case(
         "existing checkpoint without resume",
-        lambda f: training.check_checkpoint_dir(f["ckpt_exists"]),
+        lambda f: training.check_directory(f["ckpt_exists"]),
         ValueError,
         "already holds a checkpoint.*--resume.*--overwrite",
     ),
@@ -453,7 +453,7 @@ CLASSIFIERS = [
         checkpoint.CheckpointError,
         "checkpoint.msgpack is corrupt or from an incompatible version",
     ),
-    Case("load nothing", lambda f: training.load_checkpoint(f["dir"]), FileNotFoundError, "no checkpoint at"),
+    Case("load nothing", lambda f: training.load_checkpoint(f["dir"]), CheckpointError, "no checkpoint at"),
 ]
 
 # --- the estimator -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import torch
 
 import jax_lstm
 from jax_lstm import functional
+from jax_lstm.data import Dims
 
 
 def _jax_lstm(x, state=None, **kwargs):
@@ -193,5 +194,5 @@ def test_the_largest_seed_gives_a_train_state():
     from jax_lstm import training
 
     config = training.TrainConfig(seed=2**64 - 1, hidden_size=4, num_layers=1).validate()
-    key = training.create_train_state(config, 3, 2).key
+    key = training.create_train_state(config, Dims(3, 2)).key
     np.testing.assert_array_equal(np.asarray(key), [2**32 - 1, 2**32 - 1])

@@ -10,7 +10,7 @@ import torch
 
 import jax_lstm
 from torch_ref import BN_LSTM, MultiDimLSTM
-from torch_ref.parity import LSTM_CASES
+from torch_ref.cases import LSTM_CASES
 
 
 def _assert_state_dicts_identical(actual, expected):

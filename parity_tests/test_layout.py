@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jax_lstm"
-BRIDGE = "jax_lstm.cli.torch_bridge"
+BRIDGE = "jax_lstm.experiment.torch_side"
 
 
 def _module_name(path: Path) -> str:

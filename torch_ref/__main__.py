@@ -71,7 +71,9 @@ def _train(args: argparse.Namespace) -> int:
     )
     if args.metrics_json:
         models = [(config.seed, result.history, None)]
-        payload = run_record("classification", dataset.describe(), config, seconds, reporting.environment(), models, False)
+        payload = run_record(
+            "classification", dataset.describe(), config, seconds, reporting.environment(), models, False
+        )
         print(f"metrics written to {write_metrics(args.metrics_json, payload)}")
     if args.plot:
         title = f"{dataset.name}, {config.model} (PyTorch), seed {config.seed}"

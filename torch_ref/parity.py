@@ -1,15 +1,15 @@
-"""Parity cases: identical weights and inputs on both sides, and every quantity computed by both.
+"""Parity runners: identical weights and inputs on both sides, and every quantity computed by both.
 
-Each ``*_parity`` function builds the torch module from a seed, moves its weights into JAX with
-`jax_lstm.from_torch`, runs the same input through both, differentiates the same loss on both, and
-returns ``{name: (jax_value, torch_value)}`` as numpy arrays. The parity tests assert on these
-pairs; ``jax-lstm parity`` prints them as a table. Forward quantities are named plainly
-(``output``, ``h_n``, ``logits``, ...), gradients ``grad/<parameter>`` and ``grad/input``.
+Each ``*_parity`` function takes a case of `torch_ref.cases`, builds the torch module from a seed,
+moves its weights into JAX with `jax_lstm.from_torch`, runs the same input through both,
+differentiates the same loss on both, and returns ``{name: (jax_value, torch_value)}`` as numpy
+arrays. The parity tests assert on these pairs; ``jax-lstm parity`` prints them as a table (its
+rows: `PARITY_TABLE`). Forward quantities are named plainly (``output``, ``h_n``, ``logits``,
+``bn1.running_var``, ...), gradients ``grad/<parameter>`` and ``grad/input``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -20,24 +20,28 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import jax_lstm
+from jax_lstm.data import Dims
 from jax_lstm.models import registry
-from jax_lstm.training import cross_entropy
+from jax_lstm.training import TrainConfig, cross_entropy
+from torch_ref.cases import (
+    CELL_CASES,
+    GRU_RNN_CASES,
+    LSTM_CASES,
+    MODEL_CASES,
+    CellCase,
+    LayerCase,
+    ModelCase,
+)
 from torch_ref.twins import make_torch_model
 
 __all__ = [
-    "CELL_CASES",
-    "CELL_CLASSIFIER_CASES",
-    "CLASSIFIER_CASES",
-    "GRU_RNN_CASES",
-    "LSTM_CASES",
-    "CellCase",
-    "LSTMCase",
-    "LayerCase",
+    "PARITY_TABLE",
+    "Pairs",
     "cell_parity",
-    "classifier_parity",
     "layer_parity",
     "lstm_parity",
-    "make_jax_classifier",
+    "model_parity",
+    "torch_dtype",
 ]
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -52,154 +56,6 @@ _FAMILY: dict[str, tuple[type[nn.Module], Any, type[nn.Module], Any, int]] = {
     "RNN_TANH": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
     "RNN_RELU": (nn.RNN, jax_lstm.RNN, nn.RNNCell, jax_lstm.RNNCell, 1),
 }
-
-
-def _nonlinearity(mode: str) -> dict[str, str]:
-    """The `nonlinearity` argument of an RNN mode ("RNN_RELU" -> relu); nothing for the others."""
-    return {"nonlinearity": mode.removeprefix("RNN_").lower()} if mode.startswith("RNN") else {}
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerCase:
-    """One `nn.LSTM` / `nn.GRU` / `nn.RNN` configuration (`mode`, torch's RNNBase mode) and input.
-    ``batch=None`` means unbatched (T, I) input."""
-
-    name: str
-    input_size: int = 5
-    hidden_size: int = 8
-    num_layers: int = 1
-    bias: bool = True
-    batch_first: bool = False
-    bidirectional: bool = False
-    proj_size: int = 0
-    batch: int | None = 3
-    seq_len: int = 6
-    initial_state: bool = False
-    dropout: float = 0.0  # compared in eval mode, where torch applies none
-    lengths: tuple[int, ...] | None = None  # right-padded sequences, torch's packed path
-    mode: str = "LSTM"
-
-    def module_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(
-            num_layers=self.num_layers,
-            bias=self.bias,
-            batch_first=self.batch_first,
-            dropout=self.dropout,
-            bidirectional=self.bidirectional,
-        )
-        if self.mode == "LSTM":
-            kwargs["proj_size"] = self.proj_size
-        return {**kwargs, **_nonlinearity(self.mode)}
-
-
-LSTMCase = LayerCase  # the name of the LSTM-only days
-
-
-# Covers every constructor argument, unbatched input, given initial states, T=1 and B=1.
-LSTM_CASES: tuple[LSTMCase, ...] = (
-    LSTMCase("default"),
-    LSTMCase("two_layers", num_layers=2),
-    LSTMCase("three_layers", num_layers=3, hidden_size=6),
-    LSTMCase("no_bias", bias=False, num_layers=2),
-    LSTMCase("batch_first", batch_first=True, num_layers=2),
-    LSTMCase("bidirectional", bidirectional=True),
-    LSTMCase("bidirectional_3_layers_batch_first", bidirectional=True, num_layers=3, batch_first=True),
-    LSTMCase("proj", proj_size=3),
-    LSTMCase("proj_bidirectional_2_layers", proj_size=4, bidirectional=True, num_layers=2),
-    LSTMCase("unbatched", batch=None, num_layers=2),
-    LSTMCase("unbatched_bidirectional_proj", batch=None, bidirectional=True, proj_size=3),
-    LSTMCase("initial_state", initial_state=True, num_layers=2),
-    LSTMCase(
-        "initial_state_bidirectional_proj",
-        initial_state=True,
-        bidirectional=True,
-        proj_size=5,
-        num_layers=2,
-        batch_first=True,
-    ),
-    LSTMCase("initial_state_unbatched", initial_state=True, batch=None, bidirectional=True),
-    LSTMCase("seq_len_1", seq_len=1, num_layers=2, bidirectional=True),
-    LSTMCase("batch_1", batch=1, num_layers=2, batch_first=True),
-    LSTMCase("dropout_eval", dropout=0.5, num_layers=3),
-    LSTMCase(
-        "article_layer",
-        input_size=5,
-        hidden_size=128,
-        num_layers=2,
-        batch=32,
-        seq_len=20,
-        batch_first=True,
-    ),
-    LSTMCase("long_sequence", input_size=3, hidden_size=16, seq_len=120, batch=2),
-    LSTMCase("no_bias_bidirectional_proj", bias=False, bidirectional=True, proj_size=2, batch=2),
-    # Right-padded batches with per-sequence lengths against torch's PackedSequence path
-    # (pack_padded_sequence(enforce_sorted=False) / pad_packed_sequence): unsorted lengths,
-    # length 1, a full-length sequence, both directions, several layers, given states.
-    LSTMCase("packed", lengths=(4, 6, 2)),
-    LSTMCase("packed_batch_first_2_layers", batch_first=True, num_layers=2, batch=4, lengths=(3, 6, 1, 5)),
-    LSTMCase("packed_bidirectional", bidirectional=True, batch=4, lengths=(2, 6, 1, 4)),
-    LSTMCase(
-        "packed_bidirectional_3_layers_proj_state",
-        bidirectional=True,
-        num_layers=3,
-        proj_size=3,
-        initial_state=True,
-        batch_first=True,
-        batch=5,
-        seq_len=7,
-        lengths=(7, 1, 4, 7, 2),
-    ),
-    LSTMCase("packed_all_length_1", bidirectional=True, num_layers=2, batch=3, lengths=(1, 1, 1)),
-)
-
-
-def _family_cases(mode: str, tag: str) -> tuple[LayerCase, ...]:
-    """Every constructor argument, initial states, unbatched input, T=1, B=1 and packed batches."""
-    return (
-        LayerCase(f"{tag}_default", mode=mode),
-        LayerCase(f"{tag}_three_layers", mode=mode, num_layers=3, hidden_size=6),
-        LayerCase(f"{tag}_no_bias", mode=mode, bias=False, num_layers=2),
-        LayerCase(f"{tag}_batch_first_bidirectional", mode=mode, batch_first=True, bidirectional=True),
-        LayerCase(
-            f"{tag}_initial_state_2_layers_bi",
-            mode=mode,
-            initial_state=True,
-            num_layers=2,
-            bidirectional=True,
-        ),
-        LayerCase(f"{tag}_unbatched_state", mode=mode, batch=None, initial_state=True, num_layers=2),
-        LayerCase(f"{tag}_seq_len_1_batch_1", mode=mode, seq_len=1, batch=1, batch_first=True),
-        LayerCase(f"{tag}_dropout_eval", mode=mode, dropout=0.5, num_layers=2),
-        LayerCase(
-            f"{tag}_packed_bi_2_layers_state",
-            mode=mode,
-            bidirectional=True,
-            num_layers=2,
-            initial_state=True,
-            batch_first=True,
-            batch=4,
-            seq_len=7,
-            lengths=(3, 7, 1, 5),
-        ),
-    )
-
-
-# nn.GRU and nn.RNN (tanh and relu): H <= 16, T <= 10, so the whole table runs in seconds.
-GRU_RNN_CASES: tuple[LayerCase, ...] = (
-    *_family_cases("GRU", "gru"),
-    LayerCase("gru_packed", mode="GRU", lengths=(4, 6, 2), hidden_size=16),
-    # The Elman RNNs run the same stack with a one-block update: fewer cases, still every argument.
-    LayerCase("rnn_tanh_three_layers_no_bias", mode="RNN_TANH", num_layers=3, bias=False),
-    LayerCase("rnn_tanh_batch_first_bidirectional", mode="RNN_TANH", batch_first=True, bidirectional=True),
-    LayerCase("rnn_tanh_unbatched_state", mode="RNN_TANH", batch=None, initial_state=True, num_layers=2),
-    LayerCase("rnn_tanh_seq_len_1_batch_1", mode="RNN_TANH", seq_len=1, batch=1),
-    LayerCase("rnn_tanh_packed", mode="RNN_TANH", batch_first=True, batch=4, lengths=(3, 6, 1, 5)),
-    LayerCase(
-        "rnn_relu_bi_2_layers_state", mode="RNN_RELU", bidirectional=True, num_layers=2, initial_state=True
-    ),
-    LayerCase("rnn_relu_packed_no_bias", mode="RNN_RELU", bias=False, batch=4, lengths=(2, 6, 1, 4)),
-    LayerCase("rnn_relu_unbatched", mode="RNN_RELU", batch=None),
-)
 
 
 def torch_dtype(dtype: str) -> torch.dtype:
@@ -336,34 +192,6 @@ def _state_and_grad_pairs(
 lstm_parity = layer_parity  # the LSTM cases' entry point, by its first name
 
 
-@dataclasses.dataclass(frozen=True)
-class CellCase:
-    """One `nn.LSTMCell` / `nn.GRUCell` / `nn.RNNCell` step. ``batch=None``: unbatched (I,) input."""
-
-    name: str
-    mode: str = "GRU"
-    input_size: int = 5
-    hidden_size: int = 8
-    bias: bool = True
-    batch: int | None = 3
-    state: bool = True  # pass an initial state (else torch's zeros)
-
-    def module_kwargs(self) -> dict[str, Any]:
-        return {"bias": self.bias, **_nonlinearity(self.mode)}
-
-
-CELL_CASES: tuple[CellCase, ...] = tuple(
-    CellCase(f"{tag}_cell{suffix}", mode=mode, **kwargs)
-    for mode, tag in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN_TANH", "rnn_tanh"), ("RNN_RELU", "rnn_relu"))
-    for suffix, kwargs in (
-        ("", {}),
-        ("_zero_state_no_bias", {"state": False, "bias": False}),
-        ("_unbatched", {"batch": None}),
-        ("_unbatched_zero_state", {"batch": None, "state": False, "hidden_size": 16}),
-    )
-)
-
-
 def cell_parity(
     case: CellCase, dtype: str = "float32", seed: int = 0, device: str | None = None, implementation: str = ""
 ) -> Pairs:
@@ -417,122 +245,75 @@ def cell_parity(
     return _state_and_grad_pairs({}, "_1", jnew, tnew, module, gparams, gx, tx, gstates, tstates)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifierCase:
-    """One of the article's models with one input batch."""
-
-    name: str
-    model: str = "lstm"  # "lstm" (MultiDimLSTM / LSTMClassifier) or "bn-lstm" (BN_LSTM)
-    train: bool = False  # BatchNorm in train mode: batch statistics, running stats updated
-    input_size: int = 5
-    hidden_size: int = 16
-    num_layers: int = 2
-    num_classes: int = 3
-    batch: int = 8
-    seq_len: int = 10
-    offset: float = 0.0  # shifts the features: BatchNorm's variance must survive large offsets
-    lengths: tuple[int, ...] | None = None  # right-padded batch: torch's packed path
-    cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn"
+def _batchnorms(module: nn.Module) -> list[tuple[str, nn.BatchNorm1d]]:
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, nn.BatchNorm1d)]
 
 
-CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
-    ClassifierCase("multidim_lstm"),
-    ClassifierCase("multidim_lstm_article", hidden_size=128, num_classes=2, batch=32, seq_len=20),
-    ClassifierCase("bn_lstm_eval", model="bn-lstm"),
-    ClassifierCase("bn_lstm_train", model="bn-lstm", train=True),
-    ClassifierCase("bn_lstm_train_offset_features", model="bn-lstm", train=True, offset=300.0),
-    ClassifierCase("bn_lstm_train_batch_1", model="bn-lstm", train=True, batch=1, seq_len=4),
-    ClassifierCase("multidim_lstm_packed", batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
-    ClassifierCase("bn_lstm_eval_packed", model="bn-lstm", batch=4, seq_len=7, lengths=(3, 7, 1, 6)),
-    ClassifierCase(
-        "bn_lstm_train_packed",
-        model="bn-lstm",
-        train=True,
-        batch=5,
-        seq_len=6,
-        lengths=(6, 2, 4, 1, 5),
-        offset=50.0,
-    ),
-)
-
-# The article's models with the other cells (the layer under the name "lstm" on both sides).
-CELL_CLASSIFIER_CASES: tuple[ClassifierCase, ...] = (
-    ClassifierCase("multidim_gru", cell="gru"),
-    ClassifierCase("multidim_rnn_packed", cell="rnn", batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
-    ClassifierCase(
-        "bn_gru_train_packed",
-        model="bn-lstm",
-        cell="gru",
-        train=True,
-        batch=4,
-        seq_len=6,
-        lengths=(6, 2, 4, 1),
-    ),
-)
-
-
-def make_jax_classifier(
-    model: str,
-    hidden_size: int,
-    num_layers: int,
-    num_classes: int,
-    implementation: str = "fused",
-    cell: str = "lstm",
-):
-    """The registry's Flax class of `model` with the case's sizes (float32 parameters; the parity
-    cases load torch's weights into it, whose dtype wins)."""
-    cls = registry.get(model).flax_class
-    return cls(hidden_size, num_layers, num_classes, implementation=implementation, cell=cell)
-
-
-def classifier_parity(
-    case: ClassifierCase,
+def model_parity(
+    case: ModelCase,
     dtype: str = "float32",
     seed: int = 0,
     device: str | None = None,
     implementation: str = "fused",
 ) -> Pairs:
-    """Logits and cross-entropy gradients of the article's models; running stats in BN train mode.
+    """A registered model's outputs, loss (its task's: cross-entropy or MSE) and gradients with
+    respect to every parameter and the input; in train mode every BatchNorm's running statistics.
 
-    In BN train mode the running statistics are first moved off their initial values (two earlier
-    train-mode batches), so the comparison covers the update rule and not only the initial state.
+    Both sides are built through the registry: the twin by `torch_ref.twins.make_torch_model`, the
+    Flax module by `registry.build` from the same config and `Dims`. Every BatchNorm gets
+    non-trivial weights and, when it trains, running statistics moved off their initial values
+    first (two earlier train-mode batches), so the comparison covers the update rule and not only
+    the initial state. Padding (with `lengths`) holds garbage, which must not leak into anything.
     """
     tdtype = torch_dtype(dtype)
     dev = _device(device)
+    entry = registry.get(case.model)
+    labelled = entry.task == "classification"
+    config = TrainConfig(model=case.model, dtype=dtype, implementation=implementation, **case.settings())
+    dims = Dims(case.input_size, case.num_outputs, case.output_shape, case.seq_len)
     torch.manual_seed(seed)
-    arch = {"hidden_size": case.hidden_size, "num_layers": case.num_layers, "cell": case.cell}
-    dims = registry.Dims(case.input_size, case.num_classes)
-    module = make_torch_model(case.model, dims, arch).to(dev, tdtype)
+    module = make_torch_model(case.model, dims, entry.arch(config)).to(dev, tdtype)
     rng = np.random.default_rng(seed)
     shape = (case.batch, case.seq_len, case.input_size)
     scales = rng.uniform(0.5, 3.0, case.input_size)
     x = (rng.standard_normal(shape) * scales + case.offset).astype(dtype)
-    y = rng.integers(0, case.num_classes, case.batch)
     lengths = None if case.lengths is None else np.asarray(case.lengths, np.int32)
     tlengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64)
     if lengths is not None:
-        # Padding holds garbage, not zeros: it must not leak into anything.
         x = np.where(np.arange(case.seq_len)[None, :, None] < lengths[:, None, None], x, 1e3).astype(dtype)
-    if registry.get(case.model).batch_stats:
-        # Non-trivial BN parameters and running statistics on both sides.
+
+    def forward(model, inputs):
+        return model(inputs) if tlengths is None else model(inputs, tlengths)
+
+    if _batchnorms(module):
         with torch.no_grad():
-            module.bn.weight.copy_(torch.tensor(rng.uniform(0.5, 2.0, case.input_size)))
-            module.bn.bias.copy_(torch.tensor(rng.standard_normal(case.input_size)))
-            module.train()
-            for _ in range(2):
-                warm = (rng.standard_normal(shape) * scales + case.offset).astype(dtype)
-                module(torch.tensor(warm, device=dev), tlengths)
+            for _, bn in _batchnorms(module):
+                bn.weight.copy_(torch.tensor(rng.uniform(0.5, 2.0, bn.num_features)))
+                bn.bias.copy_(torch.tensor(rng.standard_normal(bn.num_features)))
+            if case.train:
+                module.train()
+                for _ in range(2):
+                    warm = (rng.standard_normal(shape) * scales + case.offset).astype(dtype)
+                    forward(module, torch.tensor(warm, device=dev))
     module.train(case.train)
-    variables = jax_lstm.from_torch(module.state_dict())
+    variables = jax_lstm.from_torch(module.state_dict(), model=case.model)
+    if labelled:
+        y = rng.integers(0, case.num_outputs, case.batch)
+        target = torch.tensor(y, device=dev)
+    else:
+        y = rng.standard_normal((case.batch, *case.output_shape)).astype(dtype)
+        target = torch.tensor(y, device=dev)
 
     tx = torch.tensor(x, device=dev, requires_grad=True)
-    tlogits = module(tx, tlengths)
-    loss = nn.functional.cross_entropy(tlogits, torch.tensor(y, device=dev))
+    toutputs = forward(module, tx)
+    loss = (
+        nn.functional.cross_entropy(toutputs, target)
+        if labelled
+        else nn.functional.mse_loss(toutputs, target)
+    )
     loss.backward()
 
-    model = make_jax_classifier(
-        case.model, case.hidden_size, case.num_layers, case.num_classes, implementation, case.cell
-    )
+    model = registry.build(entry, config, dims)
     others = {k: v for k, v in variables.items() if k != "params"}
     mutable = ["batch_stats"] if case.train and "batch_stats" in variables else False
 
@@ -540,27 +321,40 @@ def classifier_parity(
         result = model.apply(
             {"params": params, **others}, xs, train=case.train, lengths=lengths, mutable=mutable
         )
-        logits, updates = result if mutable else (result, {})
-        # The library's training loss, so parity covers what `fit` minimises.
-        return cross_entropy(logits, jnp.asarray(y, jnp.int32)), (logits, updates)
+        outputs, updates = result if mutable else (result, {})
+        # The library's training losses, so parity covers what `fit` minimises.
+        value = (
+            cross_entropy(outputs, jnp.asarray(y, jnp.int32))
+            if labelled
+            else jnp.mean(jnp.square(outputs - y))
+        )
+        return value, (outputs, updates)
 
-    (jloss, (jlogits, updates)), (gparams, gx) = jax.jit(
+    (jloss, (joutputs, updates)), (gparams, gx) = jax.jit(
         jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
     )(variables["params"], jnp.asarray(x))
 
-    pairs: Pairs = {
-        "logits": (np.asarray(jlogits), _np(tlogits)),
-        "loss": (np.asarray(jloss), _np(loss)),
-    }
+    name = "logits" if labelled else "forecast"
+    pairs: Pairs = {name: (np.asarray(joutputs), _np(toutputs)), "loss": (np.asarray(jloss), _np(loss))}
     if updates:
-        for name in ("running_mean", "running_var", "num_batches_tracked"):
-            jvalue = np.asarray(updates["batch_stats"]["bn"][name])
-            tvalue = _np(getattr(module.bn, name))
-            if name == "num_batches_tracked":
-                jvalue = jvalue.astype(np.int64)
-            pairs[f"bn.{name}"] = (jvalue, tvalue)
+        stats = registry.flatten({"params": {}, "batch_stats": updates["batch_stats"]})
+        for prefix, bn in _batchnorms(module):
+            for stat in ("running_mean", "running_var", "num_batches_tracked"):
+                jvalue = np.asarray(stats[f"{prefix}.{stat}"])
+                if stat == "num_batches_tracked":
+                    jvalue = jvalue.astype(np.int64)
+                pairs[f"{prefix}.{stat}"] = (jvalue, _np(getattr(bn, stat)))
     grads = registry.flatten({"params": gparams})
-    for name, param in module.named_parameters():
-        pairs[f"grad/{name}"] = (np.asarray(grads[name]), _np(param.grad))
+    for pname, param in module.named_parameters():
+        pairs[f"grad/{pname}"] = (np.asarray(grads[pname]), _np(param.grad))
     pairs["grad/input"] = (np.asarray(gx), _np(tx.grad))
     return pairs
+
+
+# The rows of ``jax-lstm parity``: (kind, case, runner), every layer of the family, every cell and
+# every registered model.
+PARITY_TABLE: tuple[tuple[str, Any, Any], ...] = (
+    *(("layer", c, layer_parity) for c in (*LSTM_CASES, *GRU_RNN_CASES)),
+    *(("cell", c, cell_parity) for c in CELL_CASES),
+    *(("model", c, model_parity) for c in MODEL_CASES),
+)

@@ -14,20 +14,8 @@ import torch
 import jax_lstm
 from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.testing import TOLERANCES, Difference, compare, kind_of
-from torch_ref.parity import (
-    CELL_CASES,
-    CELL_CLASSIFIER_CASES,
-    CLASSIFIER_CASES,
-    GRU_RNN_CASES,
-    LSTM_CASES,
-    CellCase,
-    cell_parity,
-    classifier_parity,
-    layer_parity,
-)
-
-# Each kind of case and the function that computes its pairs.
-_RUNNERS = {"layer": layer_parity, "cell": cell_parity, "classifier": classifier_parity}
+from torch_ref.cases import CellCase
+from torch_ref.parity import PARITY_TABLE
 
 __all__ = ["run_parity_report"]
 
@@ -79,8 +67,8 @@ def run_parity_report(
     out: TextIO | None = None,
     implementation: str = "fused",
 ) -> int:
-    """Runs every parity case (the LSTM, GRU and RNN layers, the three cells, the classifiers with
-    every cell) and prints one row per case, dtype and kind.
+    """Runs every parity case (`torch_ref.parity.PARITY_TABLE`: the LSTM, GRU and RNN layers, the
+    three cells, every registered model) and prints one row per case, dtype and kind.
 
     `implementation` picks the JAX recurrence. With "cudnn" the cases cuDNN cannot run (projections,
     float64) are listed as not applicable instead of compared.
@@ -95,13 +83,9 @@ def run_parity_report(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     print(f"{_environment(torch_device)} | implementation {implementation}", file=out)
-    cases = (
-        [("layer", c) for c in (*LSTM_CASES, *GRU_RNN_CASES)]
-        + [("cell", c) for c in CELL_CASES]
-        + [("classifier", c) for c in (*CLASSIFIER_CASES, *CELL_CLASSIFIER_CASES)]
-    )
+    cases = [(run, c) for _, c, run in PARITY_TABLE]
     if name_filter:
-        cases = [(k, c) for k, c in cases if name_filter in c.name]
+        cases = [(r, c) for r, c in cases if name_filter in c.name]
         if not cases:
             print(f"no case name contains {name_filter!r}", file=out)
             return 2
@@ -115,13 +99,12 @@ def run_parity_report(
     start = time.perf_counter()
     not_applicable = 0
     for dtype in dtypes:
-        for kind, case in cases:
+        for run, case in cases:
             reason = _not_applicable(implementation, dtype, case)
             if reason:
                 not_applicable += 1
                 print(f"{case.name:<36} {dtype:<8} {'-':<8} n/a: {reason}", file=out, flush=True)
                 continue
-            run = _RUNNERS[kind]
             # x64 only for the float64 runs, and only for their duration.
             with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
                 pairs = run(case, dtype, seed=seed, device=torch_device, implementation=implementation)

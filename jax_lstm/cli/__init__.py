@@ -25,7 +25,8 @@ __all__ = ["build_parser", "fail", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jax-lstm",
-        description="A JAX LSTM with exact PyTorch parity: train the article's models, forecast, check parity.",
+        description="A JAX LSTM with exact PyTorch parity: train the article's models, forecast, "
+        "check parity.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

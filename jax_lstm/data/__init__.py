@@ -12,8 +12,8 @@ from jax_lstm.data.dataset import (
     standardize_channels,
     validation_split,
 )
-from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
 from jax_lstm.data.dims import Dims
+from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
 from jax_lstm.data.windows import WindowDataset
 
 __all__ = [

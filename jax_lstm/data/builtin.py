@@ -11,12 +11,12 @@ import importlib.resources
 import numpy as np
 
 from jax_lstm.data.dataset import Dataset
+from jax_lstm.data.ts import TsData, from_ts_data, load_ts
+
+__all__ = ["ARTICLE_DEFAULTS", "digits", "japanese_vowels", "japanese_vowels_ts", "synthetic"]
 
 # The article's 10 epochs of batches of 32 (section 3.2), for its synthetic data and for digits.
 ARTICLE_DEFAULTS = {"epochs": 10, "batch_size": 32}
-from jax_lstm.data.ts import TsData, from_ts_data, load_ts
-
-__all__ = ["digits", "japanese_vowels", "japanese_vowels_ts", "synthetic"]
 
 
 def _split(x, y, seed: int, lengths=None):

@@ -20,7 +20,6 @@ from jax_lstm.experiment.requests import (
 )
 from jax_lstm.models import registry
 from jax_lstm.rnn.layer import CELL_MODES
-from jax_lstm.rnn.stack import IMPLEMENTATIONS
 from jax_lstm.training.config import SELECTIONS
 
 __all__ = [
@@ -39,7 +38,9 @@ __all__ = [
 def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...] | None = None) -> None:
     """The model and optimisation flags (`TrainConfig` fields; None: the model's recipe). With
     `models`, a ``--model`` choice among them (the forecast has one model and no flag)."""
-    group = parser.add_argument_group("model and optimisation (default: the model's recipe, printed in the header)")
+    group = parser.add_argument_group(
+        "model and optimisation (default: the model's recipe, printed in the header)"
+    )
     if models is not None:
         group.add_argument(
             "--model",
@@ -59,7 +60,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
     group.add_argument("--hidden-size", type=int, help="the recurrent layer's hidden size")
     group.add_argument("--num-layers", type=int, help="recurrent layers")
     group.add_argument("--lr", type=float, help="Adam's learning rate (the article's 0.001)")
-    group.add_argument("--clip", type=float, help="max gradient norm; 0 disables clipping (the article's 1.0)")
+    group.add_argument(
+        "--clip", type=float, help="max gradient norm; 0 disables clipping (the article's 1.0)"
+    )
     group.add_argument("--patience", type=int, help="ReduceLROnPlateau patience in epochs (the article's 2)")
     group.add_argument("--factor", type=float, help="ReduceLROnPlateau factor (the article's 0.1)")
     group.add_argument("--min-lr", type=float, help="ReduceLROnPlateau's floor for the learning rate (0)")
@@ -85,7 +88,9 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """Checkpoints, metrics, plots, the torch comparison and the log, for both subcommands."""
     group = parser.add_argument_group("output")
     group.add_argument("--checkpoint-dir", metavar="DIR", help="save the full state here after every epoch")
-    group.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    group.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
+    )
     group.add_argument(
         "--overwrite",
         action="store_true",

@@ -124,7 +124,9 @@ def run_forecast(request: ForecastRequest) -> int:
         raise RunError(f"interrupted at epoch {err.partial.epoch}{note}", EXIT_INTERRUPTED) from err
     except CheckpointWriteError as err:
         message = f"could not write the checkpoint in {request.checkpoint_dir}: {err.strerror or err}"
-        raise RunError(message + stopped_note(request.checkpoint_dir, err.partial), EXIT_WRITE_FAILED) from err
+        raise RunError(
+            message + stopped_note(request.checkpoint_dir, err.partial), EXIT_WRITE_FAILED
+        ) from err
     except (ValueError, CheckpointError) as err:  # resume problems, reported before training
         raise RunError(str(err)) from err
     seconds = time.perf_counter() - start

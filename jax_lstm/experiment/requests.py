@@ -114,7 +114,9 @@ class TrainRequest(_Outputs):
                 if used
             ]
             if clashing:
-                raise ValueError(f"--seeds trains several models at once; it does not combine with {clashing[0]}")
+                raise ValueError(
+                    f"--seeds trains several models at once; it does not combine with {clashing[0]}"
+                )
         if self.plot_attention:
             entry = registry.get(self.model)
             if not entry.attention:
@@ -127,7 +129,9 @@ class TrainRequest(_Outputs):
         registry.get(self.model)  # an unknown model is named before any data is read
         self.check_outputs()
 
-    def _given(self) -> dict[str, Any]:
+    def given_settings(self) -> dict[str, Any]:
+        """The TrainConfig fields the request sets (None: the recipe's): its settings, the
+        selection a validation split implies, no step lines when quiet."""
         given = dict(self.settings)
         if self.validation_split is not None and given.get("select") is None:
             given["select"] = "validation"
@@ -159,7 +163,7 @@ class TrainRequest(_Outputs):
         """Checks, reads the data, and resolves the config once, from the data."""
         self.check()
         dataset = self.load_data()
-        return dataset, resolve_config(self.model, dataset, **self._given())
+        return dataset, resolve_config(self.model, dataset, **self.given_settings())
 
     @property
     def seed_list(self) -> list[int] | None:
@@ -190,7 +194,9 @@ class ForecastRequest(_Outputs):
     def check(self) -> None:
         """Refuses what cannot work, before the table is read."""
         if not self.data:
-            given = [flag for flag, value in (("--time-column", self.time_column), ("--fill", self.fill)) if value]
+            given = [
+                flag for flag, value in (("--time-column", self.time_column), ("--fill", self.fill)) if value
+            ]
             if given:
                 raise ValueError(f"{given[0]} describes a --data file; pass --data FILE.csv with it")
         if self.season is not None and self.season < 1:

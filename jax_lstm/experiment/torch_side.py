@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TorchMissingError", "compare_with_twin", "cuda_available", "parity_report", "predict_twin", "require_torch"]
+__all__ = [
+    "TorchMissingError",
+    "compare_with_twin",
+    "cuda_available",
+    "parity_report",
+    "predict_twin",
+    "require_torch",
+]
 
 
 class TorchMissingError(RuntimeError):
@@ -24,7 +31,9 @@ def require_torch(what: str) -> None:
         raise TorchMissingError(f"{what} needs PyTorch: pip install 'jax-lstm[torch]'") from None
 
 
-def compare_with_twin(config, dataset, variables: dict[str, Any], jax_history: Sequence, log: Callable | None):
+def compare_with_twin(
+    config, dataset, variables: dict[str, Any], jax_history: Sequence, log: Callable | None
+):
     """`torch_ref.compare.compare_with_twin`: the twin trained from `variables` on the same batches,
     compared with `jax_history`; a `torch_ref.compare.Comparison`."""
     from torch_ref.compare import compare_with_twin as compare

@@ -48,7 +48,8 @@ def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
         f"hidden {config.hidden_size}, layers {config.num_layers}, dropout {config.dropout:g} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
         f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}, "
-        f"select {config.select}, seed {config.seed}, {config.dtype} | jax {env['jax']} on {env['jax_backend']}"
+        f"select {config.select}, seed {config.seed}, {config.dtype} | "
+        f"jax {env['jax']} on {env['jax_backend']}"
     )
 
 
@@ -94,7 +95,9 @@ def run_training(request: TrainRequest) -> int:
         """Writes the epochs measured before the run stopped; a note for the error message."""
         if not request.metrics_json:
             return ""
-        payload = _record(request, dataset, config, env, partial.histories, [None] * len(partial.histories), start, why)
+        payload = _record(
+            request, dataset, config, env, partial.histories, [None] * len(partial.histories), start, why
+        )
         try:
             write_metrics(request.metrics_json, payload)
         except OSError as err:
@@ -136,7 +139,10 @@ def run_training(request: TrainRequest) -> int:
     if request.compare_torch:
         log = None if request.quiet else log_function(None, "[torch] ")
         comparison = torch_side.compare_with_twin(config, dataset, variables, result.history, log)
-        print(f"PyTorch: test accuracy {100 * comparison.history[-1].test_accuracy:.2f}% ({comparison.seconds:.1f} s)")
+        print(
+            f"PyTorch: test accuracy {100 * comparison.history[-1].test_accuracy:.2f}% "
+            f"({comparison.seconds:.1f} s)"
+        )
         print(reporting.comparison_table(result.history, comparison.history))
         print(comparison.verdict(config.dtype))
         payload["torch"] = {
@@ -153,9 +159,11 @@ def run_training(request: TrainRequest) -> int:
         if request.plot and parallel.is_primary():
             title = f"{dataset.name}, {config.model}, seed {config.seed}"
             torch_history = None if comparison is None else comparison.history
-            print(f"plot written to {reporting.plot_history(request.plot, result.history, torch_history, title)}")
+            written = reporting.plot_history(request.plot, result.history, torch_history, title)
+            print(f"plot written to {written}")
         if request.plot_attention and parallel.is_primary():
-            print(f"attention plot written to {_plot_attention(request.plot_attention, dataset, config, result)}")
+            written = _plot_attention(request.plot_attention, dataset, config, result)
+            print(f"attention plot written to {written}")
     except OSError as err:
         what = err.filename or "an output"
         raise RunError(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
@@ -167,7 +175,14 @@ def _record(request, dataset, config, env, histories, selected, start: float, st
     models = list(zip(seeds, histories, selected, strict=True))
     seconds = time.perf_counter() - start
     return run_record(
-        "classification", dataset.describe(), config, seconds, env, models, request.seed_list is not None, stopped
+        "classification",
+        dataset.describe(),
+        config,
+        seconds,
+        env,
+        models,
+        request.seed_list is not None,
+        stopped,
     )
 
 

@@ -33,8 +33,8 @@ from jax_lstm.forecasting.baselines import (
 )
 from jax_lstm.forecasting.datasets import macrodata, seattle_weather
 from jax_lstm.forecasting.forecaster import (
-    ForecastPlan,
     Forecaster,
+    ForecastPlan,
     Prediction,
     default_horizon,
     default_lookback,

@@ -340,7 +340,8 @@ def _restore(template, saved) -> Any:
     for array, expected in zip(jax.tree.leaves(state), jax.tree.leaves(template), strict=True):
         if array.shape != expected.shape or array.dtype != expected.dtype:
             raise ValueError(
-                f"an array of shape {array.shape} {array.dtype} where {expected.shape} {expected.dtype} belongs"
+                f"an array of shape {array.shape} {array.dtype} where "
+                f"{expected.shape} {expected.dtype} belongs"
             )
     return state
 

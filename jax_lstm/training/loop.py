@@ -555,7 +555,9 @@ def fit_models(
             if log:
                 log(_epoch_line(run, records))
     except TrainingDivergedError as err:
-        raise TrainingDivergedError(str(err), err.epoch, Partial(histories, epoch + 1, checkpoint_epoch)) from None
+        raise TrainingDivergedError(
+            str(err), err.epoch, Partial(histories, epoch + 1, checkpoint_epoch)
+        ) from None
     except KeyboardInterrupt as err:
         raise TrainingInterrupted(Partial(histories, epoch + 1, checkpoint_epoch)) from err
     except Exception as err:
@@ -632,7 +634,9 @@ class _Selection:
         if saved is None:
             return self
         scores = [None if s is None else tuple(s) for s in saved["scores"]]
-        return dataclasses.replace(self, scores=scores, epochs=list(saved["epochs"]), state=run.place(saved["state"]))
+        return dataclasses.replace(
+            self, scores=scores, epochs=list(saved["epochs"]), state=run.place(saved["state"])
+        )
 
 
 @jax.jit
@@ -645,7 +649,9 @@ def _keep_rows(improved: jax.Array, new: TrainState, kept: TrainState) -> TrainS
     return jax.tree.map(pick, new, kept)
 
 
-def _save(run: Run, config: TrainConfig, directory, state, plateaus, epoch: int, histories, selection) -> None:
+def _save(
+    run: Run, config: TrainConfig, directory, state, plateaus, epoch: int, histories, selection
+) -> None:
     """The checkpoint of the run of `config` (the models' own seeds apart) after `epoch` epochs,
     with the weights its selection keeps, written by process 0 (models split across processes are
     gathered by all of them first: a collective)."""

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import jax_lstm
-from jax_lstm import data
+from jax_lstm import data, training
 from jax_lstm.cli import build_parser, main
-from jax_lstm.cli.args import config_from_args
+from jax_lstm.experiment import flags
 from jax_lstm.models import registry
 from torch_ref import MLSTMFCN
 from torch_ref.__main__ import main as torch_main
@@ -49,10 +49,17 @@ def _data(files, key="train"):
     return ["--data", str(files[key]), "--test-data", str(files["test" if key == "train" else key])]
 
 
+class _Sizes:
+    """What `resolve_config` reads off a dataset: its training series, padded length, defaults."""
+
+    def __init__(self, num_train: int, seq_len: int):
+        self.y_train, self.seq_len, self.defaults = np.zeros(num_train), seq_len, dict(data.DATASET_DEFAULTS)
+
+
 def test_recipes_fill_only_what_no_flag_sets():
     def config(*argv, num_train=0, seq_len=0):
-        args = build_parser().parse_args(["train", *argv])
-        return config_from_args(args, num_train=num_train, seq_len=seq_len)
+        request = flags.train_request(build_parser().parse_args(["train", *argv]))
+        return training.resolve_config(request.model, _Sizes(num_train, seq_len), **request.given_settings())
 
     fcn = config("--model", "mlstm-fcn", "--data", "x.ts")
     assert (fcn.hidden_size, fcn.num_layers, fcn.dropout, fcn.clip) == (8, 1, 0.8, None)

@@ -48,8 +48,8 @@ def test_default_run_on_the_embedded_table_writes_metrics_and_plot(tmp_path, cap
         assert any(line.startswith(row + " ") for line in out.splitlines()), row
     payload = json.loads(metrics.read_text())
     (epoch,) = payload["epochs"]
-    assert set(epoch) >= {"train_loss", "validation_loss", "lr"} and epoch["lr"] == 1e-3
-    assert 0.3 < epoch["train_loss"] < 1.5 and 0.3 < epoch["validation_loss"] < 1.5  # scaled targets
+    assert set(epoch) >= {"train_loss", "val_loss", "lr"} and epoch["lr"] == 1e-3
+    assert 0.3 < epoch["train_loss"] < 1.5 and 0.3 < epoch["val_loss"] < 1.5  # scaled targets
     targets = ["precipitation", "temp_max", "temp_min", "wind"]
     assert list(payload["per_target"]) == targets
     assert [h["step"] for h in payload["per_horizon"]] == list(range(1, 8))
@@ -163,7 +163,7 @@ def test_compare_torch_trains_the_twin_on_the_same_batches(tmp_path, capsys, dty
     assert len(ours) == len(theirs) == 3
     rtol = 1e-8 if dtype == "float64" else 1e-3
     for a, b in zip(ours, theirs, strict=True):
-        for key in ("train_loss", "validation_loss"):
+        for key in ("train_loss", "val_loss"):
             assert a[key] == pytest.approx(b[key], rel=rtol, abs=0)
         assert a["lr"] == b["lr"]
     assert ours[-1]["train_loss"] < ours[0]["train_loss"]  # it trained

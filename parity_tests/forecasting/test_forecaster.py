@@ -13,7 +13,7 @@ import torch
 import jax_lstm
 from jax_lstm import forecasting as fc
 from jax_lstm.cli import main
-from jax_lstm.data import DataError, WindowDataset
+from jax_lstm.data import DataError, Dims, WindowDataset
 from jax_lstm.models import registry
 from jax_lstm.testing import TOLERANCES, assert_all_close
 from jax_lstm.training import TrainConfig, fit, initial_variables, load_checkpoint, make_model, tasks
@@ -60,8 +60,8 @@ def test_registry_entry_round_trips_through_torch_bit_exactly():
 
 def test_initial_variables_have_the_structure_of_init_and_torch_bounds():
     config = TrainConfig(model="lstm-forecaster", hidden_size=9, num_layers=2)
-    variables = initial_variables(config, 3, 8, (4, 2))
-    model = make_model(config, 3, 8, (4, 2))
+    variables = initial_variables(config, Dims(3, 8, (4, 2), 5))
+    model = make_model(config, Dims(3, 8, (4, 2), 5))
     reference = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 5, 3)))
     assert jax.tree.structure(variables) == jax.tree.structure(reference)
     assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, reference)
@@ -172,19 +172,19 @@ def test_fit_forecaster_takes_a_data_frame_and_accumulation_gives_the_whole_batc
 
 
 def test_the_loop_trains_the_forecaster_as_the_torch_twin_does(x64):
-    """`jax_lstm.fit` on windows against `torch_ref.forecast_train`, from the same weights: float64."""
-    from torch_ref.forecast_train import forecaster_twin, train_forecaster_torch
+    """`jax_lstm.fit` on windows against `torch_ref.train`, from the same weights: float64."""
+    from torch_ref.train import torch_twin, train_torch
 
     data = fc.prepare(_table(), lookback=5, horizon=2, test_size=10)
     dataset = fc.window_dataset(data)
     config = TrainConfig(
         model="lstm-forecaster", hidden_size=6, num_layers=2, epochs=3, batch_size=8, lr=1e-2, dtype="float64"
     )
-    variables = initial_variables(config, 3, 4, (2, 2))
-    twin = forecaster_twin(config, dataset, variables)
+    variables = initial_variables(config, Dims(3, 4, (2, 2)))
+    twin = torch_twin(config, dataset, variables)
     ours = fit(config, dataset, variables=variables, log=None)
-    theirs = train_forecaster_torch(config, dataset, twin, log=None)
+    theirs = train_torch(config, dataset, twin, log=None)
     for a, b in zip(ours.history, theirs.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-12)
-        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-12)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-12)
     assert ours.history[-1].train_loss < ours.history[0].train_loss

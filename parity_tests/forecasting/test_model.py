@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,23 +15,35 @@ import jax_lstm
 from jax_lstm.data import batch_order
 from jax_lstm.forecasting import LSTMForecaster, Table, prepare
 from jax_lstm.testing import TOLERANCES, assert_all_close
+from torch_ref.cases import ModelCase
 from torch_ref.forecaster import LSTMForecaster as TorchForecaster
-from torch_ref.forecaster import forecaster_parity
+from torch_ref.parity import model_parity
 
 
 @pytest.mark.parametrize(
-    "config",
+    "case",
     [
-        dict(num_layers=2, horizon=3, num_targets=2),
-        dict(num_layers=1, horizon=1, num_targets=1, input_size=1, lookback=1, batch=1),
+        ModelCase("two_layers", "lstm-forecaster", hidden_size=12, num_layers=2, output_shape=(3, 2)),
+        ModelCase(
+            "univariate_one_step",
+            "lstm-forecaster",
+            hidden_size=12,
+            num_layers=1,
+            output_shape=(1, 1),
+            input_size=1,
+            seq_len=1,
+            batch=1,
+        ),
+        ModelCase("gru", "lstm-forecaster", hidden_size=7, cell="gru", output_shape=(2, 3), seq_len=4),
     ],
-    ids=["two_layers", "univariate_one_step"],
+    ids=lambda c: c.name,
 )
-def test_forecasts_and_gradients_match_torch(dtype, config):
-    pairs = forecaster_parity(dtype, seed=3, **config)
+def test_forecasts_and_gradients_match_torch(dtype, case):
+    case = dataclasses.replace(case, num_outputs=int(np.prod(case.output_shape)))
+    pairs = model_parity(case, dtype, seed=3)
     assert {"forecast", "loss", "grad/input", "grad/fc.weight", "grad/lstm.weight_hh_l0"} <= set(pairs)
-    assert len([k for k in pairs if k.startswith("grad/")]) == 4 * config["num_layers"] + 2 + 1
-    batch, horizon, targets = config.get("batch", 6), config["horizon"], config["num_targets"]
+    assert len([k for k in pairs if k.startswith("grad/")]) == 4 * case.num_layers + 2 + 1
+    batch, (horizon, targets) = case.batch, case.output_shape
     assert pairs["forecast"][0].shape == (batch, horizon, targets)
     assert pairs["forecast"][0].dtype == np.dtype(dtype)
     assert np.abs(pairs["grad/input"][1]).max() > 0  # a real gradient, not a vacuous comparison

@@ -14,6 +14,7 @@ import torch
 
 import jax_lstm
 from jax_lstm import data, training
+from jax_lstm.data import Dims
 from jax_lstm.models import registry
 from jax_lstm.models.attention import AttentionLSTMClassifier
 from jax_lstm.models.fcn import LSTMFCNClassifier, MLSTMFCNClassifier, SqueezeExcite
@@ -493,8 +494,8 @@ def test_initial_variables_have_the_structure_of_model_init(name: str, dtype: st
     included; `jax.eval_shape` traces `init` without compiling it), at the registry's full-size
     convolutional branch, and load into the full-size twin."""
     config = training.TrainConfig(model=name, hidden_size=HIDDEN, num_layers=1, dtype=dtype)
-    variables = training.initial_variables(config, C, K, seq_len=T)
-    model = training.make_model(config, C, K, seq_len=T)
+    variables = training.initial_variables(config, Dims(C, K, seq_len=T))
+    model = training.make_model(config, Dims(C, K, seq_len=T))
     reference = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, T, C), jnp.dtype(dtype)))
     assert jax.tree.structure(variables) == jax.tree.structure(reference)
     for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
@@ -548,9 +549,7 @@ def _tiny_dataset(dtype: str, unequal: bool) -> data.Dataset:
 
 
 def _run_both(config: training.TrainConfig, dataset: data.Dataset):
-    variables = training.initial_variables(
-        config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
-    )
+    variables = training.initial_variables(config, dataset.dims)
     twin = torch_twin(config, dataset, variables)
     jax_result = training.fit(config, dataset, variables=variables, log=None)
     torch_result = train_torch(config, dataset, model=twin, log=None)

@@ -27,7 +27,11 @@ from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.spec import param_shapes
 from jax_lstm.testing import TOLERANCES, assert_all_close
 from parity_tests.runs import assert_runs_agree, run_both
-from torch_ref.parity import CLASSIFIER_CASES, LSTM_CASES, classifier_parity, lstm_parity
+from torch_ref.cases import LSTM_CASES, MODEL_CASES
+from torch_ref.parity import lstm_parity, model_parity
+
+# The article's models with an LSTM (the cuDNN path runs the LSTM only).
+CLASSIFIER_CASES = tuple(c for c in MODEL_CASES if c.model in ("lstm", "bn-lstm") and c.cell == "lstm")
 
 CUDNN_CASES = [case for case in LSTM_CASES if case.proj_size == 0]
 
@@ -84,7 +88,7 @@ def test_cudnn_layout_matches_torch(case, dtype, emulated):
 
 @pytest.mark.parametrize("case", CLASSIFIER_CASES, ids=lambda c: c.name)
 def test_cudnn_classifiers_match_torch(case, dtype, emulated):
-    pairs = classifier_parity(case, dtype, implementation="cudnn")
+    pairs = model_parity(case, dtype, implementation="cudnn")
     assert emulated == [case.num_layers], "one kernel call for the whole stack"
     assert_all_close(pairs, TOLERANCES[dtype])
 
@@ -268,7 +272,7 @@ def test_gpu_lstm_matches_torch_cudnn(case, implementation):
 @pytest.mark.gpu
 @needs_gpu
 def test_gpu_classifiers_match_torch_cudnn(case):
-    pairs = classifier_parity(case, "float32", device="cuda", implementation="cudnn")
+    pairs = model_parity(case, "float32", device="cuda", implementation="cudnn")
     assert_all_close(pairs, TOLERANCES["float32"])
 
 

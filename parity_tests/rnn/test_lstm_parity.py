@@ -1,4 +1,5 @@
-"""nn.LSTM and the article's models against torch: identical weights, same outputs and gradients."""
+"""nn.LSTM against torch: identical weights, same outputs and gradients (the models:
+parity_tests/models/test_model_parity.py)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,8 @@ import torch
 
 import jax_lstm
 from jax_lstm.testing import TOLERANCES, assert_all_close
-from torch_ref.parity import (
-    CLASSIFIER_CASES,
-    LSTM_CASES,
-    ClassifierCase,
-    LSTMCase,
-    classifier_parity,
-    lstm_parity,
-)
+from torch_ref.cases import LSTM_CASES, LSTMCase
+from torch_ref.parity import lstm_parity
 
 
 @pytest.mark.parametrize("implementation", ["fused", "scan"])
@@ -45,17 +40,6 @@ def _spec(case: LSTMCase) -> jax_lstm.LSTMSpec:
         case.bidirectional,
         case.proj_size,
     )
-
-
-@pytest.mark.parametrize("case", CLASSIFIER_CASES, ids=lambda c: c.name)
-def test_classifier_matches_torch(case: ClassifierCase, dtype: str):
-    pairs = classifier_parity(case, dtype)
-    if case.model == "bn-lstm" and case.train:
-        # The running statistics moved (two warm-up batches plus this one) and match torch's.
-        assert pairs["bn.num_batches_tracked"][1] == 3
-        assert not np.allclose(pairs["bn.running_var"][1], 1.0)
-    assert_all_close(pairs, TOLERANCES[dtype])
-    assert (pairs["logits"][0].argmax(-1) == pairs["logits"][1].argmax(-1)).all()
 
 
 def test_dropout_one_zeroes_every_layer_output_but_the_last_as_torch_does(dtype: str):

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jax_lstm.testing import TOLERANCES, assert_all_close
-from torch_ref.parity import LSTMCase, lstm_parity
+from torch_ref.cases import LSTMCase
+from torch_ref.parity import lstm_parity
 
 
 @st.composite

@@ -19,6 +19,7 @@ import pytest
 
 from jax_lstm import data, training
 from jax_lstm.cli import main
+from jax_lstm.data import Dims
 from jax_lstm.training import parallel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,8 @@ def test_data_parallel_step_equals_the_single_device_step(x64, model):
     config = training.TrainConfig(model=model, hidden_size=12, dtype="float64", log_every=0)
     dataset = _vowels().astype("float64")
     mesh = training.data_parallel_mesh()
-    net = training.make_model(config, dataset.num_features, dataset.num_classes)
-    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    net = training.make_model(config, dataset.dims)
+    state = training.create_train_state(config, dataset.dims)
     single = training.make_train_step(net, training.make_optimizer(config))
     split = training.make_train_step(net, training.make_optimizer(config), mesh=mesh)
     batch = _rows(dataset, slice(3, 35))
@@ -75,9 +76,9 @@ def test_small_or_uneven_batches_are_not_split():
     dataset = _vowels()
     mesh = training.data_parallel_mesh()
     step = training.make_train_step(
-        training.make_model(config, 12, 9), training.make_optimizer(config), mesh=mesh
+        training.make_model(config, Dims(12, 9)), training.make_optimizer(config), mesh=mesh
     )
-    state = parallel.place(training.create_train_state(config, 12, 9), mesh, split=False)
+    state = parallel.place(training.create_train_state(config, Dims(12, 9)), mesh, split=False)
     for size in (31, 16, 2):  # odd, or under MIN_ROWS_PER_DEVICE rows per device
         key = step.key_for(size)
         assert key == "single"
@@ -89,8 +90,8 @@ def test_small_or_uneven_batches_are_not_split():
 def test_data_parallel_forward_equals_the_single_device_forward():
     config = training.TrainConfig(model="bn-lstm", hidden_size=8, log_every=0)
     dataset = _vowels()
-    net = training.make_model(config, 12, 9)
-    variables = training.initial_variables(config, 12, 9)
+    net = training.make_model(config, Dims(12, 9))
+    variables = training.initial_variables(config, Dims(12, 9))
     split = training.make_forward(net, training.data_parallel_mesh())
     whole = training.make_forward(net)
     x, lengths = dataset.x_train[:64], dataset.lengths_train[:64]

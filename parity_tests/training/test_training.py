@@ -18,6 +18,7 @@ import torch
 
 import jax_lstm
 from jax_lstm import atomic, data, optim, training
+from jax_lstm.data import Dims
 from jax_lstm.training import checkpoint, tasks
 from parity_tests.runs import assert_runs_agree, run_both
 from torch_ref.train import torch_twin
@@ -100,9 +101,9 @@ def _step_setup(model="lstm", accumulate=1, dtype="float32"):
         model=model, hidden_size=16, accumulate=accumulate, dtype=dtype, log_every=0
     )
     dataset = data.synthetic(num_samples=64).astype(dtype)
-    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    state = training.create_train_state(config, dataset.dims)
     programs = training.make_train_step(
-        training.make_model(config, dataset.num_features, dataset.num_classes),
+        training.make_model(config, dataset.dims),
         training.make_optimizer(config),
         accumulate,
     )
@@ -169,7 +170,7 @@ def test_nothing_recompiles_after_the_first_epoch():
     config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=3, patience=0, lr=0.3, log_every=0)
     dataset = data.japanese_vowels()
     run = training.Run.build(config, dataset, data_parallel=False)
-    state = training.create_train_state(config, dataset.num_features, dataset.num_classes)
+    state = training.create_train_state(config, dataset.dims)
     plateaus = [run.scheduler.init(config.lr)]
     sizes = []
     for epoch in range(3):
@@ -216,7 +217,7 @@ def test_checkpoint_exports_to_torch(tmp_path):
     twin.eval()
     x = torch.from_numpy(dataset.x_test[:5])
     lengths = torch.from_numpy(dataset.lengths_test[:5].astype(np.int64))
-    model = training.make_model(config, dataset.num_features, dataset.num_classes)
+    model = training.make_model(config, dataset.dims)
     expected = model.apply(result.variables(), dataset.x_test[:5], lengths=dataset.lengths_test[:5])
     np.testing.assert_allclose(twin(x, lengths).detach().numpy(), np.asarray(expected), atol=5e-6)
 
@@ -270,11 +271,11 @@ def test_resume_refuses_other_settings(tmp_path):
         )
     with pytest.raises(ValueError, match="already holds 1 epochs"):
         training.fit(config, dataset, checkpoint_dir=tmp_path, resume=True)
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(training.CheckpointError, match="no checkpoint"):
         training.fit(
             dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path / "none", resume=True
         )
-    variables = training.initial_variables(config, dataset.num_features, dataset.num_classes)
+    variables = training.initial_variables(config, dataset.dims)
     with pytest.raises(ValueError, match="pass variables or resume, not both"):
         training.fit(
             dataclasses.replace(config, epochs=2),
@@ -290,8 +291,8 @@ def test_initial_variables_have_the_models_structure_and_torch_init(model):
     """`initial_variables` draws torch's init without running the model; its tree must be exactly
     what `model.init` builds, and its values inside torch's bounds, seeded and reproducible."""
     config = training.TrainConfig(model=model, hidden_size=64)
-    variables = training.initial_variables(config, 7, 3)
-    reference = training.make_model(config, 7, 3).init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 7)))
+    variables = training.initial_variables(config, Dims(7, 3))
+    reference = training.make_model(config, Dims(7, 3)).init(jax.random.PRNGKey(0), jnp.zeros((1, 1, 7)))
     assert jax.tree.structure(variables) == jax.tree.structure(reference)
     for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
@@ -302,8 +303,8 @@ def test_initial_variables_have_the_models_structure_and_torch_init(model):
             assert np.abs(value).max() <= bound and value.min() < -0.5 * bound < 0.5 * bound < value.max(), (
                 name
             )
-    again = training.initial_variables(config, 7, 3)
-    other = training.initial_variables(dataclasses.replace(config, seed=1), 7, 3)
+    again = training.initial_variables(config, Dims(7, 3))
+    other = training.initial_variables(dataclasses.replace(config, seed=1), Dims(7, 3))
     first = np.asarray(variables["params"]["lstm"]["weight_hh_l1"])
     np.testing.assert_array_equal(first, np.asarray(again["params"]["lstm"]["weight_hh_l1"]))
     assert not np.array_equal(first, np.asarray(other["params"]["lstm"]["weight_hh_l1"]))
@@ -317,7 +318,7 @@ def test_train_states_share_one_optimizer_init_program():
     ]
     init = training.state._optimizer_init(configs[0].weight_decay, configs[0].clip)
     before = init._cache_size()  # other tests may have compiled it for other shapes
-    states = [training.create_train_state(c, 3, 2) for c in configs]
+    states = [training.create_train_state(c, Dims(3, 2)) for c in configs]
     assert init._cache_size() - before <= 1
     for config, state in zip(configs, states, strict=True):
         expected = training.make_optimizer(config).init(state.params)
@@ -326,7 +327,7 @@ def test_train_states_share_one_optimizer_init_program():
             assert a.dtype == b.dtype
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     other = training.TrainConfig(hidden_size=8, num_layers=1, clip=None, weight_decay=0.1)
-    expected = training.make_optimizer(other).init(training.create_train_state(other, 3, 2).params)
-    assert jax.tree.structure(training.create_train_state(other, 3, 2).opt_state) == jax.tree.structure(
+    expected = training.make_optimizer(other).init(training.create_train_state(other, Dims(3, 2)).params)
+    assert jax.tree.structure(training.create_train_state(other, Dims(3, 2)).opt_state) == jax.tree.structure(
         expected
     )
