@@ -273,8 +273,9 @@ class LinearState(NamedTuple):
 class WarmupCosineState(NamedTuple):
     """torch's SequentialLR([LinearLR, CosineAnnealingLR], milestones=[warmup_epochs]) bookkeeping.
 
-    The two inner schedulers' epochs follow from `last_epoch`: LinearLR's is `last_epoch` while it
-    runs (epochs below the milestone), CosineAnnealingLR's is ``last_epoch - warmup_epochs`` after.
+    The two inner schedulers' epochs follow from `last_epoch`: LinearLR's is
+    ``min(last_epoch, warmup_epochs - 1)`` (it is not stepped from the milestone on),
+    CosineAnnealingLR's ``last_epoch - warmup_epochs`` from the milestone on (-1 before).
     """
 
     lr: float  # the learning rate torch's optimizer would now hold
@@ -454,7 +455,9 @@ def warmup_cosine(
     total_iters = warmup_epochs if total_iters is None else total_iters
     linear_lr(start_factor, end_factor, total_iters)  # its refusals
     cosine_annealing(T_max, eta_min)
+    # As Python numbers (a numpy integer would make the lrs numpy floats, which JSON does not take).
     start_factor, end_factor, eta_min = float(start_factor), float(end_factor), float(eta_min)
+    T_max, total_iters = int(T_max), int(total_iters)  # noqa: N806
 
     def init(lr: float) -> WarmupCosineState:
         lr = _check_lr(lr)

@@ -9,6 +9,7 @@ import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -141,8 +142,11 @@ def test_linear_lr_trace_equals_torch(total_iters):
 @pytest.mark.parametrize("warmup", WARMUPS)
 def test_warmup_cosine_trace_equals_torch(warmup, start_factor):
     """Each warm-up length and start factor against cosines of T_max 1, 2, 7, 50, one (lr, eta_min)
-    pair each, stepped through the milestone, the trough, the climb and the second trough."""
-    for T_max, (lr, eta_min) in zip([1, 2, 7, 50], itertools.cycle(zip(LRS, ETA_MINS, strict=True))):  # noqa: N806
+    pair each, stepped through the milestone, the trough, the climb and the second trough. The last
+    pair is one where the milestone's ``eta_min + (lr - eta_min)`` is not lr (so taking lr there fails)."""
+    pairs = [*zip(LRS, ETA_MINS, strict=True), (0.3, 0.03)]
+    assert 0.03 + (0.3 - 0.03) != 0.3
+    for T_max, (lr, eta_min) in zip([1, 2, 7, 50], pairs, strict=True):  # noqa: N806
         epochs = warmup + 3 * T_max + 5
         expected, scheduler = torch_trace(_warmup_cosine(warmup, start_factor, T_max, eta_min), lr, epochs)
         schedule = optim.warmup_cosine(warmup, T_max, eta_min, start_factor=start_factor)
@@ -256,6 +260,23 @@ def test_states_are_python_numbers_that_survive_json_and_resume(schedule, state_
         state = schedule.update(state, metric)
         resumed.append(state.lr)
     assert resumed == full[4:]
+
+
+def test_numpy_arguments_still_give_python_number_states():
+    """A config read through numpy (np.int64 epochs, np.float64 rates) must not turn the lrs into numpy
+    scalars, which a JSON checkpoint cannot hold."""
+    schedules = [
+        optim.cosine_schedule(np.int64(9), np.int64(2), np.float64(1e-5), np.float64(0.1)),
+        optim.cosine_annealing(np.int64(5), np.float64(1e-5)),
+        optim.warmup_cosine(
+            np.int64(2), np.int64(5), np.float64(1e-5), np.float64(0.1), total_iters=np.int64(3)
+        ),
+        optim.linear_lr(np.float64(0.1), np.float64(1.0), np.int64(3)),
+    ]
+    for schedule in schedules:
+        lrs, state = jax_trace(schedule, np.float64(0.1), 8)
+        assert all(type(x) is float for x in lrs) and type(state.last_epoch) is int
+        json.dumps(state._asdict())
 
 
 def test_epoch_schedules_ignore_the_metric():
