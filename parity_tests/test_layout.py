@@ -1,6 +1,7 @@
-"""The layout's rules, read off the source: no import cycles inside jax_lstm, torch_ref reached only
-through the CLI bridge, torch never imported by `import jax_lstm`, and no model name switched on
-outside the registry."""
+"""The layout's rules, read off the source: imports point down the package layers (ARCHITECTURE.md),
+no import cycles inside jax_lstm, torch_ref reached only through the one bridge and never importing
+the CLI, production code never importing the test helpers, torch never imported by `import
+jax_lstm`, and no model name switched on outside the registry."""
 
 from __future__ import annotations
 
@@ -15,6 +16,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "jax_lstm"
 BRIDGE = "jax_lstm.experiment.torch_side"
+
+# The packages of jax_lstm from the bottom up: a module may import from its own package or from a
+# lower layer, never from its own layer's other packages or from a higher one. torch_ref sits above
+# everything but the CLI (it imports jax_lstm; jax_lstm reaches it only through BRIDGE).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("atomic", "runtime", "testing", "data", "optim"),
+    ("nn",),
+    ("rnn",),
+    ("functional", "models"),
+    ("interop", "training"),
+    ("reporting", "estimator", "forecasting"),
+    ("experiment",),
+    ("cli",),
+)
+LAYER_OF = {f"jax_lstm.{name}": i for i, names in enumerate(LAYERS) for name in names}
 
 
 def _module_name(path: Path) -> str:
@@ -87,6 +103,53 @@ def test_jax_lstm_has_no_import_cycles():
     # The walk saw the real graph, not an empty one.
     assert "jax_lstm.training.checkpoint" in graph["jax_lstm.training.loop"]
     assert "jax_lstm.models.registry" in graph["jax_lstm.interop"]
+
+
+def _package(module: str) -> str | None:
+    """The jax_lstm package (second component) a module belongs to; None for `jax_lstm` itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "jax_lstm" and len(parts) > 1 else None
+
+
+def test_every_package_has_a_layer():
+    packages = {_package(m) for m in MODULES} - {None}
+    assert packages == set(LAYER_OF), sorted(packages ^ set(LAYER_OF))
+
+
+def test_imports_point_down_the_layers():
+    """rnn and nn below models, models below training, training below forecasting, experiment above
+    them, the CLI on top; the bridge's lazy import of torch_ref is the one way up."""
+    upward = []
+    for name, path in MODULES.items():
+        source = _package(name)
+        if source is None:  # jax_lstm/__init__.py re-exports the public names
+            continue
+        for module, imported in _imports(path):
+            targets = [module] if not imported else [f"{module}.{n}" for n in imported]
+            for target in targets:
+                dest = _package(target) if target.startswith("jax_lstm.") else None
+                if dest is None or dest == source:
+                    continue
+                if LAYER_OF[dest] >= LAYER_OF[source]:
+                    upward.append(f"{name} imports {target} (layer {LAYER_OF[dest]} >= {LAYER_OF[source]})")
+    assert not upward, upward
+    # The walk saw real imports: these point down.
+    assert LAYER_OF["jax_lstm.models"] < LAYER_OF["jax_lstm.training"] < LAYER_OF["jax_lstm.forecasting"]
+
+
+def test_torch_ref_never_imports_the_cli_and_production_code_never_the_test_helpers():
+    offenders = []
+    for path in (ROOT / "torch_ref").glob("*.py"):
+        for module, _ in _imports(path):
+            if module.startswith("jax_lstm.cli"):
+                offenders.append(f"torch_ref/{path.name} imports {module}")
+    for name, path in MODULES.items():
+        if name == "jax_lstm.testing":
+            continue
+        for module, imported in _imports(path):
+            if module == "jax_lstm.testing" or (module == "jax_lstm" and "testing" in imported):
+                offenders.append(f"{name} imports jax_lstm.testing")
+    assert not offenders, offenders
 
 
 def test_only_the_cli_bridge_imports_torch_ref_and_torch_is_imported_lazily():

@@ -5,7 +5,8 @@ The model's task (its registry entry's) chooses the loss and the evaluation, as 
 `jax_lstm.fit`: classification, ``nn.CrossEntropyLoss()`` and the test split's mean cross-entropy
 and accuracy; forecasting, ``nn.MSELoss()`` on `WindowDataset` windows and the validation windows'
 mean MSE. Adam, ``clip_grad_norm_`` before each ``step()``, ``ReduceLROnPlateau(optimizer, 'min',
-patience=...)`` stepped once per epoch, and the article's log line every 10 steps. Where it departs
+patience=...)`` (or the config's cosine schedule, `torch_ref.schedules`) stepped once per epoch, and
+the article's log line every 10 steps. Where it departs
 from the article:
 
 - Batches come from `jax_lstm.data.batch_order` (seed, epoch) instead of a
@@ -47,7 +48,9 @@ from jax_lstm.interop import to_torch
 from jax_lstm.models import registry
 from jax_lstm.training import EpochRecord, TrainConfig
 from jax_lstm.training.history import from_dicts, to_dicts
+from jax_lstm.training.state import schedule_spec
 from torch_ref.parity import torch_dtype
+from torch_ref.schedules import step_scheduler, torch_scheduler
 from torch_ref.twins import make_torch_model
 
 __all__ = ["TorchResult", "evaluate_torch", "predict_torch", "torch_twin", "train_torch"]
@@ -180,9 +183,8 @@ def train_torch(
         )
     criterion = _TASKS[task][0]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, "min", patience=config.patience, factor=config.factor, min_lr=config.min_lr
-    )
+    kind, args = schedule_spec(config)
+    scheduler = torch_scheduler(optimizer, kind, **args)
     history: list[EpochRecord] = []
     start_epoch = 0
     if resume:
@@ -223,7 +225,7 @@ def train_torch(
         val_loss = val_accuracy = None
         if validation is not None:
             val_loss, val_accuracy = evaluate_torch(model, validation, config.eval_batch_size, task)
-        scheduler.step(train_loss)
+        step_scheduler(scheduler, train_loss)
         record = EpochRecord(
             epoch + 1, train_loss, test_loss, test_accuracy, lr_used, seconds, val_loss, val_accuracy
         )

@@ -20,7 +20,7 @@ from jax_lstm.experiment.requests import (
 )
 from jax_lstm.models import registry
 from jax_lstm.rnn.layer import CELL_MODES
-from jax_lstm.training.config import SELECTIONS
+from jax_lstm.training.config import SCHEDULE_NAMES, SELECTIONS
 
 __all__ = [
     "add_distributed_arguments",
@@ -63,6 +63,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
     group.add_argument(
         "--clip", type=float, help="max gradient norm; 0 disables clipping (the article's 1.0)"
     )
+    group.add_argument(
+        "--schedule",
+        choices=SCHEDULE_NAMES,
+        help="the learning rate per epoch: plateau (the article's ReduceLROnPlateau on the training loss) or "
+        "cosine (torch's CosineAnnealingLR over the run's epochs down to --eta-min)",
+    )
+    group.add_argument(
+        "--warmup-epochs",
+        type=int,
+        help="with --schedule cosine: a linear warm-up from a third of --lr over this many epochs first "
+        "(torch's SequentialLR of LinearLR and CosineAnnealingLR; default 0)",
+    )
+    group.add_argument("--eta-min", type=float, help="with --schedule cosine: the lowest learning rate (0)")
     group.add_argument("--patience", type=int, help="ReduceLROnPlateau patience in epochs (the article's 2)")
     group.add_argument("--factor", type=float, help="ReduceLROnPlateau factor (the article's 0.1)")
     group.add_argument("--min-lr", type=float, help="ReduceLROnPlateau's floor for the learning rate (0)")
@@ -221,6 +234,7 @@ _RANGES = {
     "dropout": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "factor": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "min_lr": (lambda v: v >= 0, "a finite number >= 0"),
+    "eta_min": (lambda v: v >= 0, "a finite number >= 0"),
     "validation_split": (
         lambda v: 0 < v < 1,
         "a fraction in (0, 1), e.g. 0.2 (leave it out to train on every training series)",
@@ -244,6 +258,9 @@ _SETTINGS = (
     "accumulate",
     "dropout",
     "select",
+    "schedule",
+    "warmup_epochs",
+    "eta_min",
     "seed",
     "dtype",
 )

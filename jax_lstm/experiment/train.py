@@ -47,10 +47,16 @@ def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
         f"{models}model {config.model}{describe_cell(config.cell)}: "
         f"hidden {config.hidden_size}, layers {config.num_layers}, dropout {config.dropout:g} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
-        f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}, "
-        f"select {config.select}, seed {config.seed}, {config.dtype} | "
+        f"{_schedule(config)}, select {config.select}, seed {config.seed}, {config.dtype} | "
         f"jax {env['jax']} on {env['jax_backend']}"
     )
+
+
+def _schedule(config: TrainConfig) -> str:
+    if config.schedule == "cosine":
+        warmup = f" after {config.warmup_epochs} warm-up epochs" if config.warmup_epochs else ""
+        return f"cosine to {config.eta_min:g}{warmup}"
+    return f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}"
 
 
 def stopped_note(checkpoint_dir: str | None, partial: Partial | None, short: bool = False) -> str:

@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import msgpack
 from flax import serialization
 
-from jax_lstm import optim
 from jax_lstm.atomic import check_can_create, remove_stale_temporaries, write_atomically
 from jax_lstm.data import Dataset, Dims, WindowDataset
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
@@ -137,7 +136,7 @@ def dims(data: dict[str, Any]) -> Dims:
 def save(
     directory: str | Path,
     state,
-    schedules: Sequence[optim.PlateauState],
+    schedules: Sequence[Any],
     epoch: int,
     histories: Sequence[Sequence[EpochRecord]],
     config,
@@ -186,7 +185,7 @@ class Checkpoint:
 
     path: Path
     state: Any  # TrainState; a leading model axis when `seeds` is not None
-    schedules: list[optim.PlateauState]  # one per model
+    schedules: list[Any]  # one schedule state per model (optim.PlateauState, optim.CosineState, ...)
     epoch: int
     histories: list[list[EpochRecord]]  # one per model
     config: Any  # TrainConfig
@@ -198,8 +197,8 @@ class Checkpoint:
     replaces: Path | None = None
 
     @property
-    def plateau(self) -> optim.PlateauState:
-        """The scheduler state of the first (for one model: the) model."""
+    def plateau(self) -> Any:
+        """The schedule state of the first (for one model: the) model."""
         return self.schedules[0]
 
     @property
@@ -254,8 +253,9 @@ class Checkpoint:
 
 
 # What `load` restores into: (the stored config as a dict, the data description, the models' seeds
-# or None) -> (config, a template train state of the right structure, shapes and dtypes).
-Target = Callable[[dict[str, Any], dict[str, Any], list[int] | None], tuple[Any, Any]]
+# or None) -> (config, a template train state of the right structure, shapes and dtypes, the type of
+# its schedule's state: e.g. optim.PlateauState).
+Target = Callable[[dict[str, Any], dict[str, Any], list[int] | None], tuple[Any, Any, type]]
 
 
 def _corrupt(path: Path, why: str) -> CheckpointError:
@@ -308,7 +308,7 @@ def _load_file(path: Path, target: Target) -> Checkpoint:
     try:
         data = json.loads(raw["data"])
         seeds = json.loads(raw["seeds"])
-        config, template = target(json.loads(raw["config"]), data, seeds)
+        config, template, schedule_state = target(json.loads(raw["config"]), data, seeds)
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise _corrupt(path, f"its config or data description does not fit this version: {err}") from None
     try:
@@ -321,7 +321,7 @@ def _load_file(path: Path, target: Target) -> Checkpoint:
                 "epochs": json.loads(kept["epochs"]),
                 "state": _restore(template, kept["state"]),
             }
-        schedules = [optim.PlateauState(**s) for s in raw["schedules"]]
+        schedules = [schedule_state(**s) for s in raw["schedules"]]
         histories = [from_dicts(h) for h in json.loads(raw["histories"])]
         epoch = int(raw["epoch"])
         models = 1 if seeds is None else len(seeds)

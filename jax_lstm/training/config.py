@@ -15,11 +15,12 @@ from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.layer import CELL_MODES
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
-__all__ = ["RECIPE_FIELDS", "SELECTIONS", "TrainConfig", "recipe_epochs", "resolve_config"]
+__all__ = ["RECIPE_FIELDS", "SCHEDULE_NAMES", "SELECTIONS", "TrainConfig", "recipe_epochs", "resolve_config"]
 
 
-# TrainConfig.select's values.
+# TrainConfig.select's and TrainConfig.schedule's values.
 SELECTIONS = ("last", "validation", "train-loss")
+SCHEDULE_NAMES = ("plateau", "cosine")
 
 
 def _finite(value) -> bool:
@@ -57,6 +58,13 @@ class TrainConfig:
     # validation split (accuracy, then loss; a forecaster's: its loss); the lowest training loss
     # (the protocol of dl-4-tsc's FCN/ResNet and of InceptionTime). None of them looks at test data.
     select: str = "last"
+    # The learning-rate schedule, stepped once per epoch (`SCHEDULES_BY_NAME`): "plateau", the
+    # article's ReduceLROnPlateau on the epoch's training loss (patience, factor, min_lr); "cosine",
+    # torch's CosineAnnealingLR over the run's epochs to eta_min, after a linear warm-up of
+    # warmup_epochs (SequentialLR with LinearLR) when that is > 0.
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    eta_min: float = 0.0
 
     def validate(self) -> TrainConfig:
         models = registry.names()
@@ -100,6 +108,23 @@ class TrainConfig:
             (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
             (self.select in SELECTIONS, f"select must be one of {SELECTIONS}, got {self.select!r}"),
             (
+                self.schedule in SCHEDULE_NAMES,
+                f"schedule must be one of {SCHEDULE_NAMES}, got {self.schedule!r}",
+            ),
+            (
+                0 <= self.warmup_epochs < self.epochs,
+                f"warmup_epochs must be in [0, epochs = {self.epochs}): the cosine needs an epoch after "
+                f"the warm-up, got {self.warmup_epochs}",
+            ),
+            (
+                self.warmup_epochs == 0 or self.schedule == "cosine",
+                f"warmup_epochs warms up the cosine schedule; with schedule {self.schedule!r} leave it at 0",
+            ),
+            (
+                _finite(self.eta_min) and 0 <= self.eta_min <= self.lr,
+                f"eta_min must be a finite number in [0, lr = {self.lr}], got {self.eta_min}",
+            ),
+            (
                 self.implementation != "cudnn" or CELL_MODES.get(self.cell) == "LSTM",
                 f"implementation 'cudnn' runs the LSTM only, not cell {self.cell!r}; "
                 "use implementation 'fused'",
@@ -138,6 +163,10 @@ RECIPE_FIELDS = (
     "factor",
     "min_lr",
     "dropout",
+    "schedule",
+    "warmup_epochs",
+    "eta_min",
+    "select",
 )
 
 

@@ -111,20 +111,25 @@ class CheckpointWriteError(OSError):
 
 @dataclasses.dataclass
 class FitResult:
-    """The outcome of training one model: its state, scheduler state and one record per epoch.
+    """The outcome of training one model: its state, schedule state and one record per epoch.
 
-    Without a validation split, `state` is the last epoch's and so are the reported metrics. With
-    one (`data.validation_split`), `selected_epoch` is the epoch of the best validation accuracy
-    (ties: the lower validation loss), `state` holds that epoch's weights, and `test_accuracy` is
-    that epoch's: the test split chooses nothing.
+    With ``select="last"`` (`TrainConfig.select`), `state` is the last epoch's and so are the
+    reported metrics. Otherwise `selected_epoch` is the epoch the selection kept (the best on the
+    validation split: accuracy, ties the lower loss; or the lowest training loss), `state` holds that
+    epoch's weights, and `test_accuracy` is that epoch's: the test split chooses nothing.
     """
 
     state: TrainState
-    plateau: optim.PlateauState
+    schedule: Any  # the learning-rate schedule's state after the last epoch (optim.PlateauState, ...)
     history: list[EpochRecord]
     config: TrainConfig
-    num_classes: int
-    selected_epoch: int | None = None  # 1-based; None: the last epoch (no validation split)
+    num_classes: int  # the model's output width (a forecaster's H * T)
+    selected_epoch: int | None = None  # 1-based; None: the last epoch (select="last")
+
+    @property
+    def plateau(self) -> Any:
+        """The schedule's state (its name from the days of ReduceLROnPlateau alone)."""
+        return self.schedule
 
     @property
     def reported(self) -> EpochRecord:
@@ -177,7 +182,7 @@ class Run:
     dataset: Dataset | WindowDataset  # validated, in the config's dtype
     train: _Split
     test: _Split | None  # None: no test split, nothing is evaluated
-    scheduler: optim.ReduceLROnPlateau
+    scheduler: optim.Schedule
     task: Task = CLASSIFICATION  # the model's (its registry entry names it)
     validation: _Split | None = None  # held out of the training data to choose the epoch by
 
@@ -305,15 +310,15 @@ def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None 
 def train_epoch(
     run: Run,
     state: TrainState,
-    plateaus: list[optim.PlateauState],
+    schedules: list[Any],
     epoch: int,
     log: Callable[[str], None] | None = print,
     progress: Any = None,
-) -> tuple[TrainState, list[optim.PlateauState], list[EpochRecord]]:
+) -> tuple[TrainState, list[Any], list[EpochRecord]]:
     """One epoch (0-based `epoch`) of every model of `run`: each its own shuffled batches, then
     evaluation and one scheduler step per model.
 
-    Returns the new state, the new plateau states and one record per model. Raises
+    Returns the new state, the new schedule states and one record per model. Raises
     TrainingDivergedError on a NaN/inf loss.
     """
     n, config = len(run.train), run.config
@@ -342,11 +347,11 @@ def train_epoch(
     val_loss = val_accuracy = None
     if run.validation is not None:
         val_loss, val_accuracy = (np.atleast_1d(v) for v in evaluate(run, state, run.validation))
-    lrs_used = [p.lr for p in plateaus]
-    records, new_plateaus = [], []
-    for k, plateau in enumerate(plateaus):
+    lrs_used = [p.lr for p in schedules]
+    records, new_schedules = [], []
+    for k, schedule in enumerate(schedules):
         train_loss = epoch_mean(batch_losses[:, k], sizes)
-        new_plateaus.append(run.scheduler.update(plateau, train_loss))
+        new_schedules.append(run.scheduler.update(schedule, train_loss))
         records.append(
             EpochRecord(
                 epoch=epoch + 1,
@@ -359,11 +364,11 @@ def train_epoch(
                 val_accuracy=None if val_accuracy is None else float(val_accuracy[k]),
             )
         )
-    new_lrs = [p.lr for p in new_plateaus]
+    new_lrs = [p.lr for p in new_schedules]
     if new_lrs != lrs_used:
         lr = np.asarray(new_lrs) if run.stacked else new_lrs[0]
         state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
-    return state, new_plateaus, records
+    return state, new_schedules, records
 
 
 def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = None) -> ckpt.Checkpoint:
@@ -375,9 +380,11 @@ def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = N
     def target(config_fields: dict[str, Any], data: dict[str, Any], seeds: list[int] | None):
         config = TrainConfig(**config_fields)
         dims = ckpt.dims(data)
+        schedule_state = type(make_scheduler(config).init(config.lr))
         if seeds is None:
-            return config, create_train_state(config, dims)
-        return config, _stack([create_train_state(dataclasses.replace(config, seed=s), dims) for s in seeds])
+            return config, create_train_state(config, dims), schedule_state
+        states = [create_train_state(dataclasses.replace(config, seed=s), dims) for s in seeds]
+        return config, _stack(states), schedule_state
 
     return ckpt.load(directory, target, log)
 
@@ -453,7 +460,7 @@ def fit_many(
     (`fit_models` with K models).
 
     Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
-    initial weights, its own batch order, its own plateau scheduler): the train step maps the
+    initial weights, its own batch order, its own schedule): the train step maps the
     single-model step over a leading model axis, and with several devices (`data_parallel`,
     default: whenever there are) the models are divided among them, so that K small models keep
     every core busy. Results equal the one-at-a-time runs on one device. Checkpoints, resume and
@@ -525,7 +532,7 @@ def fit_models(
             aside = ckpt.set_aside(loaded.replaces)
             if log:
                 log(f"the corrupt checkpoint is kept as {aside}")
-        state, plateaus, histories = run.place(loaded.state), loaded.schedules, loaded.histories
+        state, schedules, histories = run.place(loaded.state), loaded.schedules, loaded.histories
         selection = selection.restored(loaded.selection, run)
         start_epoch = checkpoint_epoch = loaded.epoch
         if log:
@@ -534,20 +541,20 @@ def fit_models(
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)
         state = run.initial_state(variables)
-        plateaus = [run.scheduler.init(config.lr) for _ in range(models)]
+        schedules = [run.scheduler.init(config.lr) for _ in range(models)]
 
     steps_per_epoch = math.ceil(len(dataset.y_train) / config.batch_size)
     bar = progress(config.epochs * steps_per_epoch, start_epoch * steps_per_epoch) if progress else None
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
-            state, plateaus, records = train_epoch(run, state, plateaus, epoch, log, bar)
+            state, schedules, records = train_epoch(run, state, schedules, epoch, log, bar)
             for history, record in zip(histories, records, strict=True):
                 history.append(record)
             selection.update(run, state, records)
             if checkpoint_dir is not None:
                 try:
-                    _save(run, config, checkpoint_dir, state, plateaus, epoch + 1, histories, selection)
+                    _save(run, config, checkpoint_dir, state, schedules, epoch + 1, histories, selection)
                 except OSError as err:
                     partial = Partial(histories, epoch + 1, checkpoint_epoch)
                     raise CheckpointWriteError(err, partial) from err
@@ -574,7 +581,7 @@ def fit_models(
         if chosen is not None and log and not run.stacked:
             log(f"selected epoch {chosen}: {selection.describe(k)}")
         num_outputs = dataset.dims.num_outputs
-        results.append(FitResult(model_state, plateaus[k], histories[k], c, num_outputs, chosen))
+        results.append(FitResult(model_state, schedules[k], histories[k], c, num_outputs, chosen))
     return results
 
 
@@ -650,7 +657,7 @@ def _keep_rows(improved: jax.Array, new: TrainState, kept: TrainState) -> TrainS
 
 
 def _save(
-    run: Run, config: TrainConfig, directory, state, plateaus, epoch: int, histories, selection
+    run: Run, config: TrainConfig, directory, state, schedules, epoch: int, histories, selection
 ) -> None:
     """The checkpoint of the run of `config` (the models' own seeds apart) after `epoch` epochs,
     with the weights its selection keeps, written by process 0 (models split across processes are
@@ -661,7 +668,7 @@ def _save(
         if kept is not None:
             kept = {**kept, "state": parallel.fetch(kept["state"])}
     if parallel.is_primary():
-        ckpt.save(directory, state, plateaus, epoch, histories, config, run.dataset, run.seeds, kept)
+        ckpt.save(directory, state, schedules, epoch, histories, config, run.dataset, run.seeds, kept)
 
 
 def _epoch_line(run: Run, records: list[EpochRecord]) -> str:

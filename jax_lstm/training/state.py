@@ -27,6 +27,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "model_variables",
+    "schedule_spec",
 ]
 
 
@@ -76,11 +77,30 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     return optim.adam(config.lr, weight_decay=config.weight_decay, max_grad_norm=config.clip)
 
 
-def make_scheduler(config: TrainConfig) -> optim.ReduceLROnPlateau:
-    """The article's `ReduceLROnPlateau(optimizer, 'min', patience=...)`."""
-    return optim.reduce_lr_on_plateau(
-        "min", factor=config.factor, patience=config.patience, min_lr=config.min_lr
-    )
+def schedule_spec(config: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The learning-rate schedule of `config` as a kind and arguments of `optim.schedule` (the
+    torch twin builds the same with `torch_ref.schedules.torch_scheduler`): the article's
+    ``ReduceLROnPlateau(optimizer, 'min', patience=...)``, or torch's cosine annealing over the run's
+    epochs (after a linear warm-up)."""
+    if config.schedule == "cosine":
+        return "cosine", {
+            "epochs": config.epochs,
+            "warmup_epochs": config.warmup_epochs,
+            "eta_min": config.eta_min,
+        }
+    return "plateau", {
+        "mode": "min",
+        "factor": config.factor,
+        "patience": config.patience,
+        "min_lr": config.min_lr,
+    }
+
+
+def make_scheduler(config: TrainConfig) -> optim.Schedule:
+    """The run's learning-rate schedule (`schedule_spec`): ``init(lr)``, ``update(state, train_loss)``
+    once per epoch; the next epoch trains at ``state.lr``."""
+    kind, args = schedule_spec(config)
+    return optim.schedule(kind, **args)
 
 
 def _state_key(config: TrainConfig) -> jax.Array:
@@ -112,8 +132,9 @@ def create_train_state(
         variables = initial_variables(config, dims)
     params = variables["params"]
     opt_state = _optimizer_init(config.weight_decay, config.clip)(params)
-    # The configured rate, of fixed dtype from the start, so the scheduler's updates never retrace.
-    opt_state = optim.set_learning_rate(opt_state, config.lr)
+    # The first epoch's rate (a warm-up starts below config.lr), of fixed dtype from the start, so
+    # the scheduler's updates never retrace.
+    opt_state = optim.set_learning_rate(opt_state, make_scheduler(config).init(config.lr).lr)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
