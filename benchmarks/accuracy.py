@@ -26,7 +26,7 @@ from pathlib import Path  # noqa: E402
 
 from jax_lstm import data, reporting, training  # noqa: E402
 from jax_lstm.cli import build_parser  # noqa: E402
-from jax_lstm.cli.args import config_from_args  # noqa: E402
+from jax_lstm.experiment import flags as run_flags  # noqa: E402
 from jax_lstm.models import registry  # noqa: E402
 
 # Published test accuracies (none measured here). The LSTM-FCN papers' reference code keeps the
@@ -72,7 +72,8 @@ def load(name: str, osuleaf_dir: str) -> tuple[data.Dataset, list[str]]:
 def default_config(model: str, seed: int, flags: list[str], dataset: data.Dataset) -> training.TrainConfig:
     """`jax-lstm train --model M --seed S <flags>`'s config: the model's recipe, nothing tuned here."""
     args = build_parser().parse_args(["train", "--model", model, "--seed", str(seed), "--quiet", *flags])
-    return config_from_args(args, num_train=len(dataset.y_train), seq_len=dataset.seq_len)
+    request = run_flags.train_request(args)
+    return training.resolve_config(model, dataset, **request.given_settings())
 
 
 def run(args: argparse.Namespace) -> dict:

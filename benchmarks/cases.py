@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P
 
 from benchmarks.harness import timed_fit
 from jax_lstm import data, training
-from jax_lstm.models import registry
+from jax_lstm.data import Dims
 from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.rnn.spec import GATES
 from jax_lstm.training import parallel
@@ -130,17 +130,19 @@ def jax_train_step(
         # the decision `fit` makes for this batch size
         mesh = training.mesh_for(None, config.batch_size)
     x, y = _data(shape)
-    model = training.make_model(config, shape.features, shape.classes)
+    model = training.make_model(config, Dims(shape.features, shape.classes))
     step = training.make_train_step(model, training.make_optimizer(config), many=bool(many), mesh=mesh)
     if many:
         states = [
-            training.create_train_state(dataclasses.replace(config, seed=s), shape.features, shape.classes)
+            training.create_train_state(
+                dataclasses.replace(config, seed=s), Dims(shape.features, shape.classes)
+            )
             for s in range(many)
         ]
         state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
         x, y = np.stack([x] * many), np.stack([y] * many)
     else:
-        state = training.create_train_state(config, shape.features, shape.classes)
+        state = training.create_train_state(config, Dims(shape.features, shape.classes))
     y = y.astype(np.int32)
     split_models = bool(many) and mesh is not None and many % mesh.size == 0
     key = step.key_for(many if split_models else shape.batch)
@@ -162,7 +164,7 @@ def _torch_model(shape: Shape) -> torch.nn.Module:
     """The article's MultiDimLSTM of `shape`'s sizes and cell, initialised by torch from seed 0."""
     torch.manual_seed(0)
     arch = {"hidden_size": shape.hidden, "num_layers": shape.layers, "cell": shape.cell}
-    return make_torch_model("lstm", registry.Dims(shape.features, shape.classes), arch)
+    return make_torch_model("lstm", Dims(shape.features, shape.classes), arch)
 
 
 def _synchronize(device: str) -> Callable[[], None]:
@@ -199,8 +201,8 @@ def jax_inference(shape: Shape, mesh=None, implementation: str = "fused") -> Cal
     """The jitted eval-mode forward pass of the classifier (logits), batch split over `mesh`."""
     config = shape.config(implementation=implementation)
     x, _ = _data(shape)
-    model = training.make_model(config, shape.features, shape.classes)
-    variables = training.initial_variables(config, shape.features, shape.classes)
+    model = training.make_model(config, Dims(shape.features, shape.classes))
+    variables = training.initial_variables(config, Dims(shape.features, shape.classes))
     forward = training.make_forward(model, mesh)
     xs = jnp.asarray(x)
     if mesh is not None:
@@ -284,9 +286,7 @@ def whole_runs(epochs: int, num_samples: int, hidden: int, layers: int, cache_di
     """
     config = training.TrainConfig(hidden_size=hidden, num_layers=layers, epochs=epochs, log_every=0)
     dataset = data.synthetic(num_samples=num_samples)
-    variables = training.initial_variables(
-        config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
-    )
+    variables = training.initial_variables(config, dataset.dims)
     twin = torch_twin(config, dataset, variables)
 
     cold = timed_fit(config, dataset, variables)

@@ -42,18 +42,14 @@ def _quick_dataset() -> data.Dataset:
 
 def step_pair(config: training.TrainConfig, dataset: data.Dataset) -> dict:
     """The JAX production train step and the torch twin's step, from the same weights, one batch."""
-    variables = training.initial_variables(
-        config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len
-    )
+    variables = training.initial_variables(config, dataset.dims)
     rows = np.arange(min(config.batch_size, len(dataset.y_train)))
     x, y = dataset.x_train[rows], dataset.y_train[rows].astype(np.int32)
     lengths = None if dataset.lengths_train is None else dataset.lengths_train[rows].astype(np.int32)
-    model = training.make_model(config, dataset.num_features, dataset.num_classes, seq_len=dataset.seq_len)
+    model = training.make_model(config, dataset.dims)
     mesh = training.mesh_for(None, config.batch_size)
     step = training.make_train_step(model, training.make_optimizer(config), mesh=mesh)
-    state = training.create_train_state(
-        config, dataset.num_features, dataset.num_classes, variables, seq_len=dataset.seq_len
-    )
+    state = training.create_train_state(config, dataset.dims, variables)
     key = step.key_for(len(rows))
     if mesh is not None:
         state = parallel.place(state, mesh, split=False)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jax_lstm.atomic import write_atomically
-from jax_lstm.training.history import EpochRecord, to_dicts
+from jax_lstm.training.history import EpochRecord
 
 __all__ = [
     "comparison",
@@ -22,7 +22,6 @@ __all__ = [
     "environment",
     "plot_attention",
     "plot_history",
-    "run_record",
     "write_json",
 ]
 
@@ -62,37 +61,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def run_record(
-    dataset,
-    config,
-    history: Sequence[EpochRecord],
-    seconds: float,
-    env: dict[str, Any] | None = None,
-    stopped: str | None = None,
-    selected_epoch: int | None = None,
-) -> dict[str, Any]:
-    """The metrics JSON of one training run: what ran where, per-epoch records, final accuracy
-    (None before the first epoch completed). A run that stopped early holds the epochs completed
-    before it and says why in ``"stopped"`` ("diverged", "interrupted", "write failed"); one
-    stopped by a NaN/inf loss is also marked ``"diverged": true``. ``"selected_epoch"`` is the
-    epoch chosen on a validation split, whose test accuracy is the one reported (null: the last)."""
-    import dataclasses
-
-    record = {
-        "dataset": dataset.describe(),
-        "config": dataclasses.asdict(config),
-        "environment": env if env is not None else environment(),
-        "epochs": to_dicts(history),
-        "test_accuracy": history[(selected_epoch or len(history)) - 1].test_accuracy if history else None,
-        "selected_epoch": selected_epoch,
-        "seconds": seconds,
-    }
-    if stopped is not None:
-        record["stopped"] = stopped
-        record["diverged"] = stopped == "diverged"
-    return record
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
