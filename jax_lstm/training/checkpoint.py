@@ -143,12 +143,14 @@ def save(
     dataset: Dataset | WindowDataset,
     seeds: Sequence[int] | None = None,
     selection: dict[str, Any] | None = None,
+    ensembles: Sequence[Sequence[EpochRecord]] = (),
 ) -> Path:
     """Writes the checkpoint after `epoch` completed epochs (the previous one kept beside it);
     returns its path. `state` is on the host (`parallel.fetch`); one scheduler state and one
     history per model; `seeds` the models' seeds when K models were trained at once (their state
     has a leading model axis), None for one model; `selection` the weights a run keeps by its
-    `TrainConfig.select` ({"scores", "epochs", "state"}), None when it keeps the last epoch's."""
+    `TrainConfig.select` ({"scores", "epochs", "state"}), None when it keeps the last epoch's;
+    `ensembles` each ensemble's history (none without ensembles)."""
     path = _path(directory)
     kept = None
     if selection is not None:
@@ -164,6 +166,7 @@ def save(
             "schedules": [s._asdict() for s in schedules],
             "epoch": epoch,
             "histories": json.dumps([to_dicts(h) for h in histories]),
+            "ensembles": json.dumps([to_dicts(h) for h in ensembles]),
             "seeds": json.dumps(None if seeds is None else [int(s) for s in seeds]),
             "config": json.dumps(dataclasses.asdict(config)),
             "data": json.dumps(data_description(dataset)),
@@ -193,6 +196,7 @@ class Checkpoint:
     seeds: list[int] | None = None  # the models' seeds when K were trained at once; None: one model
     # The weights the run's selection keeps ({"scores", "epochs", "state"}); None: the last epoch's.
     selection: dict[str, Any] | None = None
+    ensembles: list[list[EpochRecord]] = dataclasses.field(default_factory=list)  # each ensemble's history
     # The corrupt latest file when this is the previous checkpoint, loaded in its place.
     replaces: Path | None = None
 
@@ -296,8 +300,9 @@ def _read_payload(path: Path) -> dict[str, Any]:
             "histories": f"[{raw['history']}]",
             "seeds": "null",
             "selection": None,
+            "ensembles": "[]",
         }
-    fields = {"state", "schedules", "epoch", "histories", "seeds", "selection", "config", "data"}
+    fields = {"state", "schedules", "epoch", "histories", "ensembles", "seeds", "selection", "config", "data"}
     if not fields <= set(raw):
         raise _corrupt(path, "fields are missing")
     return raw
@@ -323,13 +328,14 @@ def _load_file(path: Path, target: Target) -> Checkpoint:
             }
         schedules = [schedule_state(**s) for s in raw["schedules"]]
         histories = [from_dicts(h) for h in json.loads(raw["histories"])]
+        ensembles = [from_dicts(h) for h in json.loads(raw["ensembles"])]
         epoch = int(raw["epoch"])
         models = 1 if seeds is None else len(seeds)
         if len(schedules) != models or len(histories) != models:
             raise ValueError(f"{len(schedules)} schedules and {len(histories)} histories for {models} models")
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         raise _corrupt(path, f"its train state does not fit its config: {err}") from None
-    return Checkpoint(path, state, schedules, epoch, histories, config, data, seeds, selection)
+    return Checkpoint(path, state, schedules, epoch, histories, config, data, seeds, selection, ensembles)
 
 
 def _restore(template, saved) -> Any:

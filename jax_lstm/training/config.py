@@ -65,6 +65,9 @@ class TrainConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     eta_min: float = 0.0
+    # Members of an ensemble trained together in one program (seeds seed .. seed + ensemble - 1,
+    # each its own initial weights and batch order); it predicts with their mean probabilities.
+    ensemble: int = 1
 
     def validate(self) -> TrainConfig:
         models = registry.names()
@@ -106,6 +109,7 @@ class TrainConfig:
                 f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}",
             ),
             (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
+            (self.ensemble >= 1, f"ensemble must be at least 1 (1: one model), got {self.ensemble}"),
             (self.select in SELECTIONS, f"select must be one of {SELECTIONS}, got {self.select!r}"),
             (
                 self.schedule in SCHEDULE_NAMES,
@@ -167,6 +171,7 @@ RECIPE_FIELDS = (
     "warmup_epochs",
     "eta_min",
     "select",
+    "ensemble",
 )
 
 

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -125,6 +125,12 @@ class FitResult:
     config: TrainConfig
     num_classes: int  # the model's output width (a forecaster's H * T)
     selected_epoch: int | None = None  # 1-based; None: the last epoch (select="last")
+    # An ensemble (TrainConfig.ensemble > 1): `state` holds its E members stacked (E, ...), `history`
+    # the ensemble's records (its members' mean training loss, its combined evaluation), `members`
+    # each member's own result. With a selection, each member keeps its own epoch, and `final` is
+    # the ensemble of the kept members evaluated after training: the reported one.
+    members: list[FitResult] | None = None
+    final: EpochRecord | None = None
 
     @property
     def plateau(self) -> Any:
@@ -133,7 +139,10 @@ class FitResult:
 
     @property
     def reported(self) -> EpochRecord:
-        """The epoch whose metrics are reported: the selected one, else the last."""
+        """The record whose metrics are reported: an ensemble's final evaluation, else the selected
+        epoch's, else the last epoch's."""
+        if self.final is not None:
+            return self.final
         return self.history[(self.selected_epoch or len(self.history)) - 1]
 
     @property
@@ -185,6 +194,7 @@ class Run:
     scheduler: optim.Schedule
     task: Task = CLASSIFICATION  # the model's (its registry entry names it)
     validation: _Split | None = None  # held out of the training data to choose the epoch by
+    ensemble: int = 1  # E: the models are groups of E members, each group one ensemble
 
     @property
     def config(self) -> TrainConfig:
@@ -195,6 +205,11 @@ class Run:
         """The models' seeds when the state is stacked, None for one model."""
         return [c.seed for c in self.configs] if self.stacked else None
 
+    @property
+    def groups(self) -> int:
+        """How many results the run gives: its models, or its ensembles of `ensemble` members."""
+        return len(self.configs) // self.ensemble
+
     @classmethod
     def build(
         cls,
@@ -204,11 +219,21 @@ class Run:
         data_parallel: bool | None = None,
     ) -> Run:
         """Validates the config and the data (before any work) and builds the programs over the
-        right mesh: one model, or one per seed with a stacked state."""
+        right mesh: one model; one per seed with a stacked state; or, with ``config.ensemble`` E > 1,
+        E members per seed s (seeds s .. s + E - 1), stacked."""
         config.validate()
         dataset = dataset.validate(require_test=False).astype(config.dtype)
-        stacked = seeds is not None
-        configs = [dataclasses.replace(config, seed=int(s)) for s in seeds] if stacked else [config]
+        ensemble = config.ensemble
+        stacked = seeds is not None or ensemble > 1
+        runs = [int(s) for s in seeds] if seeds is not None else [config.seed]
+        members = [s + e for s in runs for e in range(ensemble)]
+        if len(set(members)) != len(members):
+            raise ValueError(
+                f"the ensembles of seeds {runs} overlap: each takes {ensemble} seeds "
+                f"(s .. s + {ensemble - 1}); give seeds {ensemble} apart, e.g. "
+                f"{[runs[0] + ensemble * k for k in range(len(runs))]}"
+            )
+        configs = [dataclasses.replace(config, seed=s) for s in members] if stacked else [config]
         entry = registry.get(config.model)
         task = get_task(entry.task)
         if task.labelled != (dataset.output_shape is None):
@@ -237,7 +262,7 @@ class Run:
             configs=configs,
             stacked=stacked,
             train_step=make_train_step(model, tx, config.accumulate, many=stacked, mesh=mesh, task=task),
-            eval_step=make_eval_step(model, many=stacked, mesh=mesh, task=task),
+            eval_step=make_eval_step(model, many=stacked, mesh=mesh, task=task, ensemble=ensemble),
             mesh=mesh,
             dataset=dataset,
             train=_Split.of(dataset.x_train, dataset.y_train, dataset.lengths_train),
@@ -245,6 +270,7 @@ class Run:
             scheduler=make_scheduler(config),
             task=task,
             validation=_validation_split(dataset),
+            ensemble=ensemble,
         )
 
     def initial_state(self, variables: Sequence[dict[str, Any] | None] | None = None) -> TrainState:
@@ -272,12 +298,20 @@ def _validation_split(dataset) -> _Split | None:
     return _Split.of(x, dataset.y_validation, dataset.lengths_validation)
 
 
-def evaluate(run: Run, state: TrainState, split: _Split | None = None) -> tuple[Any, Any]:
-    """The task's mean loss and accuracy over `split` (default: the test split; classification:
-    cross-entropy and accuracy; forecasting: MSE and NaN), in chunks of ``eval_batch_size``.
+class Scores(NamedTuple):
+    """An evaluation: the task's mean loss and accuracy (classification: cross-entropy and
+    accuracy; forecasting: MSE and NaN), floats for one model, (K,) float64 for K; with ensembles,
+    each ensemble's (its members' combined prediction), (K / E,)."""
 
-    Floats for one model; (K,) float64 arrays for a stacked state.
-    """
+    loss: Any
+    accuracy: Any
+    ensemble_loss: Any = None
+    ensemble_accuracy: Any = None
+
+
+def evaluate(run: Run, state: TrainState, split: _Split | None = None) -> Scores:
+    """The `Scores` of every model (and ensemble) of `run` over `split` (default: the test split),
+    in chunks of ``eval_batch_size``."""
     split, size = split if split is not None else run.test, run.config.eval_batch_size
     variables = state.variables()
     totals: dict[str, Any] = {}
@@ -290,7 +324,9 @@ def evaluate(run: Run, state: TrainState, split: _Split | None = None) -> tuple[
             value = np.asarray(value)
             value = value.astype(np.float64 if np.issubdtype(value.dtype, np.floating) else np.int64)
             totals[name] = totals[name] + value if name in totals else value
-    return run.task.finish(totals, n)
+    members = {k: v for k, v in totals.items() if not k.startswith("ensemble_")}
+    combined = {k.removeprefix("ensemble_"): v for k, v in totals.items() if k.startswith("ensemble_")}
+    return Scores(*run.task.finish(members, n), *(run.task.finish(combined, n) if combined else ()))
 
 
 def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None = None) -> None:
@@ -307,6 +343,16 @@ def _check_finite(batch_losses: np.ndarray, epoch: int, seeds: list[int] | None 
     )
 
 
+class Epoch(NamedTuple):
+    """What `train_epoch` returns: the new state and schedule states, one record per model, and with
+    ensembles one record per ensemble (its members' mean training loss, its combined evaluation)."""
+
+    state: TrainState
+    schedules: list[Any]
+    records: list[EpochRecord]
+    ensembles: list[EpochRecord] | None = None
+
+
 def train_epoch(
     run: Run,
     state: TrainState,
@@ -314,13 +360,9 @@ def train_epoch(
     epoch: int,
     log: Callable[[str], None] | None = print,
     progress: Any = None,
-) -> tuple[TrainState, list[Any], list[EpochRecord]]:
+) -> Epoch:
     """One epoch (0-based `epoch`) of every model of `run`: each its own shuffled batches, then
-    evaluation and one scheduler step per model.
-
-    Returns the new state, the new schedule states and one record per model. Raises
-    TrainingDivergedError on a NaN/inf loss.
-    """
+    evaluation and one scheduler step per model. Raises TrainingDivergedError on a NaN/inf loss."""
     n, config = len(run.train), run.config
     orders = [batch_order(n, config.batch_size, c.seed, epoch) for c in run.configs]
     steps = len(orders[0])
@@ -340,35 +382,59 @@ def train_epoch(
     seconds = time.perf_counter() - start
     _check_finite(batch_losses, epoch, run.seeds)
     sizes = [len(idx) for idx in orders[0]]
-    if run.test is not None:
-        test_loss, test_accuracy = (np.atleast_1d(v) for v in evaluate(run, state))
-    else:
-        test_loss = test_accuracy = np.full(len(run.configs), math.nan)
-    val_loss = val_accuracy = None
-    if run.validation is not None:
-        val_loss, val_accuracy = (np.atleast_1d(v) for v in evaluate(run, state, run.validation))
+    test = evaluate(run, state) if run.test is not None else None
+    validation = evaluate(run, state, run.validation) if run.validation is not None else None
+    train_losses = [epoch_mean(batch_losses[:, k], sizes) for k in range(len(run.configs))]
     lrs_used = [p.lr for p in schedules]
-    records, new_schedules = [], []
-    for k, schedule in enumerate(schedules):
-        train_loss = epoch_mean(batch_losses[:, k], sizes)
-        new_schedules.append(run.scheduler.update(schedule, train_loss))
-        records.append(
-            EpochRecord(
-                epoch=epoch + 1,
-                train_loss=train_loss,
-                test_loss=float(test_loss[k]),
-                test_accuracy=float(test_accuracy[k]),
-                lr=lrs_used[k],
-                seconds=seconds,
-                val_loss=None if val_loss is None else float(val_loss[k]),
-                val_accuracy=None if val_accuracy is None else float(val_accuracy[k]),
-            )
+    records = _records(epoch + 1, train_losses, lrs_used, seconds, test, validation, len(run.configs))
+    ensembles = None
+    if run.ensemble > 1:
+        members = np.reshape(train_losses, (run.groups, run.ensemble))
+        ensembles = _records(
+            epoch + 1,
+            [float(np.mean(m)) for m in members],
+            lrs_used[:: run.ensemble],
+            seconds,
+            None if test is None else Scores(test.ensemble_loss, test.ensemble_accuracy),
+            None if validation is None else Scores(validation.ensemble_loss, validation.ensemble_accuracy),
+            run.groups,
         )
+    new_schedules = [run.scheduler.update(s, loss) for s, loss in zip(schedules, train_losses, strict=True)]
     new_lrs = [p.lr for p in new_schedules]
     if new_lrs != lrs_used:
         lr = np.asarray(new_lrs) if run.stacked else new_lrs[0]
         state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
-    return state, new_schedules, records
+    return Epoch(state, new_schedules, records, ensembles)
+
+
+def _records(
+    epoch: int,
+    train_losses: list[float],
+    lrs: list[float],
+    seconds: float,
+    test: Scores | None,
+    validation: Scores | None,
+    count: int,
+) -> list[EpochRecord]:
+    """One EpochRecord per model (or ensemble): NaN where the data has no test split."""
+    nan = np.full(count, math.nan)
+    test_loss, test_accuracy = (nan, nan) if test is None else map(np.atleast_1d, (test.loss, test.accuracy))
+    val_loss = val_accuracy = None
+    if validation is not None:
+        val_loss, val_accuracy = map(np.atleast_1d, (validation.loss, validation.accuracy))
+    return [
+        EpochRecord(
+            epoch=epoch,
+            train_loss=train_losses[k],
+            test_loss=float(test_loss[k]),
+            test_accuracy=float(test_accuracy[k]),
+            lr=lrs[k],
+            seconds=seconds,
+            val_loss=None if val_loss is None else float(val_loss[k]),
+            val_accuracy=None if val_accuracy is None else float(val_accuracy[k]),
+        )
+        for k in range(count)
+    ]
 
 
 def load_checkpoint(directory: str | Path, log: Callable[[str], None] | None = None) -> ckpt.Checkpoint:
@@ -518,6 +584,7 @@ def fit_models(
         raise ValueError("resume continues from the checkpoint's weights: pass variables or resume, not both")
     dataset, models = run.dataset, len(run.configs)
     histories: list[list[EpochRecord]] = [[] for _ in range(models)]
+    ensembles: list[list[EpochRecord]] = [[] for _ in range(run.groups)] if run.ensemble > 1 else []
     selection = _Selection.start(config.select, run.task, models)
     start_epoch = 0
     checkpoint_epoch: int | None = None
@@ -533,6 +600,7 @@ def fit_models(
             if log:
                 log(f"the corrupt checkpoint is kept as {aside}")
         state, schedules, histories = run.place(loaded.state), loaded.schedules, loaded.histories
+        ensembles = loaded.ensembles or ensembles
         selection = selection.restored(loaded.selection, run)
         start_epoch = checkpoint_epoch = loaded.epoch
         if log:
@@ -548,19 +616,23 @@ def fit_models(
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
-            state, schedules, records = train_epoch(run, state, schedules, epoch, log, bar)
-            for history, record in zip(histories, records, strict=True):
+            done = train_epoch(run, state, schedules, epoch, log, bar)
+            state, schedules = done.state, done.schedules
+            for history, record in zip(
+                [*histories, *ensembles], [*done.records, *(done.ensembles or [])], strict=True
+            ):
                 history.append(record)
-            selection.update(run, state, records)
+            selection.update(run, state, done.records)
             if checkpoint_dir is not None:
                 try:
-                    _save(run, config, checkpoint_dir, state, schedules, epoch + 1, histories, selection)
+                    kept = (histories, ensembles, selection)
+                    _save(run, config, checkpoint_dir, state, schedules, epoch + 1, *kept)
                 except OSError as err:
                     partial = Partial(histories, epoch + 1, checkpoint_epoch)
                     raise CheckpointWriteError(err, partial) from err
                 checkpoint_epoch = epoch + 1
             if log:
-                log(_epoch_line(run, records))
+                log(_epoch_line(run, done))
     except TrainingDivergedError as err:
         raise TrainingDivergedError(
             str(err), err.epoch, Partial(histories, epoch + 1, checkpoint_epoch)
@@ -573,16 +645,56 @@ def fit_models(
     finally:
         if bar is not None:
             bar.close()
-    final = _local(state if selection.state is None else selection.state)
+    kept_state = state if selection.state is None else selection.state
+    finals = (
+        _final_ensembles(run, kept_state, selection, histories) if ensembles and selection.state else None
+    )
+    final = _local(kept_state)
     results = []
+    num_outputs = dataset.dims.num_outputs
     for k, c in enumerate(run.configs):
         model_state = _unstack(final, k) if run.stacked else final
         chosen = selection.epochs[k]
         if chosen is not None and log and not run.stacked:
             log(f"selected epoch {chosen}: {selection.describe(k)}")
-        num_outputs = dataset.dims.num_outputs
         results.append(FitResult(model_state, schedules[k], histories[k], c, num_outputs, chosen))
-    return results
+    if not ensembles:
+        return results
+    size = run.ensemble
+    return [
+        FitResult(
+            jax.tree.map(lambda leaf, g=g: leaf[g * size : (g + 1) * size], final),
+            schedules[g * size],
+            ensembles[g],
+            run.configs[g * size],
+            num_outputs,
+            members=results[g * size : (g + 1) * size],
+            final=None if finals is None else finals[g],
+        )
+        for g in range(run.groups)
+    ]
+
+
+def _final_ensembles(run: Run, state: TrainState, selection, histories) -> list[EpochRecord]:
+    """Each ensemble of the members as its selection kept them (each at its own epoch), evaluated
+    once after training: its record, at the latest of its members' epochs."""
+    test = evaluate(run, state) if run.test is not None else None
+    validation = evaluate(run, state, run.validation) if run.validation is not None else None
+    kept = [histories[k][epoch - 1] for k, epoch in enumerate(selection.epochs)]
+    groups = [kept[g * run.ensemble : (g + 1) * run.ensemble] for g in range(run.groups)]
+    records = _records(
+        0,
+        [float(np.mean([r.train_loss for r in group])) for group in groups],
+        [group[0].lr for group in groups],
+        0.0,
+        None if test is None else Scores(test.ensemble_loss, test.ensemble_accuracy),
+        None if validation is None else Scores(validation.ensemble_loss, validation.ensemble_accuracy),
+        run.groups,
+    )
+    return [
+        dataclasses.replace(record, epoch=max(r.epoch for r in group))
+        for record, group in zip(records, groups, strict=True)
+    ]
 
 
 @dataclasses.dataclass
@@ -657,7 +769,7 @@ def _keep_rows(improved: jax.Array, new: TrainState, kept: TrainState) -> TrainS
 
 
 def _save(
-    run: Run, config: TrainConfig, directory, state, schedules, epoch: int, histories, selection
+    run: Run, config: TrainConfig, directory, state, schedules, epoch: int, histories, ensembles, selection
 ) -> None:
     """The checkpoint of the run of `config` (the models' own seeds apart) after `epoch` epochs,
     with the weights its selection keeps, written by process 0 (models split across processes are
@@ -668,21 +780,32 @@ def _save(
         if kept is not None:
             kept = {**kept, "state": parallel.fetch(kept["state"])}
     if parallel.is_primary():
-        ckpt.save(directory, state, schedules, epoch, histories, config, run.dataset, run.seeds, kept)
+        ckpt.save(
+            directory, state, schedules, epoch, histories, config, run.dataset, run.seeds, kept, ensembles
+        )
 
 
-def _epoch_line(run: Run, records: list[EpochRecord]) -> str:
-    """The epoch's summary: one model's losses, validation and evaluation; or K models' mean
-    training loss and their test accuracies."""
-    config, epoch = run.config, records[0].epoch
-    if run.stacked:
+def _epoch_line(run: Run, done: Epoch) -> str:
+    """The epoch's summary: one model's (or one ensemble's) losses, validation and evaluation; or K
+    models' (ensembles') mean training loss and their test accuracies."""
+    config, epoch = run.config, done.records[0].epoch
+    records = done.records if done.ensembles is None else done.ensembles
+    what = "models" if done.ensembles is None else f"ensembles of {run.ensemble}"
+    if len(records) > 1 or (done.ensembles is None and run.stacked):
         accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
         return (
-            f"Epoch [{epoch}/{config.epochs}] {len(records)} models: mean train loss "
+            f"Epoch [{epoch}/{config.epochs}] {len(records)} {what}: mean train loss "
             f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
         )
     (record,) = records
-    parts = [f"train loss {record.train_loss:.4f}"]
+    if done.ensembles is not None:
+        return _record_line(run, record, f"ensemble of {run.ensemble}: mean ")
+    return _record_line(run, record)
+
+
+def _record_line(run: Run, record: EpochRecord, prefix: str = "") -> str:
+    config, epoch = run.config, record.epoch
+    parts = [f"{prefix}train loss {record.train_loss:.4f}"]
     if record.val_loss is not None:
         parts.append(run.task.describe("validation", record.val_loss, record.val_accuracy))
     if run.test is not None:

@@ -175,15 +175,54 @@ def eval_step_fn(
     return eval_step
 
 
+def _ensemble_eval(model: nn.Module, task: Task, ensemble: int) -> tuple[Callable, Callable]:
+    """K groups of `ensemble` members: the mapped step (each model's sums and outputs) and what turns
+    its result into every model's sums plus each group's (``"ensemble_<sum>"``, (K,)) combined."""
+
+    def with_outputs(variables: dict[str, Any], batch: Batch):
+        outputs = model.apply(variables, batch.x, train=False, lengths=batch.lengths)
+        return task.eval_sums(outputs, batch.y), outputs
+
+    def combine(result, batch: Batch) -> dict[str, jax.Array]:
+        sums, outputs = result  # (M,) each; (M, B, ...)
+        groups = outputs.reshape(outputs.shape[0] // ensemble, ensemble, *outputs.shape[1:])
+        combined = jax.vmap(lambda members: task.ensemble_sums(members, batch.y))(groups)
+        return {**sums, **{f"ensemble_{name}": value for name, value in combined.items()}}
+
+    return _over_models(with_outputs, shared_batch=True), combine
+
+
 def make_eval_step(
-    model: nn.Module, many: bool = False, mesh: Mesh | None = None, task: Task = CLASSIFICATION
+    model: nn.Module,
+    many: bool = False,
+    mesh: Mesh | None = None,
+    task: Task = CLASSIFICATION,
+    ensemble: int = 1,
 ) -> Programs:
     """The jitted eval step as `Programs`: ``programs(key, variables, batch) -> sums`` (eval mode).
 
     With ``many=True`` the variables carry a leading model axis, the batch is shared, and each sum
-    is (K,). With a `mesh`, the chunk of data (one model) or the models (``many``) are split.
+    is (K,). With ``ensemble=E > 1`` the models are groups of E members, and the sums also hold each
+    group's ``"ensemble_<sum>"`` (K / E,) for its members' combined prediction
+    (`Task.ensemble_sums`). With a `mesh`, the chunk of data (one model) or the models (``many``)
+    are split.
     """
     eval_step = eval_step_fn(model, task)
+    if many and ensemble > 1:
+        mapped, combine = _ensemble_eval(model, task, ensemble)
+
+        def single(stacked, batch):
+            return combine(mapped(stacked, batch), batch)
+
+        if mesh is None or mesh.size < 2:
+            return Programs(jax.jit(single), batch_layout=SHARED)
+        split = jax.shard_map(
+            mapped, mesh=mesh, in_specs=(P(DATA_AXIS), P()), out_specs=P(DATA_AXIS), check_vma=False
+        )
+        # The groups' combination reads every member's outputs: outside the per-device programs.
+        return Programs(
+            jax.jit(single), jax.jit(lambda s, b: combine(split(s, b), b)), mesh, batch_layout=SHARED
+        )
     single = _over_models(eval_step, shared_batch=True) if many else eval_step
     fallback = jax.jit(single)
     layout = SHARED if many else ROWS

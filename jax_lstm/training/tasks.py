@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["CLASSIFICATION", "FORECASTING", "TASKS", "Task", "get"]
+__all__ = ["CLASSIFICATION", "FORECASTING", "TASKS", "Task", "ensemble_log_probabilities", "get"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,9 @@ class Task:
       loss: ``loss(outputs, targets) -> ()``, the batch mean that is differentiated.
       eval_sums: ``eval_sums(outputs, targets) -> {name: ()}``, sums over a chunk's samples, so
         they add up across chunks and devices.
+      ensemble_sums: ``ensemble_sums(outputs (E, B, ...), targets) -> {name: ()}``, the same sums
+        for the combined prediction of E members (a classifier's: the mean of their softmax
+        probabilities; a forecaster's: the mean of their forecasts).
       finish: ``finish(sums, n) -> (loss, accuracy)``: the per-sample mean loss and the accuracy
         (NaN where the task has none) of n samples; floats or (K,) arrays, as the sums are.
       loss_name: how logs call the evaluation loss ("loss", "MSE").
@@ -41,6 +44,7 @@ class Task:
     name: str
     loss: Callable[[jax.Array, jax.Array], jax.Array]
     eval_sums: Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
+    ensemble_sums: Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
     finish: Callable[[Mapping[str, np.ndarray], int], tuple]
     loss_name: str = "loss"
     labelled: bool = True
@@ -70,6 +74,21 @@ def classification_sums(logits: jax.Array, labels: jax.Array) -> dict[str, jax.A
     return {"loss": jnp.sum(losses), "correct": jnp.sum(jnp.argmax(logits, axis=-1) == labels)}
 
 
+def ensemble_log_probabilities(logits: jax.Array) -> jax.Array:
+    """(E, B, C) members' logits -> (B, C) log of the mean of their softmax probabilities, as
+    log-mean-exp of their log-softmax (no probability underflows to a log of 0)."""
+    members = logits.shape[0]
+    return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1), axis=0) - jnp.log(members)
+
+
+def classification_ensemble_sums(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    """The summed cross-entropy and correct predictions of E members' mean probabilities:
+    logits (E, B, C), labels (B,)."""
+    log_p = ensemble_log_probabilities(logits)
+    losses = -jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+    return {"loss": jnp.sum(losses), "correct": jnp.sum(jnp.argmax(log_p, axis=-1) == labels)}
+
+
 def _classification_finish(sums: Mapping[str, np.ndarray], n: int) -> tuple:
     loss, correct = np.asarray(sums["loss"], np.float64), np.asarray(sums["correct"], np.int64)
     if np.ndim(loss) == 0:
@@ -88,6 +107,11 @@ def forecasting_sums(forecasts: jax.Array, targets: jax.Array) -> dict[str, jax.
     return {"loss": jnp.sum(per_sample)}
 
 
+def forecasting_ensemble_sums(forecasts: jax.Array, targets: jax.Array) -> dict[str, jax.Array]:
+    """The chunk's summed MSE of E members' mean forecast: forecasts (E, B, H, T), targets (B, H, T)."""
+    return forecasting_sums(jnp.mean(forecasts, axis=0), targets)
+
+
 def _forecasting_finish(sums: Mapping[str, np.ndarray], n: int) -> tuple:
     loss = np.asarray(sums["loss"], np.float64) / n
     if np.ndim(loss) == 0:
@@ -95,8 +119,23 @@ def _forecasting_finish(sums: Mapping[str, np.ndarray], n: int) -> tuple:
     return loss, np.full(loss.shape, math.nan)
 
 
-CLASSIFICATION = Task("classification", cross_entropy, classification_sums, _classification_finish, "loss")
-FORECASTING = Task("forecasting", mse, forecasting_sums, _forecasting_finish, "MSE", labelled=False)
+CLASSIFICATION = Task(
+    "classification",
+    cross_entropy,
+    classification_sums,
+    classification_ensemble_sums,
+    _classification_finish,
+    "loss",
+)
+FORECASTING = Task(
+    "forecasting",
+    mse,
+    forecasting_sums,
+    forecasting_ensemble_sums,
+    _forecasting_finish,
+    "MSE",
+    labelled=False,
+)
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, FORECASTING)}
 
 

@@ -38,7 +38,9 @@ def test_model_matches_torch(case: ModelCase, dtype: str):
         {**case.settings(), **entry.fixed},
     )
     params = [k for k, p in layout.items() if p.collection == "params"]
-    assert sorted(k for k in pairs if k.startswith("grad/")) == sorted([*(f"grad/{k}" for k in params), "grad/input"])
+    assert sorted(k for k in pairs if k.startswith("grad/")) == sorted(
+        [*(f"grad/{k}" for k in params), "grad/input"]
+    )
     if case.train and entry.batch_stats:
         stats = [k for k, p in layout.items() if p.collection == "batch_stats"]
         assert sorted(k for k in pairs if "." in k and not k.startswith("grad/")) == sorted(stats)
