@@ -11,10 +11,8 @@ read as n univariate series of length T, the convention of time-series libraries
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
@@ -76,7 +74,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     `TrainConfig`'s defaults (1, float32, fused). Series are standardised per channel with
     statistics fitted on the training data (``standardize=True``; the flag ``--no-standardize``).
     Labels may be any hashable values. ``cell`` ("lstm", "gru" or "rnn") picks the recurrent layer
-    (`TrainConfig.cell`, the flag ``--cell``).
+    (`TrainConfig.cell`, the flag ``--cell``). ``ensemble=K`` trains K members at once (seeds
+    random_state .. random_state + K - 1) and predicts with the mean of their probabilities;
+    ``schedule`` ("plateau", "cosine") and ``select`` ("last", "train-loss") as the flags.
 
     Attributes after `fit`: ``classes_`` (n_classes,), ``n_features_in_``, ``variables_`` (Flax
     variables, exportable with `jax_lstm.to_torch`), ``history_`` (per-epoch training loss and lr),
@@ -99,6 +99,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | None = 0,
         verbose: int = 0,
         cell: str = "lstm",
+        ensemble: int | None = None,
+        schedule: str | None = None,
+        select: str | None = None,
     ):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -114,6 +117,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.cell = cell
+        self.ensemble = ensemble
+        self.schedule = schedule
+        self.select = select
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -189,7 +195,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         self.config_ = dataclasses.asdict(config)
         return self
 
-    def _logits(self, X) -> np.ndarray:
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, n_classes) class probabilities, columns in the order of ``classes_`` (an ensemble's:
+        the mean of its members')."""
         check_is_fitted(self, "variables_")
         x, lengths = _as_series(X, "predict")
         if x.shape[-1] != self.n_features_in_:
@@ -198,28 +206,14 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
         x = self._transform(x, lengths)
-        config = self.config_
-        fields = (config[k] for k in _PROGRAM_FIELDS)
+        config = training.TrainConfig(**self.config_)
         dims = data.Dims(self.n_features_in_, len(self.classes_), None, self.seq_len_)
-        forward = _forward(*fields, dims)
-        chunk = config["eval_batch_size"]
-        parts = []
-        for lo in range(0, len(x), chunk):
-            lb = None if lengths is None else jnp.asarray(lengths[lo : lo + chunk])
-            parts.append(np.asarray(forward(self.variables_, jnp.asarray(x[lo : lo + chunk]), lb)))
-        return np.concatenate(parts)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """(n, n_classes) class probabilities, columns in the order of ``classes_``."""
-        logits = self._logits(X).astype(np.float64)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        return training.predict.class_probabilities(config, dims, self.variables_, x, lengths)
 
     def predict(self, X) -> np.ndarray:
         """(n,) predicted labels (values from ``classes_``)."""
-        logits = self._logits(X)  # first: it raises NotFittedError before classes_ is touched
-        return self.classes_[np.argmax(logits, axis=1)]
+        probabilities = self.predict_proba(X)  # first: it raises NotFittedError before classes_ is touched
+        return self.classes_[np.argmax(probabilities, axis=1)]
 
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy. Labels that never occurred in `fit` are an error, not a silent miss."""
@@ -246,31 +240,7 @@ _PARAMETERS = (
     "weight_decay",
     "dropout",
     "cell",
+    "ensemble",
+    "schedule",
+    "select",
 )
-
-# The config fields that decide the eval-mode program (dropout is inactive in eval mode; seed, lr,
-# epochs and the rest only shape training).
-_PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementation", "cell")
-
-
-@functools.lru_cache(maxsize=16)
-def _forward(
-    model: str,
-    hidden_size: int,
-    num_layers: int,
-    dtype: str,
-    implementation: str,
-    cell: str,
-    dims: data.Dims,
-):
-    """One jitted eval-mode forward (`training.make_forward`) per model architecture, shared by all
-    fitted estimators (kept outside the estimator so that predict leaves its __dict__ unchanged)."""
-    config = training.TrainConfig(
-        model=model,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dtype=dtype,
-        implementation=implementation,
-        cell=cell,
-    )
-    return training.make_forward(training.make_model(config, dims))

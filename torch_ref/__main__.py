@@ -19,6 +19,7 @@ def _train(args: argparse.Namespace) -> int:
     from jax_lstm import reporting
     from jax_lstm.data import DataError
     from jax_lstm.experiment.outputs import run_record, write_metrics
+    from jax_lstm.training import FitResult
     from torch_ref.train import CHECKPOINT_NAME, train_torch
 
     try:
@@ -70,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
         f"({seconds:.1f} s)"
     )
     if args.metrics_json:
-        models = [(config.seed, result.history, None)]
+        models = [FitResult(None, None, result.history, config, dataset.num_classes)]
         payload = run_record(
             "classification", dataset.describe(), config, seconds, reporting.environment(), models, False
         )

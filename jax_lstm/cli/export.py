@@ -1,6 +1,11 @@
-"""``jax-lstm export CHECKPOINT_DIR OUT.pt``: a checkpoint's weights as the torch twin's state dict."""
+"""``jax-lstm export CHECKPOINT_DIR OUT.pt``: a checkpoint's weights as the torch twin's state dict;
+one per model (``OUT.seed<S>.pt``) for the models of an ensemble or of ``--seeds``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import jax
 
 from jax_lstm.experiment import RunError, check_output_file
 from jax_lstm.experiment.outputs import EXIT_WRITE_FAILED
@@ -24,14 +29,32 @@ def run(checkpoint_dir: str, output: str) -> int:
         raise RunError(str(err)) from err
     loaded = load_checkpoint(checkpoint_dir, log=print)
     entry = registry.get(loaded.config.model)
-    state_dict = jax_lstm.to_torch(loaded.variables(), model=entry.name)
-    try:
-        torch.save(state_dict, output)
-    except OSError as err:
-        raise RunError(f"could not write {output}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
+    variables = loaded.variables()
+    if loaded.seeds is None:
+        targets = [(Path(output), variables)]
+    else:
+        path = Path(output)
+        targets = [
+            (
+                path.with_name(f"{path.stem}.seed{seed}{path.suffix}"),
+                jax.tree.map(lambda a, k=k: a[k], variables),
+            )
+            for k, seed in enumerate(loaded.seeds)
+        ]
+    for path, member in targets:
+        try:
+            torch.save(jax_lstm.to_torch(member, model=entry.name), path)
+        except OSError as err:
+            raise RunError(f"could not write {path}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
     arguments = ", ".join(str(a) for a in entry.torch_args(loaded.dims, entry.arch(loaded.config)))
-    print(
-        f"wrote {output}: a {entry.torch_class_name} state dict after {loaded.epoch} epochs; load it "
-        f"with torch_ref.{entry.torch_class_name}({arguments}).load_state_dict(torch.load(...))"
-    )
+    load = f"torch_ref.{entry.torch_class_name}({arguments}).load_state_dict(torch.load(...))"
+    if loaded.seeds is None:
+        what = f"a {entry.torch_class_name} state dict after {loaded.epoch} epochs"
+        print(f"wrote {output}: {what}; load it with {load}")
+    else:
+        names = ", ".join(str(path) for path, _ in targets)
+        print(
+            f"wrote {names}: {len(targets)} {entry.torch_class_name} state dicts (one per model, seeds "
+            f"{loaded.seeds}) after {loaded.epoch} epochs; load each with {load}"
+        )
     return 0

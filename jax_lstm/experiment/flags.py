@@ -93,6 +93,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
         "--validation-split or a forecast's validation period), train-loss (the lowest training loss); "
         "none looks at test data",
     )
+    group.add_argument(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="train K members at once (seeds --seed .. --seed+K-1) and predict with the mean of their "
+        "probabilities (default 1: one model)",
+    )
     group.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
     group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
@@ -261,6 +268,7 @@ _SETTINGS = (
     "schedule",
     "warmup_epochs",
     "eta_min",
+    "ensemble",
     "seed",
     "dtype",
 )

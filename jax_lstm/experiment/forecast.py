@@ -151,8 +151,7 @@ def run_forecast(request: ForecastRequest) -> int:
         verdict = "beats" if ratio < 1 else "does not beat"
         print(f"the LSTM {verdict} the best baseline ({best}): MASE ratio {ratio:.3f}")
 
-    models = [(config.seed, result.history, result.selected_epoch)]
-    payload = run_record("forecasting", data.table.describe(), config, seconds, env, models, stacked=False)
+    payload = run_record("forecasting", data.table.describe(), config, seconds, env, [result], stacked=False)
     payload.update(
         {
             "lookback": data.lookback,

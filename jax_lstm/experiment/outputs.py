@@ -87,29 +87,39 @@ def log_function(progress: Callable | None, prefix: str = "") -> Callable[[str],
     return lambda line: tqdm.write(prefix + line)
 
 
-def selection_record(config, history, selected_epoch: int | None) -> dict[str, Any]:
+def selection_record(config, result) -> dict[str, Any] | None:
     """Which epoch is reported and why (`TrainConfig.select`), for the metrics JSON."""
-    epoch = selected_epoch or len(history)
+    if not result.history:
+        return None
+    if result.final is not None:
+        epochs = [m.selected_epoch for m in result.members]
+        why = f"the ensemble of its members, each at its own epoch by {config.select} ({epochs})"
+        return {"rule": config.select, "epoch": None, "member_epochs": epochs, "why": why}
     why = {
         "last": "the last epoch",
         "validation": "the best on the validation split (accuracy, then loss)",
         "train-loss": "the lowest training loss",
     }[config.select]
-    return {"rule": config.select, "epoch": epoch, "why": why}
+    return {"rule": config.select, "epoch": result.reported.epoch, "why": why}
 
 
-def model_record(config, history, selected_epoch: int | None, labelled: bool) -> dict[str, Any]:
-    """One model's part of the metrics JSON: its epochs, the reported one, its test accuracy."""
+def model_record(result, labelled: bool) -> dict[str, Any]:
+    """One model's (or ensemble's) part of the metrics JSON: its seed, epochs, the reported one and
+    why, its test accuracy; an ensemble's members, each the same."""
     from jax_lstm.training.history import to_dicts
 
     record: dict[str, Any] = {
-        "epochs": to_dicts(history),
-        "selected_epoch": selected_epoch,
-        "selection": selection_record(config, history, selected_epoch) if history else None,
+        "seed": result.config.seed,
+        "epochs": to_dicts(result.history),
+        "selected_epoch": result.selected_epoch,
+        "selection": selection_record(result.config, result),
     }
     if labelled:
-        chosen = history[(selected_epoch or len(history)) - 1] if history else None
-        record["test_accuracy"] = None if chosen is None else chosen.test_accuracy
+        record["test_accuracy"] = result.reported.test_accuracy if result.history else None
+    if result.final is not None:
+        record["final"] = result.final.as_dict()
+    if result.members is not None:
+        record["members"] = [model_record(m, labelled) for m in result.members]
     return record
 
 
@@ -119,12 +129,13 @@ def run_record(
     config,
     seconds: float,
     env: dict[str, Any],
-    models: Sequence[tuple[int, list, int | None]],
+    results: Sequence[Any],
     stacked: bool,
     stopped: str | None = None,
 ) -> dict[str, Any]:
-    """The metrics JSON of a run: `models` holds (seed, history, selected epoch) per model; one
-    model's fields sit at the top level, K models' under ``models``."""
+    """The metrics JSON of a run: `results` holds a `FitResult` (or a stand-in with its fields: the
+    epochs of a run that stopped) per model; one model's fields sit at the top level, K models'
+    under ``models``."""
     labelled = task == "classification"
     record: dict[str, Any] = {
         "task": task,
@@ -133,14 +144,14 @@ def run_record(
         "environment": env,
         "seconds": seconds,
     }
-    parts = [{"seed": seed, **model_record(config, h, e, labelled)} for seed, h, e in models]
+    parts = [model_record(r, labelled) for r in results]
     if stacked:
         record["models"] = parts
         if labelled:
             accuracies = [p["test_accuracy"] for p in parts if p["test_accuracy"] is not None]
             record["test_accuracy_mean"] = sum(accuracies) / len(accuracies) if accuracies else None
     else:
-        record.update({k: v for k, v in parts[0].items() if k != "seed"})
+        record.update(parts[0])
     if stopped is not None:
         record["stopped"] = stopped
         record["diverged"] = stopped == "diverged"

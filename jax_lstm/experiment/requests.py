@@ -165,13 +165,13 @@ class TrainRequest(_Outputs):
         dataset = self.load_data()
         return dataset, resolve_config(self.model, dataset, **self.given_settings())
 
-    @property
-    def seed_list(self) -> list[int] | None:
-        """The K models' seeds (None: one model)."""
+    def seed_list(self, ensemble: int = 1) -> list[int] | None:
+        """The K runs' seeds (None: one run): seed, seed + E, ... for ensembles of E members, each
+        taking E seeds."""
         if self.seeds == 1:
             return None
         seed = int(self.settings.get("seed") or 0)
-        return list(range(seed, seed + self.seeds))
+        return [seed + ensemble * k for k in range(self.seeds)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ it when asked, and the outputs written (metrics JSON, plots; process 0 only)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from jax_lstm.rnn.layer import describe_cell
 from jax_lstm.training import (
     CheckpointError,
     CheckpointWriteError,
+    FitResult,
     Partial,
     TrainConfig,
     TrainingDivergedError,
@@ -84,16 +86,21 @@ def run_training(request: TrainRequest) -> int:
             torch_side.require_torch("--compare-torch")
     except (DataError, ValueError, FileNotFoundError, torch_side.TorchMissingError) as err:
         raise RunError(str(err)) from err
-    seeds = request.seed_list
+    seeds = request.seed_list(config.ensemble)
     env = reporting.environment()
     print(dataset.describe())
-    models = "" if seeds is None else f"{len(seeds)} models (seeds {seeds[0]}-{seeds[-1]}) trained at once: "
+    models = (
+        "" if seeds is None else f"{len(seeds)} runs (seeds {', '.join(map(str, seeds))}) trained at once: "
+    )
+    if config.ensemble > 1:
+        models += f"ensemble of {config.ensemble} (seeds s .. s+{config.ensemble - 1}) of "
     print(header(config, env, models), flush=True)
+    members = [dataclasses.replace(config, seed=config.seed + e) for e in range(config.ensemble)]
     variables = None
     if request.compare_torch:
         if config.dropout > 0:
             print("note: with dropout the two sides draw different masks; losses will differ")
-        variables = initial_variables(config, dataset.dims)
+        variables = [initial_variables(member, dataset.dims) for member in members]
     progress = progress_factory()
     start = time.perf_counter()
 
@@ -101,9 +108,11 @@ def run_training(request: TrainRequest) -> int:
         """Writes the epochs measured before the run stopped; a note for the error message."""
         if not request.metrics_json:
             return ""
-        payload = _record(
-            request, dataset, config, env, partial.histories, [None] * len(partial.histories), start, why
-        )
+        done = [
+            FitResult(None, None, history, dataclasses.replace(config, seed=seed), 0)
+            for seed, history in zip(_member_seeds(seeds, config), partial.histories, strict=True)
+        ]
+        payload = _record(request, dataset, config, env, done, start, why)
         try:
             write_metrics(request.metrics_json, payload)
         except OSError as err:
@@ -115,7 +124,7 @@ def run_training(request: TrainRequest) -> int:
             config,
             dataset,
             seeds,
-            variables=None if variables is None else [variables],
+            variables=variables,
             checkpoint_dir=request.checkpoint_dir,
             resume=request.resume,
             overwrite=request.overwrite,
@@ -137,38 +146,47 @@ def run_training(request: TrainRequest) -> int:
         raise RunError(str(err)) from err
     seconds = time.perf_counter() - start
     _print_results(results, seeds, config, seconds)
-    histories = [r.history for r in results]
-    payload = _record(request, dataset, config, env, histories, [r.selected_epoch for r in results], start)
+    payload = _record(request, dataset, config, env, results, start)
     status = 0
     result = results[0]
-    comparison = None
+    comparisons = []
     if request.compare_torch:
         log = None if request.quiet else log_function(None, "[torch] ")
-        comparison = torch_side.compare_with_twin(config, dataset, variables, result.history, log)
-        print(
-            f"PyTorch: test accuracy {100 * comparison.history[-1].test_accuracy:.2f}% "
-            f"({comparison.seconds:.1f} s)"
-        )
-        print(reporting.comparison_table(result.history, comparison.history))
-        print(comparison.verdict(config.dtype))
-        payload["torch"] = {
-            "epochs": [r.as_dict() for r in comparison.history],
-            "test_accuracy": comparison.history[-1].test_accuracy,
-            "seconds": comparison.seconds,
-        }
-        payload["comparison"] = comparison.record()
-        status = 0 if comparison.agree else EXIT_DISAGREE
+        # Each member in lockstep with its twin: the same initial weights and the same batches.
+        for member, weights, trained in zip(members, variables, result.members or [result], strict=True):
+            comparison = torch_side.compare_with_twin(member, dataset, weights, trained.history, log)
+            which = f" (member of seed {member.seed})" if config.ensemble > 1 else ""
+            accuracy = comparison.history[-1].test_accuracy
+            print(f"PyTorch{which}: test accuracy {100 * accuracy:.2f}% ({comparison.seconds:.1f} s)")
+            print(reporting.comparison_table(trained.history, comparison.history))
+            print(comparison.verdict(config.dtype))
+            comparisons.append(comparison)
+        torch_runs = [
+            {
+                "seed": member.seed,
+                "epochs": [r.as_dict() for r in c.history],
+                "test_accuracy": c.history[-1].test_accuracy,
+                "seconds": c.seconds,
+            }
+            for member, c in zip(members, comparisons, strict=True)
+        ]
+        payload["torch"] = torch_runs[0] if config.ensemble == 1 else {"members": torch_runs}
+        records = [c.record() for c in comparisons]
+        payload["comparison"] = records[0] if config.ensemble == 1 else {"members": records}
+        status = 0 if all(c.agree for c in comparisons) else EXIT_DISAGREE
     try:
         written = write_metrics(request.metrics_json, payload)
         if written:
             print(f"metrics written to {written}")
         if request.plot and parallel.is_primary():
             title = f"{dataset.name}, {config.model}, seed {config.seed}"
-            torch_history = None if comparison is None else comparison.history
+            torch_history = comparisons[0].history if comparisons and config.ensemble == 1 else None
             written = reporting.plot_history(request.plot, result.history, torch_history, title)
             print(f"plot written to {written}")
         if request.plot_attention and parallel.is_primary():
-            written = _plot_attention(request.plot_attention, dataset, config, result)
+            # An ensemble's first member: each member attends on its own.
+            shown = result.members[0] if result.members else result
+            written = _plot_attention(request.plot_attention, dataset, shown.config, shown)
             print(f"attention plot written to {written}")
     except OSError as err:
         what = err.filename or "an output"
@@ -176,38 +194,39 @@ def run_training(request: TrainRequest) -> int:
     return status
 
 
-def _record(request, dataset, config, env, histories, selected, start: float, stopped: str | None = None):
-    seeds = request.seed_list or [config.seed]
-    models = list(zip(seeds, histories, selected, strict=True))
+def _member_seeds(seeds: list[int] | None, config: TrainConfig) -> list[int]:
+    """Every trained model's seed, in the order of the stacked state."""
+    return [s + e for s in (seeds or [config.seed]) for e in range(config.ensemble)]
+
+
+def _record(request, dataset, config, env, results, start: float, stopped: str | None = None):
+    stacked = request.seeds > 1 or (stopped is not None and config.ensemble > 1)
     seconds = time.perf_counter() - start
-    return run_record(
-        "classification",
-        dataset.describe(),
-        config,
-        seconds,
-        env,
-        models,
-        request.seed_list is not None,
-        stopped,
-    )
+    return run_record("classification", dataset.describe(), config, seconds, env, results, stacked, stopped)
 
 
 def _print_results(results, seeds, config: TrainConfig, seconds: float) -> None:
     def chosen(r) -> str:
+        if r.final is not None:
+            return f" (members at epochs {[m.selected_epoch for m in r.members]}, select {config.select})"
         return "" if r.selected_epoch is None else f" at epoch {r.selected_epoch} (select {config.select})"
 
+    what = "" if config.ensemble == 1 else f"ensemble of {config.ensemble}, "
+    for r in results:
+        for m in r.members or []:
+            print(f"  member of seed {m.config.seed}: test accuracy {100 * m.test_accuracy:.2f}%{chosen(m)}")
+        if seeds is not None:
+            print(f"seed {r.config.seed}: {what}test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)}")
     if seeds is None:
         (r,) = results
         print(
-            f"JAX: test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)} after {config.epochs} epochs "
+            f"JAX: {what}test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)} after {config.epochs} epochs "
             f"({seconds:.1f} s including compilation)"
         )
         return
-    for seed, r in zip(seeds, results, strict=True):
-        print(f"seed {seed}: test accuracy {100 * r.test_accuracy:.2f}%{chosen(r)}")
     accuracies = [r.test_accuracy for r in results]
     print(
-        f"JAX: {len(seeds)} models, test accuracy mean {100 * np.mean(accuracies):.2f}% "
+        f"JAX: {len(seeds)} runs, {what}test accuracy mean {100 * np.mean(accuracies):.2f}% "
         f"(range {100 * min(accuracies):.2f}-{100 * max(accuracies):.2f}) after {config.epochs} epochs "
         f"({seconds:.1f} s for all, including compilation)"
     )

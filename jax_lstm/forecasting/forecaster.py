@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 import pandas as pd
 
@@ -30,7 +29,7 @@ from jax_lstm.data import DataError, Dims, WindowDataset
 from jax_lstm.forecasting.metrics import Evaluation, evaluate, naive_scale
 from jax_lstm.forecasting.table import Table, table_from_frame
 from jax_lstm.forecasting.windows import DEFAULT_VAL_FRACTION, ForecastData, Windows, prepare, split_periods
-from jax_lstm.training import FitResult, TrainConfig, fit, make_model, resolve_config
+from jax_lstm.training import FitResult, TrainConfig, fit, make_model, predict, resolve_config
 
 __all__ = [
     "MODEL",
@@ -182,16 +181,20 @@ class Forecaster:
         """The trained Flax variables (``jax_lstm.to_torch(..., model="lstm-forecaster")`` takes them)."""
         return self.result.variables()
 
-    def module(self):
-        """The Flax `LSTMForecaster` these variables belong to."""
+    @property
+    def dims(self) -> Dims:
         shape = (self.horizon, len(self.targets))
-        dims = Dims(self.data.table.values.shape[1], math.prod(shape), shape, self.lookback)
-        return make_model(self.config, dims)
+        return Dims(self.data.table.values.shape[1], math.prod(shape), shape, self.lookback)
+
+    def module(self):
+        """The Flax `LSTMForecaster` these variables belong to (an ensemble's: each member's)."""
+        return make_model(self.config, self.dims)
 
     def forecast_scaled(self, inputs: np.ndarray) -> np.ndarray:
-        """(B, L, V) scaled input windows -> (B, H, T) scaled forecasts."""
+        """(B, L, V) scaled input windows -> (B, H, T) scaled forecasts (an ensemble's: the mean of
+        its members')."""
         inputs = np.asarray(inputs, dtype=self.config.dtype)
-        return np.asarray(_apply(self.module())(self.variables(), inputs), dtype=np.float64)
+        return predict.forecasts(self.config, self.dims, self.variables(), inputs)
 
     def forecast_windows(self, windows: Windows | None = None) -> np.ndarray:
         """(B, H, T) forecasts in original units from each origin of `windows` (default: the test period)."""
@@ -241,10 +244,6 @@ class Forecaster:
         window = self.data.scaler.transform(values[-self.lookback :])[None]
         forecast = self.data.inverse_targets(self.forecast_scaled(window))[0]
         return Prediction(forecast, self.targets, times)
-
-
-def _apply(module) -> Callable:
-    return jax.jit(lambda variables, x: module.apply(variables, x, train=False))
 
 
 def _next_times(times: pd.Index | None, horizon: int) -> pd.Index | None:

@@ -1,6 +1,7 @@
 """Training as pure functions of a train state: config, state, steps, data parallelism, the loop,
 checkpoints and the per-epoch history."""
 
+from jax_lstm.training import predict
 from jax_lstm.training.checkpoint import Checkpoint, CheckpointError, check_directory
 from jax_lstm.training.config import TrainConfig, resolve_config
 from jax_lstm.training.history import EpochRecord
@@ -60,6 +61,7 @@ __all__ = [
     "make_scheduler",
     "make_train_step",
     "mesh_for",
+    "predict",
     "resolve_config",
     "train_epoch",
 ]
