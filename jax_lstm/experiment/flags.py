@@ -246,7 +246,6 @@ _RANGES = {
         lambda v: 0 < v < 1,
         "a fraction in (0, 1), e.g. 0.2 (leave it out to train on every training series)",
     ),
-    "val_fraction": (lambda v: 0 < v < 1, "a fraction in (0, 1), e.g. 0.1"),
 }
 
 # The TrainConfig fields the model and optimisation flags set.

@@ -206,10 +206,12 @@ def _record(request, dataset, config, env, results, start: float, stopped: str |
 
 
 def _print_results(results, seeds, config: TrainConfig, seconds: float) -> None:
+    how = {"validation": "chosen on the validation split", "train-loss": "chosen by the lowest training loss"}
+
     def chosen(r) -> str:
         if r.final is not None:
-            return f" (members at epochs {[m.selected_epoch for m in r.members]}, select {config.select})"
-        return "" if r.selected_epoch is None else f" at epoch {r.selected_epoch} (select {config.select})"
+            return f" (members at epochs {[m.selected_epoch for m in r.members]}, {how[config.select]})"
+        return "" if r.selected_epoch is None else f" at epoch {r.selected_epoch} ({how[config.select]})"
 
     what = "" if config.ensemble == 1 else f"ensemble of {config.ensemble}, "
     for r in results:

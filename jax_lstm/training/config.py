@@ -203,7 +203,7 @@ def resolve_config(model: str, data: Any = None, /, **given: Any) -> TrainConfig
     settings.update(given)
     if settings.get("clip") == 0:
         settings["clip"] = None
-    if "epochs" not in given and data is not None:
+    if "epochs" not in given and data is not None and settings.get("batch_size", 1) >= 1:
         epochs = settings.get("epochs", TrainConfig.epochs)
         batch_size = settings.get("batch_size", TrainConfig.batch_size)
         settings["epochs"] = recipe_epochs(base, len(data.y_train), batch_size, epochs, data.seq_len)

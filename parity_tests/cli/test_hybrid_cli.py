@@ -165,7 +165,9 @@ def test_validation_split_is_stratified_and_leaves_the_test_split_alone():
 
 def test_fit_many_chooses_each_models_epoch_as_fit_does(tiny):
     dataset = data.validation_split(data.from_ts_files(tiny["train"], tiny["test"]), 0.3, seed=0)
-    config = jax_lstm.TrainConfig(model="attention-lstm", hidden_size=4, num_layers=1, epochs=4, log_every=0)
+    config = jax_lstm.TrainConfig(
+        model="attention-lstm", hidden_size=4, num_layers=1, epochs=4, log_every=0, select="validation"
+    )
     many = jax_lstm.fit_many(config, dataset, [0, 1], log=None)
     for seed, result in zip([0, 1], many, strict=True):
         alone = jax_lstm.fit(dataclasses.replace(config, seed=seed), dataset, log=None)
@@ -181,7 +183,7 @@ def test_fit_many_chooses_each_models_epoch_as_fit_does(tiny):
 def test_seeds_train_fcn_models_at_once(tiny, capsys):
     argv = ["train", "--model", "lstm-fcn", *_data(tiny), "--quiet", "--epochs", "1", "--seeds", "2"]
     assert main(argv) == 0
-    assert "2 models (seeds 0-1) trained at once: lstm-fcn" in capsys.readouterr().out
+    assert "2 runs (seeds 0, 1) trained at once: model lstm-fcn" in capsys.readouterr().out
 
 
 def test_torch_reference_trains_the_new_models_and_refuses_a_validation_split(tiny, capsys):

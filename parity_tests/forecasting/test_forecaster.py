@@ -114,7 +114,7 @@ def test_fit_forecaster_predicts_dated_steps_and_checkpoints_restore_it(tmp_path
     )
     assert (forecaster.lookback, forecaster.horizon, forecaster.targets) == (6, 3, ("a", "c"))
     assert [r.epoch for r in forecaster.result.history] == [1, 2]
-    assert all(np.isfinite(r.test_loss) and np.isnan(r.test_accuracy) for r in forecaster.result.history)
+    assert all(np.isfinite(r.val_loss) and np.isnan(r.test_loss) for r in forecaster.result.history)
     prediction = forecaster.predict()
     assert prediction.values.shape == (3, 2)
     assert list(prediction.times.astype(str)) == ["2007Q3", "2007Q4", "2008Q1"]  # after 1990Q1 + 69

@@ -44,14 +44,15 @@ def _state(epoch: int, size: int = 8) -> dict[str, np.ndarray]:
 
 
 def _target(size: int = 8):
-    def target(config_fields, data):
-        return TrainConfig(**config_fields), {"w": np.zeros((size, size), np.float32), "step": np.int32(0)}
+    def target(config_fields, data, seeds):
+        template = {"w": np.zeros((size, size), np.float32), "step": np.int32(0)}
+        return TrainConfig(**config_fields), template, optim.PlateauState
 
     return target
 
 
 def _save(directory: Path, epoch: int, size: int = 8) -> Path:
-    return checkpoint.save(directory, _state(epoch, size), PLATEAU, epoch, [], CONFIG, _dataset())
+    return checkpoint.save(directory, _state(epoch, size), [PLATEAU], epoch, [[]], CONFIG, _dataset())
 
 
 def _assert_state(loaded, epoch: int, size: int = 8) -> None:

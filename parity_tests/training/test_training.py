@@ -174,7 +174,7 @@ def test_nothing_recompiles_after_the_first_epoch():
     plateaus = [run.scheduler.init(config.lr)]
     sizes = []
     for epoch in range(3):
-        state, plateaus, _ = training.train_epoch(run, state, plateaus, epoch, log=None)
+        state, plateaus, _, _ = training.train_epoch(run, state, plateaus, epoch, log=None)
         sizes.append((run.train_step.compiled_programs(), run.eval_step.compiled_programs()))
     assert sizes[0] == (2, 1)
     assert sizes[1] == sizes[2] == sizes[0]
