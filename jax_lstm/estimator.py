@@ -208,7 +208,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         x = self._transform(x, lengths)
         config = training.TrainConfig(**self.config_)
         dims = data.Dims(self.n_features_in_, len(self.classes_), None, self.seq_len_)
-        return training.predict.class_probabilities(config, dims, self.variables_, x, lengths)
+        return training.predict.predictions(config, dims, self.variables_, x, lengths)
 
     def predict(self, X) -> np.ndarray:
         """(n,) predicted labels (values from ``classes_``)."""
@@ -228,19 +228,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
 
 
 # The estimator's parameters that are TrainConfig fields (the others: standardize, random_state,
-# verbose).
+# verbose): the recipe's fields but the schedules' finer ones, which always keep the recipe's.
 _PARAMETERS = (
-    "hidden_size",
-    "num_layers",
-    "epochs",
-    "batch_size",
-    "lr",
-    "clip",
-    "patience",
+    *(f for f in training.RECIPE_FIELDS if f not in ("factor", "min_lr", "warmup_epochs", "eta_min")),
     "weight_decay",
-    "dropout",
     "cell",
-    "ensemble",
-    "schedule",
-    "select",
 )

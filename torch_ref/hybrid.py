@@ -57,7 +57,7 @@ class LSTMFCN(nn.Module):
 
     def __init__(
         self,
-        num_features: int,
+        input_size: int,
         seq_len: int,
         num_classes: int,
         hidden_size: int = 8,
@@ -72,7 +72,7 @@ class LSTMFCN(nn.Module):
         self.seq_len = seq_len
         self.lstm = _recurrent_layer(cell, seq_len, hidden_size, num_layers)
         self.dropout = nn.Dropout(dropout)
-        channels = [num_features, *filters]
+        channels = [input_size, *filters]
         for i, kernel in enumerate(kernel_sizes, start=1):
             setattr(self, f"conv{i}", nn.Conv1d(channels[i - 1], channels[i], kernel, padding="same"))
             setattr(self, f"bn{i}", nn.BatchNorm1d(channels[i]))
@@ -130,9 +130,10 @@ class AttentionLSTM(nn.Module):
         attention_size: int | None = None,
         cell: str = "lstm",
         bidirectional: bool = True,
+        dropout: float = 0.0,
     ):
         super().__init__()
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, bidirectional)
+        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
         width = hidden_size * (2 if bidirectional else 1)  # each step's output: both directions
         self.attn = nn.Linear(width, attention_size or hidden_size)
         self.v = nn.Linear(attention_size or hidden_size, 1, bias=False)

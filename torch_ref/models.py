@@ -3,7 +3,7 @@
 The article's code lost its line breaks; restored here with its behaviour unchanged (explicit zero
 h0/c0 on every forward, the last timestep into the linear layer). One fix: the article's `BN_LSTM`
 never sets `self.hidden_size` and `self.num_layers`, which its `forward` reads, so as printed it
-raises AttributeError on the first call; they are set here exactly as in `MultiDimLSTM`.
+raises AttributeError on the first call; here it is `MultiDimLSTM`'s subclass, which sets them.
 
 One extension, off by default: ``forward(x, lengths)`` accepts the valid lengths of right-padded
 sequences and then runs torch's packed path (`pack_padded_sequence`), reads each sequence's last
@@ -12,10 +12,11 @@ the forward pass is the article's, line for line, but for one addition: h0/c0 ar
 ``dtype=x.dtype`` (the article's `torch.zeros(...)` takes the default float32), so that the models
 also run in float64 for the parity checks; in float32 nothing changes.
 
-A second extension, off by default: ``cell="gru"`` or ``"rnn"`` puts an `nn.GRU` or a (tanh) `nn.RNN`
-in the LSTM's place, from a zero h0 (no c0); the attribute stays ``self.lstm`` for every cell, so
-the state dict keys are the same ones (``lstm.weight_ih_l0``, ...) and `jax_lstm.from_torch` tells
-the cell from their shapes.
+A second extension, off by default: ``cell="gru"`` or ``"rnn"`` puts an `nn.GRU` or a (tanh)
+`nn.RNN` in the LSTM's place, from a zero h0 (no c0); the attribute stays ``self.lstm`` for every
+cell, so the state dict keys are the same ones (``lstm.weight_ih_l0``, ...) and
+`jax_lstm.from_torch` tells the cell from their shapes. A third, off by default: ``dropout``
+between the recurrent layers (nn.LSTM's own), as the JAX models' `dropout` option.
 
 The registry (`jax_lstm.models.registry`) names these classes as the twins of "lstm" and "bn-lstm";
 `torch_ref.twins.make_torch_model` builds them by that name.
@@ -33,11 +34,18 @@ _LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 def _recurrent_layer(
-    cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool = False
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
 ) -> nn.Module:
     if cell not in _LAYERS:
         raise ValueError(f"cell must be one of {tuple(_LAYERS)}, got {cell!r}")
-    return _LAYERS[cell](input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
+    return _LAYERS[cell](
+        input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
+    )
 
 
 def _zero_state(module: nn.Module, x: torch.Tensor):
@@ -53,15 +61,25 @@ class MultiDimLSTM(nn.Module):
     """Section 2.1: stacked batch-first LSTM, zero initial state, last timestep -> Linear."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, cell: str = "lstm"
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        num_classes: int,
+        cell: str = "lstm",
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        self._input_layers(input_size)  # BN_LSTM's BatchNorm, first (its state dict's first keys)
         # nn.LSTM(input_size, hidden_size, num_layers, batch_first=True) for the article's cell:
         # input and output are (batch, seq, features)
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers)
+        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, dropout=dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
+
+    def _input_layers(self, input_size: int) -> None:
+        """Layers before the recurrent one: none here."""
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F) -> logits (B, C); `lengths` (B,) for right-padded batches."""
@@ -74,18 +92,14 @@ class MultiDimLSTM(nn.Module):
         return self.fc(out)
 
 
-class BN_LSTM(nn.Module):  # noqa: N801 - the article's name
-    """Section 4.3: BatchNorm1d over the features (statistics over batch*time), then as MultiDimLSTM."""
+class BN_LSTM(MultiDimLSTM):  # noqa: N801 - the article's name
+    """Section 4.3: BatchNorm1d over the features (statistics over batch*time), then as MultiDimLSTM.
 
-    def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, cell: str = "lstm"
-    ):
-        super().__init__()
-        self.hidden_size = hidden_size  # missing in the article, read by forward
-        self.num_layers = num_layers  # missing in the article, read by forward
+    The article writes its constructor out again and forgets `hidden_size` and `num_layers` there;
+    as MultiDimLSTM's subclass it has them."""
+
+    def _input_layers(self, input_size: int) -> None:
         self.bn = nn.BatchNorm1d(input_size)  # normalise over the feature dimension
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers)
-        self.fc = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F) -> logits (B, C); `lengths` (B,) for right-padded batches."""

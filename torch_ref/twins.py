@@ -23,4 +23,5 @@ def twin_class(name: str) -> type[nn.Module]:
 def make_torch_model(name: str, dims: registry.Dims, arch: Mapping[str, Any]) -> nn.Module:
     """The torch twin of model `name` for data of `dims` and hyperparameters `arch`, initialised by
     torch itself (seed it with `torch.manual_seed` first)."""
-    return twin_class(name)(*registry.get(name).torch_args(dims, arch))
+    entry = registry.get(name)
+    return twin_class(name)(**registry.torch_kwargs(entry, dims, arch))

@@ -46,7 +46,8 @@ def run(checkpoint_dir: str, output: str) -> int:
             torch.save(jax_lstm.to_torch(member, model=entry.name), path)
         except OSError as err:
             raise RunError(f"could not write {path}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
-    arguments = ", ".join(str(a) for a in entry.torch_args(loaded.dims, entry.arch(loaded.config)))
+    kwargs = registry.torch_kwargs(entry, loaded.dims, entry.arch(loaded.config))
+    arguments = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     load = f"torch_ref.{entry.torch_class_name}({arguments}).load_state_dict(torch.load(...))"
     if loaded.seeds is None:
         what = f"a {entry.torch_class_name} state dict after {loaded.epoch} epochs"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from jax_lstm.data.dims import Dims
+from jax_lstm.data.dims import Dims, SeriesSizes
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -37,7 +37,7 @@ DATASET_DEFAULTS = {"epochs": 30, "batch_size": 16}
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class Dataset(SeriesSizes):
     """A train/test split of multivariate series.
 
     x_*: (N, T, F) float arrays, right-padded when lengths_* is given; y_*: (N,) int labels in
@@ -70,15 +70,6 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    @property
-    def num_features(self) -> int:
-        return int(self.x_train.shape[-1])
-
-    @property
-    def seq_len(self) -> int:
-        """T: the padded length of the series (every split is padded to the same)."""
-        return int(self.x_train.shape[1])
 
     @property
     def output_shape(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-__all__ = ["Dims"]
+__all__ = ["Dims", "SeriesSizes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,3 +34,20 @@ class Dims:
             raise ValueError(
                 f"output_shape {self.output_shape} does not hold num_outputs {self.num_outputs} values"
             )
+
+
+class SeriesSizes:
+    """The sizes every dataset reads off its training inputs x_train (N, T, F) (a mixin of
+    `Dataset` and `WindowDataset`)."""
+
+    x_train: object  # (N, T, F)
+
+    @property
+    def num_features(self) -> int:
+        """F: input channels (variables)."""
+        return int(self.x_train.shape[-1])
+
+    @property
+    def seq_len(self) -> int:
+        """T: the series' padded length, a window's length L (every split has the same)."""
+        return int(self.x_train.shape[1])

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from jax_lstm.data.dataset import DataError
-from jax_lstm.data.dims import Dims
+from jax_lstm.data.dims import Dims, SeriesSizes
 
 __all__ = ["WindowDataset"]
 
@@ -24,7 +24,7 @@ def _empty_like(a: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class WindowDataset:
+class WindowDataset(SeriesSizes):
     """Training and validation windows: x (N, L, F) inputs, y (N, H, T) targets; a test split only
     if given (empty by default).
 
@@ -47,15 +47,6 @@ class WindowDataset:
             object.__setattr__(self, "x_test", _empty_like(np.asarray(self.x_train)))
         if self.y_test is None:
             object.__setattr__(self, "y_test", _empty_like(np.asarray(self.y_train)))
-
-    @property
-    def num_features(self) -> int:
-        return int(self.x_train.shape[-1])
-
-    @property
-    def seq_len(self) -> int:
-        """L: the windows' length (every split has the same)."""
-        return int(self.x_train.shape[1])
 
     @property
     def output_shape(self) -> tuple[int, int]:

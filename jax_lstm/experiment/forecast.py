@@ -12,27 +12,11 @@ import numpy as np
 
 from jax_lstm import reporting
 from jax_lstm.data import DataError
-from jax_lstm.experiment import torch_side
-from jax_lstm.experiment.outputs import (
-    EXIT_DISAGREE,
-    EXIT_DIVERGED,
-    EXIT_INTERRUPTED,
-    EXIT_WRITE_FAILED,
-    RunError,
-    log_function,
-    progress_factory,
-    run_record,
-    write_metrics,
-)
+from jax_lstm.experiment import outputs, torch_side
 from jax_lstm.experiment.requests import ForecastRequest
-from jax_lstm.experiment.train import header, stopped_note
+from jax_lstm.experiment.train import header
 from jax_lstm.training import (
-    CheckpointError,
-    CheckpointWriteError,
-    TrainingDivergedError,
-    TrainingInterrupted,
     initial_variables,
-    parallel,
 )
 
 __all__ = ["run_forecast"]
@@ -74,12 +58,12 @@ def _score_table(rows: list[tuple[str, Any, str]]) -> str:
 
 def run_forecast(request: ForecastRequest) -> int:
     """Runs `request`; returns the exit status (0, or 1 when the torch twin's run disagrees).
-    Expected failures raise `RunError` with their message and status (see `run_training`)."""
+    Expected failures raise `outputs.RunError` with their message and status (see `run_training`)."""
     try:
         from jax_lstm import forecasting as fc
     except ImportError as err:
         message = f"jax-lstm forecast needs pandas and statsmodels ({err})"
-        raise RunError(f"{message}: pip install 'jax-lstm[forecast]'") from err
+        raise outputs.RunError(f"{message}: pip install 'jax-lstm[forecast]'") from err
     try:
         request.check()
         if request.compare_torch:
@@ -94,7 +78,7 @@ def run_forecast(request: ForecastRequest) -> int:
             **request.settings,
         )
     except (DataError, ValueError, FileNotFoundError, KeyError, torch_side.TorchMissingError) as err:
-        raise RunError(str(err).strip("'\"")) from err
+        raise outputs.RunError(str(err).strip("'\"")) from err
     data, dataset, config = planned.data, planned.dataset, planned.config
     train_rows, val_rows, test_rows = data.periods.sizes
     print(data.table.describe())
@@ -106,29 +90,17 @@ def run_forecast(request: ForecastRequest) -> int:
     env = reporting.environment()
     print(header(config, env), flush=True)
     variables = initial_variables(config, dataset.dims) if request.compare_torch else None
-    progress = progress_factory()
+    progress = outputs.progress_factory()
     start = time.perf_counter()
-    try:
+    with outputs.training_failures(request.checkpoint_dir):
         forecaster = planned.fit(
             variables=variables,
             checkpoint_dir=request.checkpoint_dir,
             resume=request.resume,
             overwrite=request.overwrite,
-            log=None if request.quiet else log_function(progress),
+            log=None if request.quiet else outputs.log_function(progress),
             progress=progress,
         )
-    except TrainingDivergedError as err:
-        raise RunError(f"{err}{stopped_note(request.checkpoint_dir, err.partial)}", EXIT_DIVERGED) from err
-    except TrainingInterrupted as err:
-        note = stopped_note(request.checkpoint_dir, err.partial, short=True)
-        raise RunError(f"interrupted at epoch {err.partial.epoch}{note}", EXIT_INTERRUPTED) from err
-    except CheckpointWriteError as err:
-        message = f"could not write the checkpoint in {request.checkpoint_dir}: {err.strerror or err}"
-        raise RunError(
-            message + stopped_note(request.checkpoint_dir, err.partial), EXIT_WRITE_FAILED
-        ) from err
-    except (ValueError, CheckpointError) as err:  # resume problems, reported before training
-        raise RunError(str(err)) from err
     seconds = time.perf_counter() - start
     result = forecaster.result
     forecasts = forecaster.forecast_windows()
@@ -151,7 +123,9 @@ def run_forecast(request: ForecastRequest) -> int:
         verdict = "beats" if ratio < 1 else "does not beat"
         print(f"the LSTM {verdict} the best baseline ({best}): MASE ratio {ratio:.3f}")
 
-    payload = run_record("forecasting", data.table.describe(), config, seconds, env, [result], stacked=False)
+    payload = outputs.run_record(
+        "forecasting", data.table.describe(), config, seconds, env, [result], stacked=False
+    )
     payload.update(
         {
             "lookback": data.lookback,
@@ -170,7 +144,7 @@ def run_forecast(request: ForecastRequest) -> int:
     )
     status = 0
     if request.compare_torch:
-        log = None if request.quiet else log_function(None, "[torch] ")
+        log = None if request.quiet else outputs.log_function(None, "[torch] ")
         comparison = torch_side.compare_with_twin(config, dataset, variables, result.history, log)
         scaled = torch_side.predict_twin(comparison.model, data.test.inputs.astype(config.dtype))
         torch_forecasts = data.inverse_targets(scaled)
@@ -188,18 +162,13 @@ def run_forecast(request: ForecastRequest) -> int:
             **comparison.record(),
             "max_abs_diff_test_forecast": float(np.max(np.abs(forecasts - torch_forecasts))),
         }
-        status = 0 if comparison.agree else EXIT_DISAGREE
-    try:
-        written = write_metrics(request.metrics_json, payload)
-        if written:
-            print(f"metrics written to {written}")
-        if request.plot and parallel.is_primary():
-            from jax_lstm.forecasting.plot import plot_forecasts
+        status = 0 if comparison.agree else outputs.EXIT_DISAGREE
+    plots = []
+    if request.plot:
+        from jax_lstm.forecasting.plot import plot_forecasts
 
-            baseline = scored[best].forecasts if best is not None else None
-            title = f"{data.table.name}: LSTM and {best} forecasts from a few test origins"
-            print(f"plot written to {plot_forecasts(request.plot, data, forecasts, best, baseline, title)}")
-    except OSError as err:
-        what = err.filename or "an output"
-        raise RunError(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
+        baseline = scored[best].forecasts if best is not None else None
+        title = f"{data.table.name}: LSTM and {best} forecasts from a few test origins"
+        plots.append(("plot", lambda: plot_forecasts(request.plot, data, forecasts, best, baseline, title)))
+    outputs.write_outputs(request.metrics_json, payload, plots)
     return status

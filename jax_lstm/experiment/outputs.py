@@ -12,9 +12,10 @@ twin's run when it was compared.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ __all__ = [
     "model_record",
     "progress_factory",
     "run_record",
+    "stopped_note",
+    "training_failures",
     "write_metrics",
+    "write_outputs",
 ]
 
 # The documented exit codes (README, "Bad input").
@@ -166,3 +170,71 @@ def write_metrics(path: str | Path | None, payload: dict[str, Any]) -> Path | No
     if path is None or not parallel.is_primary():
         return None
     return reporting.write_json(path, payload)
+
+
+def write_outputs(
+    metrics_json: str | Path | None,
+    payload: dict[str, Any],
+    plots: Sequence[tuple[str, Callable[[], Path]]] = (),
+) -> None:
+    """Writes the metrics JSON and draws the plots ((what, draw) pairs), on process 0 only, saying
+    where each went; one that cannot be written is a RunError of status 4."""
+    from jax_lstm.training import parallel
+
+    try:
+        written = write_metrics(metrics_json, payload)
+        if written:
+            print(f"metrics written to {written}")
+        if parallel.is_primary():
+            for what, draw in plots:
+                print(f"{what} written to {draw()}")
+    except OSError as err:
+        raise RunError(
+            f"could not write {err.filename or 'an output'}: {err.strerror or err}", EXIT_WRITE_FAILED
+        ) from err
+
+
+def stopped_note(checkpoint_dir: str | None, partial, short: bool = False) -> str:
+    """What is on disk after a run stopped early, exactly: never a checkpoint that was not written."""
+    if not checkpoint_dir:
+        return ""
+    epoch = None if partial is None else partial.checkpoint_epoch
+    if short:
+        return f"; last checkpoint at epoch {epoch}" if epoch is not None else "; no checkpoint was written"
+    if epoch is None:
+        return f" No checkpoint was written to {checkpoint_dir}."
+    return f" The last good checkpoint (epoch {epoch}) is in {checkpoint_dir}."
+
+
+@contextlib.contextmanager
+def training_failures(
+    checkpoint_dir: str | None, stopped: Callable[[Any, str], str] | None = None
+) -> Iterator[None]:
+    """Turns what training raises into RunErrors with their status and message: a diverged loss (3),
+    an interrupt (130), a checkpoint that could not be written (4), resume's refusals (2).
+    ``stopped(partial, why)`` writes what the run measured before it stopped and returns a note."""
+    from jax_lstm.training import (
+        CheckpointError,
+        CheckpointWriteError,
+        TrainingDivergedError,
+        TrainingInterrupted,
+    )
+
+    def note(partial, why: str) -> str:
+        return stopped(partial, why) if stopped is not None else ""
+
+    try:
+        yield
+    except TrainingDivergedError as err:
+        message = f"{err}{stopped_note(checkpoint_dir, err.partial)}"
+        raise RunError(message + note(err.partial, "diverged"), EXIT_DIVERGED) from err
+    except TrainingInterrupted as err:
+        note(err.partial, "interrupted")
+        where = stopped_note(checkpoint_dir, err.partial, short=True)
+        raise RunError(f"interrupted at epoch {err.partial.epoch}{where}", EXIT_INTERRUPTED) from err
+    except CheckpointWriteError as err:
+        message = f"could not write the checkpoint in {checkpoint_dir}: {err.strerror or err}"
+        message += stopped_note(checkpoint_dir, err.partial)
+        raise RunError(message + note(err.partial, "write failed"), EXIT_WRITE_FAILED) from err
+    except (ValueError, CheckpointError) as err:  # resume's refusals, before training
+        raise RunError(str(err)) from err

@@ -12,35 +12,19 @@ import numpy as np
 
 from jax_lstm import reporting
 from jax_lstm.data import DataError
-from jax_lstm.experiment import torch_side
-from jax_lstm.experiment.outputs import (
-    EXIT_DISAGREE,
-    EXIT_DIVERGED,
-    EXIT_INTERRUPTED,
-    EXIT_WRITE_FAILED,
-    RunError,
-    log_function,
-    progress_factory,
-    run_record,
-    write_metrics,
-)
+from jax_lstm.experiment import outputs, torch_side
 from jax_lstm.experiment.requests import TrainRequest
 from jax_lstm.rnn.layer import describe_cell
 from jax_lstm.training import (
-    CheckpointError,
-    CheckpointWriteError,
     FitResult,
     Partial,
     TrainConfig,
-    TrainingDivergedError,
-    TrainingInterrupted,
     fit_models,
     initial_variables,
     make_model,
-    parallel,
 )
 
-__all__ = ["header", "run_training", "stopped_note"]
+__all__ = ["header", "run_training"]
 
 
 def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
@@ -61,22 +45,10 @@ def _schedule(config: TrainConfig) -> str:
     return f"plateau patience {config.patience} factor {config.factor:.3g} min lr {config.min_lr:g}"
 
 
-def stopped_note(checkpoint_dir: str | None, partial: Partial | None, short: bool = False) -> str:
-    """What is on disk after a run stopped early, exactly: never a checkpoint that was not written."""
-    if not checkpoint_dir:
-        return ""
-    epoch = None if partial is None else partial.checkpoint_epoch
-    if short:
-        return f"; last checkpoint at epoch {epoch}" if epoch is not None else "; no checkpoint was written"
-    if epoch is None:
-        return f" No checkpoint was written to {checkpoint_dir}."
-    return f" The last good checkpoint (epoch {epoch}) is in {checkpoint_dir}."
-
-
 def run_training(request: TrainRequest) -> int:
     """Runs `request`; returns the exit status (0, or 1 when the torch twin's run disagrees).
 
-    Expected failures raise `RunError` with their message and status (bad input 2, divergence 3, a
+    Expected failures raise `outputs.RunError` with their message and status (bad input 2, divergence 3, a
     write that failed 4, an interrupt 130), after writing what the run had measured to the metrics
     JSON; see `jax_lstm.experiment.outputs.exit_status`.
     """
@@ -85,7 +57,7 @@ def run_training(request: TrainRequest) -> int:
         if request.compare_torch:
             torch_side.require_torch("--compare-torch")
     except (DataError, ValueError, FileNotFoundError, torch_side.TorchMissingError) as err:
-        raise RunError(str(err)) from err
+        raise outputs.RunError(str(err)) from err
     seeds = request.seed_list(config.ensemble)
     env = reporting.environment()
     print(dataset.describe())
@@ -101,7 +73,7 @@ def run_training(request: TrainRequest) -> int:
         if config.dropout > 0:
             print("note: with dropout the two sides draw different masks; losses will differ")
         variables = [initial_variables(member, dataset.dims) for member in members]
-    progress = progress_factory()
+    progress = outputs.progress_factory()
     start = time.perf_counter()
 
     def stopped(partial: Partial, why: str) -> str:
@@ -114,12 +86,12 @@ def run_training(request: TrainRequest) -> int:
         ]
         payload = _record(request, dataset, config, env, done, start, why)
         try:
-            write_metrics(request.metrics_json, payload)
+            outputs.write_metrics(request.metrics_json, payload)
         except OSError as err:
             return f" The metrics could not be written either: {err.strerror or err}."
         return f" The {len(partial.history)} completed epochs are in {request.metrics_json}."
 
-    try:
+    with outputs.training_failures(request.checkpoint_dir, stopped):
         results = fit_models(
             config,
             dataset,
@@ -128,22 +100,9 @@ def run_training(request: TrainRequest) -> int:
             checkpoint_dir=request.checkpoint_dir,
             resume=request.resume,
             overwrite=request.overwrite,
-            log=log_function(progress),
+            log=outputs.log_function(progress),
             progress=progress,
         )
-    except TrainingDivergedError as err:
-        message = f"{err}{stopped_note(request.checkpoint_dir, err.partial)}"
-        raise RunError(message + stopped(err.partial, "diverged"), EXIT_DIVERGED) from err
-    except TrainingInterrupted as err:
-        stopped(err.partial, "interrupted")
-        note = stopped_note(request.checkpoint_dir, err.partial, short=True)
-        raise RunError(f"interrupted at epoch {err.partial.epoch}{note}", EXIT_INTERRUPTED) from err
-    except CheckpointWriteError as err:
-        message = f"could not write the checkpoint in {request.checkpoint_dir}: {err.strerror or err}"
-        message += stopped_note(request.checkpoint_dir, err.partial)
-        raise RunError(message + stopped(err.partial, "write failed"), EXIT_WRITE_FAILED) from err
-    except (ValueError, CheckpointError) as err:  # resume problems, reported before training
-        raise RunError(str(err)) from err
     seconds = time.perf_counter() - start
     _print_results(results, seeds, config, seconds)
     payload = _record(request, dataset, config, env, results, start)
@@ -151,7 +110,7 @@ def run_training(request: TrainRequest) -> int:
     result = results[0]
     comparisons = []
     if request.compare_torch:
-        log = None if request.quiet else log_function(None, "[torch] ")
+        log = None if request.quiet else outputs.log_function(None, "[torch] ")
         # Each member in lockstep with its twin: the same initial weights and the same batches.
         for member, weights, trained in zip(members, variables, result.members or [result], strict=True):
             comparison = torch_side.compare_with_twin(member, dataset, weights, trained.history, log)
@@ -173,24 +132,21 @@ def run_training(request: TrainRequest) -> int:
         payload["torch"] = torch_runs[0] if config.ensemble == 1 else {"members": torch_runs}
         records = [c.record() for c in comparisons]
         payload["comparison"] = records[0] if config.ensemble == 1 else {"members": records}
-        status = 0 if all(c.agree for c in comparisons) else EXIT_DISAGREE
-    try:
-        written = write_metrics(request.metrics_json, payload)
-        if written:
-            print(f"metrics written to {written}")
-        if request.plot and parallel.is_primary():
-            title = f"{dataset.name}, {config.model}, seed {config.seed}"
-            torch_history = comparisons[0].history if comparisons and config.ensemble == 1 else None
-            written = reporting.plot_history(request.plot, result.history, torch_history, title)
-            print(f"plot written to {written}")
-        if request.plot_attention and parallel.is_primary():
-            # An ensemble's first member: each member attends on its own.
-            shown = result.members[0] if result.members else result
-            written = _plot_attention(request.plot_attention, dataset, shown.config, shown)
-            print(f"attention plot written to {written}")
-    except OSError as err:
-        what = err.filename or "an output"
-        raise RunError(f"could not write {what}: {err.strerror or err}", EXIT_WRITE_FAILED) from err
+        status = 0 if all(c.agree for c in comparisons) else outputs.EXIT_DISAGREE
+    plots = []
+    if request.plot:
+        title = f"{dataset.name}, {config.model}, seed {config.seed}"
+        torch_history = comparisons[0].history if comparisons and config.ensemble == 1 else None
+        plots.append(
+            ("plot", lambda: reporting.plot_history(request.plot, result.history, torch_history, title))
+        )
+    if request.plot_attention:
+        # An ensemble's first member: each member attends on its own.
+        shown = result.members[0] if result.members else result
+        plots.append(
+            ("attention plot", lambda: _plot_attention(request.plot_attention, dataset, shown.config, shown))
+        )
+    outputs.write_outputs(request.metrics_json, payload, plots)
     return status
 
 
@@ -202,7 +158,9 @@ def _member_seeds(seeds: list[int] | None, config: TrainConfig) -> list[int]:
 def _record(request, dataset, config, env, results, start: float, stopped: str | None = None):
     stacked = request.seeds > 1 or (stopped is not None and config.ensemble > 1)
     seconds = time.perf_counter() - start
-    return run_record("classification", dataset.describe(), config, seconds, env, results, stacked, stopped)
+    return outputs.run_record(
+        "classification", dataset.describe(), config, seconds, env, results, stacked, stopped
+    )
 
 
 def _print_results(results, seeds, config: TrainConfig, seconds: float) -> None:

@@ -80,30 +80,12 @@ class ForecastPlan:
     def __iter__(self):
         return iter((self.data, self.config))
 
-    def fit(
-        self,
-        *,
-        variables: dict[str, Any] | None = None,
-        checkpoint_dir: str | Path | None = None,
-        resume: bool = False,
-        overwrite: bool = False,
-        log: Callable[[str], None] | None = None,
-        progress: Callable[[int, int], Any] | None = None,
-    ) -> Forecaster:
-        """Trains the forecaster (`jax_lstm.fit`: per-epoch checkpoints, bit-exact resume) and
-        returns the `Forecaster`. `variables`: initial weights (e.g. ``from_torch(twin.state_dict())``);
-        default from the seed. No log lines by default."""
-        result = fit(
-            self.config,
-            self.dataset,
-            variables=variables,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            overwrite=overwrite,
-            log=log,
-            progress=progress,
-        )
-        return Forecaster(self.data, self.config, result)
+    def fit(self, **options: Any) -> Forecaster:
+        """Trains the forecaster and returns the `Forecaster`: `options` are `jax_lstm.fit`'s
+        (``variables``: initial weights, e.g. ``from_torch(twin.state_dict())``, default from the
+        seed; ``checkpoint_dir``, ``resume``, ``overwrite``: per-epoch checkpoints and bit-exact
+        resume; ``log``, ``progress``); no log lines by default."""
+        return Forecaster(self.data, self.config, fit(self.config, self.dataset, **{"log": None, **options}))
 
 
 def plan(
@@ -194,7 +176,7 @@ class Forecaster:
         """(B, L, V) scaled input windows -> (B, H, T) scaled forecasts (an ensemble's: the mean of
         its members')."""
         inputs = np.asarray(inputs, dtype=self.config.dtype)
-        return predict.forecasts(self.config, self.dims, self.variables(), inputs)
+        return predict.predictions(self.config, self.dims, self.variables(), inputs)
 
     def forecast_windows(self, windows: Windows | None = None) -> np.ndarray:
         """(B, H, T) forecasts in original units from each origin of `windows` (default: the test period)."""

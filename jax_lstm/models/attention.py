@@ -38,7 +38,7 @@ from jax_lstm.models.registry import (
 )
 from jax_lstm.nn import Linear
 from jax_lstm.rnn.checks import check_lengths
-from jax_lstm.rnn.layer import make_layer
+from jax_lstm.rnn.layer import model_layer
 
 __all__ = ["ATTENTION_LSTM_ENTRY", "AttentionLSTMClassifier", "attention_pool"]
 
@@ -88,17 +88,7 @@ class AttentionLSTMClassifier(nn.Module):
         x = check_batch(x, type(self).__name__)
         if lengths is not None:
             lengths = check_lengths(lengths, x.shape[0], x.shape[1])
-        layer = make_layer(
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.implementation,
-            batch_first=True,
-            dropout=self.dropout,
-            bidirectional=self.bidirectional,
-            param_dtype=self.param_dtype,
-            name="lstm",
-        )
+        layer = model_layer(self, bidirectional=self.bidirectional)
         out, _ = layer(x, deterministic=not train, lengths=lengths)  # (B, T, D*H), zeros on padding
         size = self.attention_size or self.hidden_size
         hidden = jnp.tanh(Linear(size, param_dtype=self.param_dtype, name="attn")(out))
@@ -138,18 +128,6 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     return arch, Dims(spec.input_size, num_classes)
 
 
-def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (
-        dims.num_features,
-        arch["hidden_size"],
-        arch["num_layers"],
-        dims.num_outputs,
-        arch.get("attention_size") or arch["hidden_size"],
-        arch["cell"],
-        arch.get("bidirectional", True),
-    )
-
-
 ATTENTION_LSTM_ENTRY = ModelEntry(
     name="attention-lstm",
     flax_class=AttentionLSTMClassifier,
@@ -157,7 +135,6 @@ ATTENTION_LSTM_ENTRY = ModelEntry(
     summary="bidirectional LSTM with additive attention pooling over its outputs, then Linear",
     layout=_layout,
     read_state_dict=_read,
-    torch_args=_torch_args,
     modules=frozenset({"lstm", "attn", "v", "fc"}),
     dims_args=lambda dims: {"num_classes": dims.num_outputs},
     fixed={"bidirectional": True},

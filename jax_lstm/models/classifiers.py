@@ -35,7 +35,7 @@ from jax_lstm.models.registry import (
 )
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.rnn.checks import as_array, check_lengths
-from jax_lstm.rnn.layer import make_layer
+from jax_lstm.rnn.layer import model_layer
 from jax_lstm.rnn.masks import valid_steps
 
 __all__ = [
@@ -107,16 +107,7 @@ class LSTMClassifier(nn.Module):
 
     def _head(self, x: jax.Array, train: bool, lengths: jax.Array | None) -> jax.Array:
         # The article passes explicit zero h0/c0; the layer's default initial state is exactly that.
-        layer = make_layer(
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.implementation,
-            batch_first=True,
-            dropout=self.dropout,
-            param_dtype=self.param_dtype,
-            name="lstm",
-        )
+        layer = model_layer(self)
         out, _ = layer(x, deterministic=not train, lengths=lengths)
         return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(last_step(out, lengths))
 
@@ -168,10 +159,6 @@ def article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     return arch, Dims(spec.input_size, num_outputs)
 
 
-def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (dims.num_features, arch["hidden_size"], arch["num_layers"], dims.num_outputs, arch["cell"])
-
-
 def _classes(dims: Dims) -> dict[str, Any]:
     return {"num_classes": dims.num_outputs}
 
@@ -183,7 +170,6 @@ LSTM_ENTRY = ModelEntry(
     summary="the article's MultiDimLSTM: LSTM, last step, Linear",
     layout=article_layout,
     read_state_dict=article_read,
-    torch_args=_torch_args,
     modules=frozenset({"lstm", "fc"}),
     dims_args=_classes,
 )
@@ -194,7 +180,6 @@ BN_LSTM_ENTRY = ModelEntry(
     summary="the article's BN_LSTM: BatchNorm1d over features, then as lstm",
     layout=lambda dims, arch: article_layout(dims, arch, with_bn=True),
     read_state_dict=article_read,
-    torch_args=_torch_args,
     modules=frozenset({"bn", "lstm", "fc"}),
     dims_args=_classes,
     batch_stats=True,

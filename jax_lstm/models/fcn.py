@@ -47,7 +47,7 @@ from jax_lstm.models.registry import (
 )
 from jax_lstm.nn import BatchNorm1d, Conv1d, Linear, global_average_pool, time_mask
 from jax_lstm.rnn.checks import check_lengths
-from jax_lstm.rnn.layer import make_layer
+from jax_lstm.rnn.layer import model_layer
 
 __all__ = [
     "FCN_RECIPE",
@@ -152,15 +152,7 @@ class LSTMFCNClassifier(nn.Module):
             x = x * mask
 
         # The recurrent branch over the variables: (B, C, T), C steps of T values.
-        layer = make_layer(
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.implementation,
-            batch_first=True,
-            param_dtype=self.param_dtype,
-            name="lstm",
-        )
+        layer = model_layer(self, dropout=0.0)  # the dropout is on its output, below
         out, _ = layer(jnp.swapaxes(x, 1, 2), deterministic=not train)
         recurrent = nn.Dropout(self.dropout, name="dropout")(out[:, -1, :], deterministic=not train)
 
@@ -260,21 +252,6 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     return arch, Dims(int(first.shape[1]), num_classes, seq_len=spec.input_size)
 
 
-def _torch_args(dims: Dims, arch: Mapping[str, Any]) -> tuple:
-    return (
-        dims.num_features,
-        dims.seq_len,
-        dims.num_outputs,
-        arch["hidden_size"],
-        arch["num_layers"],
-        arch.get("dropout", FCN_RECIPE["dropout"]),
-        tuple(arch["filters"]),
-        tuple(arch["kernel_sizes"]),
-        arch.get("reduction", FCN_FIXED["reduction"]),
-        arch["cell"],
-    )
-
-
 def _entry(name: str, cls: type[LSTMFCNClassifier], twin: str, summary: str) -> ModelEntry:
     squeeze = cls.squeeze_excite
     modules = {"lstm", "fc"} | {f"{kind}{i}" for kind in ("conv", "bn") for i in range(1, 4)}
@@ -285,7 +262,6 @@ def _entry(name: str, cls: type[LSTMFCNClassifier], twin: str, summary: str) -> 
         summary=summary,
         layout=lambda dims, arch: _layout(dims, arch, squeeze),
         read_state_dict=_read,
-        torch_args=_torch_args,
         modules=frozenset(modules | ({"se1", "se2"} if squeeze else set())),
         dims_args=_dims_args,
         fixed=FCN_FIXED,

@@ -9,6 +9,7 @@ as ``"lstm-forecaster"`` (task ``"forecasting"``; `FORECASTER_ENTRY`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -16,10 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from jax_lstm.data.dims import Dims
-from jax_lstm.models.classifiers import article_layout, article_read, check_batch
-from jax_lstm.models.registry import ModelEntry
+from jax_lstm.models.classifiers import LSTM_ENTRY, check_batch
 from jax_lstm.nn import Linear
-from jax_lstm.rnn.layer import make_layer
+from jax_lstm.rnn.layer import model_layer
 
 __all__ = ["FORECASTER_ENTRY", "LSTMForecaster"]
 
@@ -58,16 +58,7 @@ class LSTMForecaster(nn.Module):
                 f"{type(self).__name__} takes full-length windows (B, L, F); it has no lengths "
                 "(cut windows of equal length with jax_lstm.forecasting.prepare)"
             )
-        layer = make_layer(
-            self.cell,
-            self.hidden_size,
-            self.num_layers,
-            self.implementation,
-            batch_first=True,
-            dropout=self.dropout,
-            param_dtype=self.param_dtype,
-            name="lstm",
-        )
+        layer = model_layer(self)
         out, _ = layer(x, deterministic=not train)
         flat = Linear(self.horizon * self.num_targets, param_dtype=self.param_dtype, name="fc")(out[:, -1, :])
         return flat.reshape(x.shape[0], self.horizon, self.num_targets)
@@ -88,26 +79,13 @@ def _dims_args(dims: Dims) -> dict[str, Any]:
     return {"horizon": horizon, "num_targets": targets}
 
 
-def _torch_args(dims: Dims, arch) -> tuple:
-    return (
-        dims.num_features,
-        arch["hidden_size"],
-        arch["num_layers"],
-        *forecast_shape(dims),
-        arch.get("dropout", 0.0),
-        arch["cell"],
-    )
-
-
-FORECASTER_ENTRY = ModelEntry(
+# The article's model (its layout, state dict and options) with a head of H x T values.
+FORECASTER_ENTRY = dataclasses.replace(
+    LSTM_ENTRY,
     name="lstm-forecaster",
     flax_class=LSTMForecaster,
     torch_twin="torch_ref.forecaster:LSTMForecaster",
     summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
-    layout=article_layout,
-    read_state_dict=article_read,
-    torch_args=_torch_args,
-    modules=frozenset({"lstm", "fc"}),
     dims_args=_dims_args,
     task="forecasting",
     # Small and short: about 640 optimizer steps (20 to 200 epochs), so that the default `jax-lstm

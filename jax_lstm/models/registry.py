@@ -3,8 +3,9 @@
 An entry names a model (the CLI's ``--model``, `TrainConfig.model`, the estimator's ``model=``) and
 holds everything the rest of the library asks about it. Each model's module defines its Flax class
 and its `ModelEntry` beside it (its parameter layout in torch's state-dict order, how to read its
-sizes back off a state dict, how its constructor takes the data's sizes, its torch twin's
-constructor arguments, its default recipe); `jax_lstm.models` registers them, one line each. Nothing
+sizes back off a state dict, how its constructor takes the data's sizes, its default recipe);
+`jax_lstm.models` registers them, one line each. The torch twin takes the same constructor
+arguments by the same names (`torch_kwargs`), plus ``input_size``. Nothing
 here knows a particular model, and nothing elsewhere switches on model names.
 
 Every model is built the same way (`build`): the entry's `options` are `TrainConfig` fields passed
@@ -57,6 +58,7 @@ __all__ = [
     "recurrent_layout",
     "register",
     "required",
+    "torch_kwargs",
 ]
 
 
@@ -109,8 +111,6 @@ class ModelEntry:
     layout: Callable[[Dims, Mapping[str, Any]], Layout]
     # a torch state dict's arrays -> (arch, dims) its shapes describe; shapes are checked afterwards
     read_state_dict: Callable[[Mapping[str, Any]], tuple[dict[str, Any], Dims]]
-    # (dims, arch) -> the twin's constructor arguments
-    torch_args: Callable[[Dims, Mapping[str, Any]], tuple]
     modules: frozenset[str]  # the state dict's top-level module names, exactly (detection)
     # dims -> the Flax class's fields that come from the data (num_classes, seq_len, horizon, ...)
     dims_args: Callable[[Dims], dict[str, Any]]
@@ -196,6 +196,12 @@ def build(entry: ModelEntry, config: Any, dims: Dims) -> nn.Module:
     return entry.flax_class(
         **kwargs, **entry.dims_args(dims), **entry.fixed, param_dtype=jnp.dtype(config.dtype)
     )
+
+
+def torch_kwargs(entry: ModelEntry, dims: Dims, arch: Mapping[str, Any]) -> dict[str, Any]:
+    """The twin's constructor arguments, by the same names as the Flax class's: ``input_size`` (the
+    data's features), the data's sizes (`dims_args`) and the hyperparameters (`arch`)."""
+    return {"input_size": dims.num_features, **entry.dims_args(dims), **arch}
 
 
 def nest(flat: Mapping[str, Any], layout: Layout) -> dict[str, Any]:

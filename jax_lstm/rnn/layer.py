@@ -43,6 +43,7 @@ __all__ = [
     "check_cell",
     "describe_cell",
     "make_layer",
+    "model_layer",
 ]
 
 
@@ -453,6 +454,22 @@ def check_cell(cell: str) -> str:
     if cell not in CELL_MODES:
         raise ValueError(f"cell must be one of {tuple(CELL_MODES)}, got {cell!r}")
     return cell
+
+
+def model_layer(model: nn.Module, **kwargs: Any) -> nn.Module:
+    """The batch-first recurrent layer named ``"lstm"`` of a model whose fields hold its options
+    (`cell`, `hidden_size`, `num_layers`, `implementation`, `param_dtype`, and `dropout` unless
+    `kwargs` sets it), the registry's constructor convention; `kwargs` add or override the shared
+    constructor arguments (``bidirectional=True``, ``dropout=0.0``)."""
+    options = {
+        "batch_first": True,
+        "dropout": getattr(model, "dropout", 0.0),
+        "param_dtype": model.param_dtype,
+    }
+    options.update(kwargs)
+    return make_layer(
+        model.cell, model.hidden_size, model.num_layers, model.implementation, **options, name="lstm"
+    )
 
 
 def make_layer(

@@ -3,7 +3,7 @@ checkpoints and the per-epoch history."""
 
 from jax_lstm.training import predict
 from jax_lstm.training.checkpoint import Checkpoint, CheckpointError, check_directory
-from jax_lstm.training.config import TrainConfig, resolve_config
+from jax_lstm.training.config import RECIPE_FIELDS, TrainConfig, resolve_config
 from jax_lstm.training.history import EpochRecord
 from jax_lstm.training.loop import (
     CheckpointWriteError,
@@ -31,6 +31,7 @@ from jax_lstm.training.state import (
 from jax_lstm.training.steps import Batch, cross_entropy, make_eval_step, make_forward, make_train_step
 
 __all__ = [
+    "RECIPE_FIELDS",
     "Batch",
     "Checkpoint",
     "CheckpointError",

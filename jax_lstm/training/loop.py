@@ -460,93 +460,38 @@ def fit(
     dataset: Dataset | WindowDataset,
     *,
     variables: dict[str, Any] | None = None,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    log: Callable[[str], None] | None = print,
-    progress: Callable[[int, int], Any] | None = None,
-    data_parallel: bool | None = None,
+    **options: Any,
 ) -> FitResult:
-    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each
-    (`fit_models` with one model).
-
-    Args:
-      config: hyperparameters; validated first.
-      dataset: validated first (labels in range, no NaN, matching features): errors come before
-        any training. With an empty test split nothing is evaluated (test metrics are NaN).
-      variables: initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
-      checkpoint_dir: if given, the full training state is saved there atomically after every epoch
-        (the previous epoch's checkpoint kept beside it).
-      resume: continue from the checkpoint in `checkpoint_dir` up to `config.epochs`; the result is
-        bit-identical to an uninterrupted run.
-      overwrite: start over in a `checkpoint_dir` that already holds a checkpoint (deleting it);
-        without it (or `resume`) such a directory is refused.
-      log: receives the article's "Epoch [e/E], Step [s/S], Loss: x" lines and epoch summaries.
-      progress: ``progress(total_steps, initial_steps)`` returns a tqdm-like bar (``update(n)``,
-        ``close()``), or None for no bar.
-      data_parallel: split each batch over the local devices (see `parallel.data_parallel_mesh`);
-        None (default) does so whenever there is more than one device and the batch is large
-        enough. The update is the whole batch's; only the order of floating-point sums changes.
-        Across processes (`jax_lstm.runtime.initialize_distributed`) the batches are always split
-        over the devices of all of them, and only process 0 writes the checkpoint.
-
-    Raises:
-      TrainingDivergedError on a NaN/inf loss, TrainingInterrupted on Ctrl-C, CheckpointWriteError
-      when a checkpoint cannot be written: each carries ``partial`` (`Partial`), the epochs
-      completed so far and the last checkpoint's epoch.
+    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each:
+    `fit_models` with one model (or, with ``config.ensemble`` E > 1, one ensemble). `variables`:
+    initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
+    `options` are `fit_models`' (checkpoint_dir, resume, overwrite, log, progress, data_parallel).
     """
     (result,) = fit_models(
-        config,
-        dataset,
-        None,
-        variables=None if variables is None else [variables],
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        overwrite=overwrite,
-        log=log,
-        progress=progress,
-        data_parallel=data_parallel,
+        config, dataset, None, variables=None if variables is None else [variables], **options
     )
     return result
 
 
 def fit_many(
-    config: TrainConfig,
-    dataset: Dataset | WindowDataset,
-    seeds: Sequence[int],
-    *,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    log: Callable[[str], None] | None = print,
-    progress: Callable[[int, int], Any] | None = None,
-    data_parallel: bool | None = None,
+    config: TrainConfig, dataset: Dataset | WindowDataset, seeds: Sequence[int], **options: Any
 ) -> list[FitResult]:
-    """Trains one model per seed in a single compiled program; returns one FitResult per seed
-    (`fit_models` with K models).
+    """Trains one model (or, with ``config.ensemble`` E > 1, one ensemble) per seed in a single
+    compiled program; returns one FitResult per seed (`fit_models` with K models). `options` are
+    `fit_models`': checkpoint_dir, resume, overwrite (the K models in one checkpoint), log,
+    progress, data_parallel.
 
     Each model gets what ``fit(dataclasses.replace(config, seed=s), dataset)`` would give it (its own
-    initial weights, its own batch order, its own schedule): the train step maps the
-    single-model step over a leading model axis, and with several devices (`data_parallel`,
-    default: whenever there are) the models are divided among them, so that K small models keep
-    every core busy. Results equal the one-at-a-time runs on one device. Checkpoints, resume and
-    overwrite as `fit`, the K models in one checkpoint.
+    initial weights, its own batch order, its own schedule): the train step maps the single-model
+    step over a leading model axis, and with several devices (`data_parallel`, default: whenever
+    there are) the models are divided among them, so that K small models keep every core busy.
+    Results equal the one-at-a-time runs on one device.
     """
     if not seeds:
         raise ValueError("fit_many needs at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {list(seeds)}")
-    return fit_models(
-        config,
-        dataset,
-        list(seeds),
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        overwrite=overwrite,
-        log=log,
-        progress=progress,
-        data_parallel=data_parallel,
-    )
+    return fit_models(config, dataset, list(seeds), **options)
 
 
 def fit_models(
@@ -562,13 +507,40 @@ def fit_models(
     progress: Callable[[int, int], Any] | None = None,
     data_parallel: bool | None = None,
 ) -> list[FitResult]:
-    """The training driver: one model (`seeds` None, `fit`) or one per seed trained at once in one
-    program with a stacked state (`fit_many`); returns one FitResult per model.
+    """The training driver: one model (`seeds` None, `fit`), or one per seed trained at once in one
+    program with a stacked state (`fit_many`); with ``config.ensemble`` E > 1 an ensemble of E
+    members per seed. Returns one FitResult per seed (per model, or per ensemble).
 
     Every check comes before any work (the checkpoint directory, the config, the data, resume's
-    compatibility); then per epoch: `train_epoch`, the choice of an epoch on a validation split if
-    the data holds one, the checkpoint (process 0 writes it), the log line. `variables` holds each
-    model's initial weights (None: from its seed). See `fit` for the other arguments and errors.
+    compatibility); then per epoch: `train_epoch`, the selection (`TrainConfig.select`), the
+    checkpoint (process 0 writes it), the log line.
+
+    Args:
+      config: hyperparameters; validated first.
+      dataset: validated first (labels in range, no NaN, matching features): errors come before
+        any training. With an empty test split nothing is evaluated (test metrics are NaN).
+      seeds: the runs' seeds (None: one run of ``config.seed``).
+      variables: each model's initial weights (None: from its seed), in the order of the stacked
+        state (seed by seed, member by member).
+      checkpoint_dir: if given, the full training state is saved there atomically after every epoch
+        (the previous epoch's checkpoint kept beside it).
+      resume: continue from the checkpoint in `checkpoint_dir` up to `config.epochs`; the result is
+        bit-identical to an uninterrupted run.
+      overwrite: start over in a `checkpoint_dir` that already holds a checkpoint (deleting it);
+        without it (or `resume`) such a directory is refused.
+      log: receives the article's "Epoch [e/E], Step [s/S], Loss: x" lines and epoch summaries.
+      progress: ``progress(total_steps, initial_steps)`` returns a tqdm-like bar (``update(n)``,
+        ``close()``), or None for no bar.
+      data_parallel: split the work over the local devices (see `parallel.mesh_for`): one model's
+        batch, or K models; None (default) does so whenever there is more than one device and it
+        pays. The update is the whole batch's; only the order of floating-point sums changes.
+        Across processes (`jax_lstm.runtime.initialize_distributed`) the batches are always split
+        over the devices of all of them, and only process 0 writes the checkpoint.
+
+    Raises:
+      TrainingDivergedError on a NaN/inf loss, TrainingInterrupted on Ctrl-C, CheckpointWriteError
+      when a checkpoint cannot be written: each carries ``partial`` (`Partial`), the epochs
+      completed so far and the last checkpoint's epoch.
     """
     if checkpoint_dir is not None:
         ckpt.check_directory(checkpoint_dir, resume=resume, overwrite=overwrite)

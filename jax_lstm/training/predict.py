@@ -14,11 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_lstm.data.dims import Dims
+from jax_lstm.models import registry
 from jax_lstm.training.config import TrainConfig
 from jax_lstm.training.state import make_model
 from jax_lstm.training.steps import make_forward
 
-__all__ = ["class_probabilities", "forecasts", "outputs"]
+__all__ = ["predictions"]
 
 # The config fields that decide the eval-mode program (dropout is inactive in eval mode; seed, lr,
 # epochs and the rest only shape training).
@@ -32,7 +33,13 @@ def _forward(program: tuple[tuple[str, Any], ...], dims: Dims):
     return make_forward(make_model(TrainConfig(**dict(program)), dims))
 
 
-def outputs(
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def predictions(
     config: TrainConfig,
     dims: Dims,
     variables: dict[str, Any],
@@ -40,52 +47,24 @@ def outputs(
     lengths: np.ndarray | None = None,
     batch_size: int | None = None,
 ) -> np.ndarray:
-    """The model's eval-mode outputs on x (N, T, F) (right-padded with `lengths` (N,)), in chunks of
-    `batch_size` (default the config's eval_batch_size): (N, C) logits or (N, H, T) forecasts; for
-    an ensemble (``config.ensemble`` E > 1, `variables` stacked (E, ...)), (E, N, ...)."""
+    """What the model predicts on x (N, T, F) (right-padded with `lengths` (N,)), float64, in
+    eval mode and in chunks of `batch_size` (default the config's eval_batch_size): a classifier's
+    class probabilities (N, C) (rows sum to 1; an ensemble's, ``config.ensemble`` E > 1 with
+    `variables` stacked (E, ...), the mean of its members' softmax), a forecaster's scaled forecasts
+    (N, H, T) (an ensemble's, the mean of its members')."""
     forward = _forward(tuple((f, getattr(config, f)) for f in _PROGRAM_FIELDS), dims)
     size = batch_size or config.eval_batch_size
-    members = (
-        [jax.tree.map(lambda leaf, e=e: leaf[e], variables) for e in range(config.ensemble)]
-        if config.ensemble > 1
-        else [variables]
-    )
+    classifier = registry.get(config.model).task == "classification"
+    members = [variables]
+    if config.ensemble > 1:
+        members = [jax.tree.map(lambda leaf, e=e: leaf[e], variables) for e in range(config.ensemble)]
     results = []
     for member in members:
         parts = []
         for lo in range(0, len(x), size):
             chunk = jnp.asarray(x[lo : lo + size])
             chunk_lengths = None if lengths is None else jnp.asarray(lengths[lo : lo + size])
-            parts.append(np.asarray(forward(member, chunk, chunk_lengths)))
-        results.append(np.concatenate(parts))
-    return np.stack(results) if config.ensemble > 1 else results[0]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits.astype(np.float64)
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=-1, keepdims=True)
-
-
-def class_probabilities(
-    config: TrainConfig,
-    dims: Dims,
-    variables: dict[str, Any],
-    x: np.ndarray,
-    lengths: np.ndarray | None = None,
-    batch_size: int | None = None,
-) -> np.ndarray:
-    """(N, C) float64 class probabilities of a classifier (rows sum to 1): its softmax, or the mean
-    of an ensemble's members' softmax."""
-    probabilities = _softmax(outputs(config, dims, variables, x, lengths, batch_size))
-    return probabilities.mean(axis=0) if config.ensemble > 1 else probabilities
-
-
-def forecasts(
-    config: TrainConfig, dims: Dims, variables: dict[str, Any], x: np.ndarray, batch_size: int | None = None
-) -> np.ndarray:
-    """(B, H, T) float64 scaled forecasts of a forecaster from (B, L, F) windows: its own, or the
-    mean of an ensemble's members'."""
-    result = outputs(config, dims, variables, x, None, batch_size).astype(np.float64)
-    return result.mean(axis=0) if config.ensemble > 1 else result
+            parts.append(np.asarray(forward(member, chunk, chunk_lengths), np.float64))
+        result = np.concatenate(parts)
+        results.append(_softmax(result) if classifier else result)
+    return np.mean(results, axis=0)

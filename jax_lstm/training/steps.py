@@ -208,31 +208,23 @@ def make_eval_step(
     are split.
     """
     eval_step = eval_step_fn(model, task)
-    if many and ensemble > 1:
-        mapped, combine = _ensemble_eval(model, task, ensemble)
-
-        def single(stacked, batch):
-            return combine(mapped(stacked, batch), batch)
-
+    if many:
+        if ensemble > 1:
+            mapped, combine = _ensemble_eval(model, task, ensemble)
+        else:
+            mapped, combine = _over_models(eval_step, shared_batch=True), lambda sums, batch: sums
+        fallback = jax.jit(lambda stacked, batch: combine(mapped(stacked, batch), batch))
         if mesh is None or mesh.size < 2:
-            return Programs(jax.jit(single), batch_layout=SHARED)
+            return Programs(fallback, batch_layout=SHARED)
         split = jax.shard_map(
             mapped, mesh=mesh, in_specs=(P(DATA_AXIS), P()), out_specs=P(DATA_AXIS), check_vma=False
         )
-        # The groups' combination reads every member's outputs: outside the per-device programs.
-        return Programs(
-            jax.jit(single), jax.jit(lambda s, b: combine(split(s, b), b)), mesh, batch_layout=SHARED
-        )
-    single = _over_models(eval_step, shared_batch=True) if many else eval_step
-    fallback = jax.jit(single)
-    layout = SHARED if many else ROWS
+        # An ensemble's combination reads every member's outputs: outside the per-device programs.
+        sharded = jax.jit(lambda stacked, batch: combine(split(stacked, batch), batch))
+        return Programs(fallback, sharded, mesh, batch_layout=SHARED)
+    fallback = jax.jit(eval_step)
     if mesh is None or mesh.size < 2:
-        return Programs(fallback, batch_layout=layout)
-    if many:
-        sharded = jax.shard_map(
-            single, mesh=mesh, in_specs=(P(DATA_AXIS), P()), out_specs=P(DATA_AXIS), check_vma=False
-        )
-        return Programs(fallback, jax.jit(sharded), mesh, batch_layout=SHARED)
+        return Programs(fallback)
 
     def split_eval(variables, batch):
         return jax.lax.psum(eval_step(variables, batch), DATA_AXIS)

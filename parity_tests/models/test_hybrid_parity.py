@@ -232,7 +232,8 @@ def _models(name: str, dtype: str, cell: str = "lstm", seed: int = 0):
             value = rng.uniform(-0.5, 0.5, param.shape)
         flat[key] = jnp.asarray(value, np.int32 if leaf == "num_batches_tracked" else param_dtype)
     variables = registry.nest(flat, layout)
-    twin = twin_class(name)(*registry.get(name).torch_args(registry.Dims(C, K, seq_len=T), _arch(name, cell)))
+    entry = registry.get(name)
+    twin = twin_class(name)(**registry.torch_kwargs(entry, registry.Dims(C, K, seq_len=T), _arch(name, cell)))
     twin = twin.to(_torch_dtype(dtype))
     twin.load_state_dict(jax_lstm.to_torch(variables, model=name), strict=True)
     return model, variables, twin

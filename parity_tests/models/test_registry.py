@@ -70,7 +70,6 @@ TOY_ENTRY = registry.ModelEntry(
     summary="a toy: mean of tanh(Linear) over time, then Linear",
     layout=_layout,
     read_state_dict=_read,
-    torch_args=lambda dims, arch: (dims.num_features, arch["hidden_size"], dims.num_outputs),
     modules=frozenset({"proj", "fc"}),
     dims_args=lambda dims: {"num_classes": dims.num_outputs},
     options=("hidden_size",),

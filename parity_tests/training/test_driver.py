@@ -66,14 +66,12 @@ def test_an_ensemble_is_its_members_combined(x64):
     dims = dataset.dims
     probabilities = np.mean(
         [
-            training.predict.class_probabilities(
-                m.config, dims, m.variables(), dataset.x_test, dataset.lengths_test
-            )
+            training.predict.predictions(m.config, dims, m.variables(), dataset.x_test, dataset.lengths_test)
             for m in ensemble.members
         ],
         axis=0,
     )
-    combined = training.predict.class_probabilities(
+    combined = training.predict.predictions(
         config, dims, ensemble.variables(), dataset.x_test, dataset.lengths_test
     )
     np.testing.assert_allclose(combined, probabilities, rtol=1e-13)
@@ -154,10 +152,10 @@ def test_a_forecasting_ensemble_predicts_the_mean_of_its_members(x64):
     )
     (result,) = training.fit_models(config, dataset, log=None)
     members = [
-        training.predict.forecasts(m.config, dataset.dims, m.variables(), dataset.x_validation)
+        training.predict.predictions(m.config, dataset.dims, m.variables(), dataset.x_validation)
         for m in result.members
     ]
-    combined = training.predict.forecasts(config, dataset.dims, result.variables(), dataset.x_validation)
+    combined = training.predict.predictions(config, dataset.dims, result.variables(), dataset.x_validation)
     np.testing.assert_allclose(combined, np.mean(members, axis=0), rtol=1e-14)
     mse = np.mean(np.square(combined - dataset.y_validation).reshape(10, -1), axis=1).mean()
     assert result.history[-1].val_loss == pytest.approx(mse, rel=1e-12)
