@@ -233,7 +233,8 @@ class Run:
                 f"(s .. s + {ensemble - 1}); give seeds {ensemble} apart, e.g. "
                 f"{[runs[0] + ensemble * k for k in range(len(runs))]}"
             )
-        configs = [dataclasses.replace(config, seed=s) for s in members] if stacked else [config]
+        # Each member is one model (ensemble 1) of its own seed.
+        configs = [dataclasses.replace(config, seed=s, ensemble=1) for s in members] if stacked else [config]
         entry = registry.get(config.model)
         task = get_task(entry.task)
         if task.labelled != (dataset.output_shape is None):
@@ -638,7 +639,7 @@ def fit_models(
             jax.tree.map(lambda leaf, g=g: leaf[g * size : (g + 1) * size], final),
             schedules[g * size],
             ensembles[g],
-            run.configs[g * size],
+            dataclasses.replace(config, seed=run.configs[g * size].seed),
             num_outputs,
             members=results[g * size : (g + 1) * size],
             final=None if finals is None else finals[g],
