@@ -144,17 +144,18 @@ def test_bad_input_gets_clear_errors(vowels):
 
 def test_estimators_of_one_architecture_share_one_forward_program():
     """The eval program depends on the architecture only (not on seed, lr or epochs), is
-    `training.make_forward`'s, and runs in chunks of the config's eval_batch_size."""
-    from jax_lstm import estimator
+    `training.make_forward`'s (through `training.predict`), and runs in chunks of the config's
+    eval_batch_size."""
+    from jax_lstm.training import predict
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(40, 6, 3)).astype(np.float32), np.arange(40) % 2
     first = LSTMSequenceClassifier(hidden_size=4, num_layers=1, epochs=1, random_state=0).fit(x, y)
     second = LSTMSequenceClassifier(hidden_size=4, num_layers=1, epochs=2, lr=1e-2, random_state=1).fit(x, y)
-    before = estimator._forward.cache_info()
+    before = predict._forward.cache_info()
     whole = first.predict_proba(x)
     second.predict_proba(x)
-    after = estimator._forward.cache_info()
+    after = predict._forward.cache_info()
     assert after.misses - before.misses <= 1 and after.hits - before.hits >= 1
     first.config_["eval_batch_size"] = 7  # 40 series: five chunks of 7 and one of 5
     np.testing.assert_allclose(first.predict_proba(x), whole, rtol=1e-6, atol=1e-7)

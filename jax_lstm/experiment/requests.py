@@ -18,6 +18,7 @@ from jax_lstm.atomic import check_can_create
 from jax_lstm.data import Dataset
 from jax_lstm.models import registry
 from jax_lstm.training import TrainConfig, resolve_config
+from jax_lstm.training.config import SEED_RANGE, seed_in_range
 from jax_lstm.training.checkpoint import check_directory
 
 __all__ = [
@@ -127,6 +128,9 @@ class TrainRequest(_Outputs):
                 )
             check_output_file(self.plot_attention, "--plot-attention", (".png",))
         registry.get(self.model)  # an unknown model is named before any data is read
+        seed = self.settings.get("seed")
+        if seed is not None and not seed_in_range(seed):  # before it draws the data of a seed
+            raise ValueError(SEED_RANGE.format(seed))
         self.check_outputs()
 
     def given_settings(self) -> dict[str, Any]:

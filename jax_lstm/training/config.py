@@ -23,6 +23,14 @@ SELECTIONS = ("last", "validation", "train-loss")
 SCHEDULE_NAMES = ("plateau", "cosine")
 
 
+SEED_RANGE = "seed must be in [0, 2**64) (numpy's seeds), got {}"
+
+
+def seed_in_range(seed: int) -> bool:
+    """Whether numpy takes `seed` (the weights', the batch order's and the synthetic data's)."""
+    return 0 <= seed < 2**64
+
+
 def _finite(value) -> bool:
     try:
         return math.isfinite(value)
@@ -101,7 +109,7 @@ class TrainConfig:
                 _finite(self.dropout) and 0 <= self.dropout <= 1,
                 f"dropout must be in [0, 1], got {self.dropout}",
             ),
-            (0 <= self.seed < 2**64, f"seed must be in [0, 2**64) (numpy's seeds), got {self.seed}"),
+            (seed_in_range(self.seed), SEED_RANGE.format(self.seed)),
             (self.dtype in ("float32", "float64"), f"dtype must be float32 or float64, got {self.dtype}"),
             (self.eval_batch_size >= 1, "eval_batch_size must be at least 1"),
             (

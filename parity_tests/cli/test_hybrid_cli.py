@@ -107,7 +107,10 @@ def test_mlstm_fcn_trains_checkpoints_resumes_and_exports(tiny, tmp_path, capsys
     dataset = data.from_ts_files(tiny["train"], tiny["test"])
     twin = MLSTMFCN(2, dataset.seq_len, 3, 8, 1)
     twin.load_state_dict(state_dict, strict=True)  # the printed constructor's shapes
-    assert f"MLSTMFCN(2, {dataset.seq_len}, 3, 8, 1, 0.8, (128, 256, 128), (8, 5, 3), 16, lstm)" in out
+    assert (
+        f"MLSTMFCN(input_size=2, seq_len={dataset.seq_len}, num_classes=3, hidden_size=8, num_layers=1, "
+        "dropout=0.8, cell='lstm', filters=(128, 256, 128), kernel_sizes=(8, 5, 3), reduction=16)"
+    ) in out
 
 
 def test_compare_torch_agrees_for_lstm_fcn_in_float64(tiny, capsys):

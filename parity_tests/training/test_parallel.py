@@ -183,7 +183,7 @@ def test_cli_seeds_trains_several_models(tmp_path, capsys):
     args = ["train", "--dataset", "synthetic", "--hidden-size", "8", "--num-layers", "1", "--epochs", "2"]
     assert main([*args, "--seeds", "3", "--quiet", "--metrics-json", str(metrics)]) == 0
     out = capsys.readouterr().out
-    assert "3 models (seeds 0-2) trained at once" in out and "test accuracy mean" in out
+    assert "3 runs (seeds 0, 1, 2) trained at once" in out and "test accuracy mean" in out
     payload = json.loads(metrics.read_text())
     assert [m["seed"] for m in payload["models"]] == [0, 1, 2]
     assert all(len(m["epochs"]) == 2 for m in payload["models"])
