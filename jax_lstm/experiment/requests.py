@@ -18,8 +18,8 @@ from jax_lstm.atomic import check_can_create
 from jax_lstm.data import Dataset
 from jax_lstm.models import registry
 from jax_lstm.training import TrainConfig, resolve_config
-from jax_lstm.training.config import SEED_RANGE, seed_in_range
 from jax_lstm.training.checkpoint import check_directory
+from jax_lstm.training.config import SEED_RANGE, seed_in_range
 
 __all__ = [
     "BUILTIN_DATASETS",
