@@ -266,9 +266,11 @@ def judge_python(outcome: Outcome, names: tuple[str, ...] = (), entry: str = "")
         return []
     if not isinstance(err, DOCUMENTED):
         return [("undocumented exception", detail)]
-    innermost = next((f for f in reversed(outcome.error_frames) if not f.startswith("<")), "")
+    # Where it was raised: a frame of jax_lstm's (or the case's own source, "<string>"), or of a
+    # library the input reached unchecked.
+    innermost = outcome.error_frames[-1] if outcome.error_frames else ""
     signature_error = isinstance(err, TypeError) and "unexpected keyword argument" in str(err)
-    if innermost and not _ours(innermost, entry) and not signature_error:
+    if innermost and not innermost.startswith("<") and not _ours(innermost, entry) and not signature_error:
         return [("leaked internal error", f"{detail} (raised in {_short(innermost)})")]
     if RAW_MESSAGE.search(str(err)):
         return [("unclear message", f"{detail} (a library's message, naming no argument)")]

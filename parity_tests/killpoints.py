@@ -10,7 +10,9 @@ on the child's unbuffered stdout (0: kill during start-up, before the first epoc
 delay after that line, a random fraction of an epoch's duration as the child's own epoch lines
 measure it: the kill lands anywhere in an epoch, a checkpoint save included. The run is then
 resumed in the same directory (started afresh when no checkpoint was written yet, as a user would)
-and its metrics compared with the reference, every value but timings and the environment.
+and its metrics compared with the reference, every value but timings and the environment. With
+``--in-process`` the reference and the resumed runs run in the script's own process, which saves a
+start-up each (as `parity_tests/training/test_killpoints.py` does).
 
 Every wait on a child has a bound; a child that passes it counts as a failure (a hang).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import io
 import json
 import os
@@ -127,29 +130,64 @@ def run_child(argv: list[str], metrics: Path, log: Path) -> Run:
     return Run(done.returncode, done.stdout, done.stderr, _read_metrics(metrics), lines)
 
 
+PIPE_BYTES = 4096  # the pipe of a held child (`run_and_kill(hold=True)`): one page, Linux's least
+
+
 def run_and_kill(
-    argv: list[str], metrics: Path, log: Path, after_lines: int, delay_fraction: float, first_epoch_s: float
+    argv: list[str],
+    metrics: Path,
+    log: Path,
+    after_lines: int,
+    delay_fraction: float,
+    first_epoch_s: float,
+    hold: bool = False,
 ) -> Run:
     """Starts ``jax-lstm argv`` as a child and kills it (SIGKILL) once it has printed `after_lines`
     epoch lines, `delay_fraction` of an epoch after the last of them (the epoch's duration from the
     child's own lines). With `after_lines` 0: after its first line of output (the run's header,
     printed once the data is read), `delay_fraction` of `first_epoch_s` (the reference run's first
-    epoch, its compilation included). A child that ends first is left to end."""
+    epoch, its compilation included). A child that ends first is left to end.
+
+    With `hold`, its stdout is a pipe of PIPE_BYTES that is read no further once the kill point is
+    reached: the child can print at most that many bytes more before it waits on the pipe, so a run
+    with more epochs than that many lines is killed mid-run whatever the machine's speed.
+    """
     command = [sys.executable, "-u", "-m", "jax_lstm.cli", *argv]
+    read_end, write_end = os.pipe()
+    if hold and hasattr(fcntl, "F_SETPIPE_SZ"):
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     with open(log, "w") as err:
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=_env(), cwd=ROOT)
+        child = subprocess.Popen(command, stdout=write_end, stderr=err, env=_env(), cwd=ROOT)
+    os.close(write_end)
     lines: queue.Queue = queue.Queue()
+    stop = threading.Event()  # set once the child is dead: read what is left
 
     def read() -> None:
-        for line in child.stdout:
-            lines.put((time.monotonic(), line))
+        # Byte by byte, so that nothing past the kill point's line is taken out of the pipe; with
+        # `hold` the reader itself stops there, until the child is dead.
+        line, epochs, first = bytearray(), 0, True
+        while True:
+            byte = os.read(read_end, 1)
+            if not byte:
+                break
+            line += byte
+            if byte != b"\n":
+                continue
+            text = line.decode(errors="replace")
+            line.clear()
+            epochs += bool(EPOCH_LINE.match(text))
+            lines.put((time.monotonic(), text))
+            if hold and first and epochs >= after_lines:
+                first = False
+                stop.wait()
         lines.put((time.monotonic(), None))
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
     start = time.monotonic()
     seen: list[float] = []  # when each epoch line arrived
     output: list[str] = []
     ended = timed_out = False
+    reader.start()
     try:
         while (len(seen) < after_lines or not output) and not ended:
             try:
@@ -179,20 +217,23 @@ def run_and_kill(
         if child.poll() is None:
             child.kill()
             child.wait()
-    while True:  # what the reader still holds
-        try:
-            _, line = lines.get(timeout=5)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        output.append(line)
-        if EPOCH_LINE.match(line):
-            seen.append(0.0)
-    stdout = "".join(output)
+        stop.set()
+    reader.join(timeout=WAIT_S)
+    os.close(read_end)
+    while not lines.empty():  # what the reader still passed on
+        _, line = lines.get()
+        if line is not None:
+            output.append(line)
+            seen += [0.0] if EPOCH_LINE.match(line) else []
     killed = child.returncode == -signal.SIGKILL
     return Run(
-        child.returncode, stdout, log.read_text(), _read_metrics(metrics), len(seen), killed, timed_out
+        child.returncode,
+        "".join(output),
+        log.read_text(),
+        _read_metrics(metrics),
+        len(seen),
+        killed,
+        timed_out,
     )
 
 
@@ -253,9 +294,14 @@ def reference(kind: Kind, workdir: Path, in_process: bool = False) -> Run:
 
 
 def kill_and_resume(
-    kind: Kind, workdir: Path, after_lines: int, delay_fraction: float, expected: dict[str, Any],
+    kind: Kind,
+    workdir: Path,
+    after_lines: int,
+    delay_fraction: float,
+    expected: dict[str, Any],
     resume_in_process: bool = False,
-) -> KillPoint:  # fmt: skip
+    hold: bool = False,
+) -> KillPoint:
     """One kill point: run `kind` in a fresh `workdir`, kill it, resume it, compare with `expected`."""
     from jax_lstm.training import checkpoint
 
@@ -263,7 +309,9 @@ def kill_and_resume(
     ckpt, metrics = _outputs(workdir)
     argv = [*kind.argv, "--checkpoint-dir", str(ckpt), "--metrics-json", str(metrics)]
     first_epoch_s = float(expected["epochs"][0]["seconds"]) if expected.get("epochs") else 1.0
-    killed = run_and_kill(argv, metrics, workdir / "killed.log", after_lines, delay_fraction, first_epoch_s)
+    killed = run_and_kill(
+        argv, metrics, workdir / "killed.log", after_lines, delay_fraction, first_epoch_s, hold
+    )
     point.killed, point.lines_seen = killed.killed, killed.epoch_lines
     if killed.timed_out:
         point.failure = f"the run to be killed did not finish or print within {WAIT_S} s"
@@ -305,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", nargs="+", default=["classification", "forecasting", "seeds"])
     parser.add_argument("--report", type=Path, help="write every kill point as JSON here")
     parser.add_argument("--keep", type=Path, help="keep the run directories here (default: a temporary dir)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the reference and the resumed runs in this process (the killed one is always a child)",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     points: list[KillPoint] = []
@@ -318,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             kind = kinds(table, args.epochs)[name]
             base = root / name / "reference"
             base.mkdir(parents=True, exist_ok=True)
-            expected = reference(kind, base)
+            expected = reference(kind, base, in_process=args.in_process)
             if expected.status != 0 or expected.metrics is None:
                 error = [line for line in expected.stderr.splitlines() if "error" in line]
                 unsupported[name] = (
@@ -330,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir = root / name / f"kill-{i}"
                 shutil.rmtree(workdir, ignore_errors=True)
                 workdir.mkdir(parents=True)
-                point = kill_and_resume(kind, workdir, after, delay, expected.metrics)
+                point = kill_and_resume(kind, workdir, after, delay, expected.metrics, args.in_process)
                 points.append(point)
                 verdict = "equal" if point.ok else (point.failure or f"{len(point.differences)} differences")
                 where = "killed" if point.killed else "ended before the kill"

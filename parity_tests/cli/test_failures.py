@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -21,19 +22,45 @@ from jax_lstm.training import checkpoint, load_checkpoint, tasks
 TINY = ["--dataset", "synthetic", "--hidden-size", "4", "--num-layers", "1", "--quiet", "--no-compile-cache"]
 
 
+# A bound on each wait for the child, so that a hang fails the test instead of blocking the suite;
+# nothing waits for a duration.
+WAIT_S = 600
+STOP_AFTER = "Epoch [2/"  # the line after which the test reads no more of the child's output
+
+
+def _lines(stream) -> queue.Queue:
+    """The lines of `stream` on a queue, read by a thread until one starts with STOP_AFTER (then the thread
+    stops reading: the rest stays in the pipe), None at the end of the stream."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+            if line.startswith(STOP_AFTER):
+                return
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
     ckpt = tmp_path / "ckpt"
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
+    # More epochs than the child can finish: once the test stops reading, the pipe fills after a few
+    # hundred epoch lines and the child waits on it, so the interrupt always finds it training.
+    epochs = "100000"
     process = subprocess.Popen(
         [
             sys.executable,
+            "-u",
             "-m",
             "jax_lstm.cli",
             "train",
             *TINY,
             "--epochs",
-            "500",
+            epochs,
             "--checkpoint-dir",
             str(ckpt),
         ],
@@ -43,13 +70,15 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
         env=env,
         cwd=root,
     )
-    deadline = time.monotonic() + 240
     try:
-        for line in process.stdout:  # the epoch line comes after its checkpoint is written
-            if line.startswith("Epoch [2/500]") or time.monotonic() > deadline:
+        lines = _lines(process.stdout)
+        while True:  # the epoch line comes after its checkpoint is written
+            line = lines.get(timeout=WAIT_S)
+            assert line is not None, f"the run ended before its second epoch: {process.stderr.read()}"
+            if line.startswith(f"Epoch [2/{epochs}]"):
                 break
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=WAIT_S)
     finally:
         process.kill()
     assert process.returncode == 130, err
