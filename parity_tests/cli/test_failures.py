@@ -25,18 +25,20 @@ TINY = ["--dataset", "synthetic", "--hidden-size", "4", "--num-layers", "1", "--
 # A bound on each wait for the child, so that a hang fails the test instead of blocking the suite;
 # nothing waits for a duration.
 WAIT_S = 600
-STOP_AFTER = "Epoch [2/"  # the line after which the test reads no more of the child's output
+EPOCHS = 100_000  # more than the child can print into a pipe nobody reads (see the test)
+TARGET = f"Epoch [2/{EPOCHS}] "  # the epoch line after which the test reads no more
+MOST_LINES = 200  # the lines before the target line, at most (a header, then epoch 1's)
 
 
 def _lines(stream) -> queue.Queue:
-    """The lines of `stream` on a queue, read by a thread until one starts with STOP_AFTER (then the thread
-    stops reading: the rest stays in the pipe), None at the end of the stream."""
+    """The lines of `stream` on a queue, read by a thread until the one holding TARGET (then the
+    thread stops reading: the rest stays in the pipe), or MOST_LINES of them; None at the end."""
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
-        for line in stream:
+        for count, line in enumerate(stream, start=1):
             lines.put(line)
-            if line.startswith(STOP_AFTER):
+            if TARGET in line or count >= MOST_LINES:  # `in`: a line may follow unterminated output
                 return
         lines.put(None)
 
@@ -48,9 +50,8 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
     ckpt = tmp_path / "ckpt"
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
-    # More epochs than the child can finish: once the test stops reading, the pipe fills after a few
-    # hundred epoch lines and the child waits on it, so the interrupt always finds it training.
-    epochs = "100000"
+    # Once the test stops reading, the pipe fills after a few hundred more epoch lines and the child
+    # waits on it: it cannot finish its EPOCHS, so the interrupt always finds it training.
     process = subprocess.Popen(
         [
             sys.executable,
@@ -60,7 +61,7 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
             "train",
             *TINY,
             "--epochs",
-            epochs,
+            str(EPOCHS),
             "--checkpoint-dir",
             str(ckpt),
         ],
@@ -72,11 +73,12 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
     )
     try:
         lines = _lines(process.stdout)
-        while True:  # the epoch line comes after its checkpoint is written
+        for _ in range(MOST_LINES):  # the epoch line comes after its checkpoint is written
             line = lines.get(timeout=WAIT_S)
             assert line is not None, f"the run ended before its second epoch: {process.stderr.read()}"
-            if line.startswith(f"Epoch [2/{epochs}]"):
+            if TARGET in line:
                 break
+        assert TARGET in line, f"no line with {TARGET!r} among the first {MOST_LINES}"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=WAIT_S)
     finally:
