@@ -110,9 +110,17 @@ class Estimate:
     gradients: int  # one model's gradients, during a step
     new_state: int  # the state a step returns, beside its input (parameters and moments)
     batch: int  # one training batch of every model: series, targets and lengths
-    activations: int  # what one model's train step keeps for the backward pass, and its work
+    # What one model's train step keeps for the backward pass, and the backward pass's work: the
+    # recurrent layers' (B x T x H x layers x directions x the cell's width), and the other layers'
+    # (the FCN models' convolutions with their BatchNorm and ReLU, per-step Linears, the input).
+    recurrent_activations: int
+    layer_activations: int
     evaluation: int  # one evaluation chunk and its activations
     models: int = 1
+
+    @property
+    def activations(self) -> int:
+        return self.recurrent_activations + self.layer_activations
 
     @property
     def state(self) -> int:
@@ -128,8 +136,7 @@ class Estimate:
         return self.state + max(self.train_step, self.evaluation)
 
     def breakdown(self) -> dict[str, int]:
-        fields = ("parameters", "adam_moments", "gradients", "new_state", "batch", "activations")
-        return {name: getattr(self, name) for name in (*fields, "evaluation")}
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)[:-1]}
 
     def shares(self) -> dict[str, int]:
         """The total's three shares: ``"parameters"`` (with their moments, gradients and the step's
@@ -225,8 +232,9 @@ def _implementation(gates: int, implementation: str) -> str:
 
 def _activation_bytes(
     layout: registry.Layout, dims: registry.Dims, rows: int, implementation: str, itemsize: int, train: bool
-) -> int:
-    """What one model's train step (or evaluation) keeps for `rows` series, in bytes."""
+) -> tuple[int, int]:
+    """What one model's train step (or evaluation) keeps for `rows` series, in bytes: (the
+    recurrent layers', the other layers')."""
     steps = dims.seq_len
     per_row = 0.0  # elements per batch row
     workspace = 0.0
@@ -243,12 +251,12 @@ def _activation_bytes(
             extra = TRAIN_WORKSPACE.get(key, max(TRAIN_WORKSPACE.values()))
             workspace = max(workspace, layer_steps * extra * layer.hidden)
     column = 0 if train else 1
-    per_row += workspace
-    per_row += steps * dims.num_features * PER_OUTPUT["input"][column]
+    recurrent = per_row + workspace
+    other = steps * dims.num_features * PER_OUTPUT["input"][column]
     for kind, widths in _output_widths(layout).items():
-        per_row += steps * sum(widths) * PER_OUTPUT[kind][column]
-    per_row += 3 * dims.num_outputs  # the head's output, the loss's softmax and its gradient
-    return math.ceil(rows * per_row * itemsize)
+        other += steps * sum(widths) * PER_OUTPUT[kind][column]
+    other += 3 * dims.num_outputs  # the head's output, the loss's softmax and its gradient
+    return math.ceil(rows * recurrent * itemsize), math.ceil(rows * other * itemsize)
 
 
 def estimate(
@@ -291,21 +299,21 @@ def estimate(
     target = math.prod(dims.output_shape) * itemsize if dims.output_shape else 4  # (H, T) floats or a label
     series = dims.seq_len * dims.num_features * itemsize + 4  # x and its length
     concurrent = min(models, devices)
-    activations = concurrent * _activation_bytes(
+    recurrent, other = _activation_bytes(
         layout, dims, micro_rows, config.implementation, itemsize, train=True
     )
     evaluation = 0
     if eval_rows > 0:
-        evaluation = eval_rows * (series + target) + concurrent * _activation_bytes(
-            layout, dims, eval_rows, config.implementation, itemsize, train=False
-        )
+        kept = _activation_bytes(layout, dims, eval_rows, config.implementation, itemsize, train=False)
+        evaluation = eval_rows * (series + target) + concurrent * sum(kept)
     return Estimate(
         parameters=models * (params + stats),
         adam_moments=models * 2 * params,
         gradients=concurrent * params,
         new_state=models * (3 * params + stats),
         batch=models * rows * (series + target),
-        activations=activations,
+        recurrent_activations=concurrent * recurrent,
+        layer_activations=concurrent * other,
         evaluation=evaluation,
         models=models,
     )

@@ -132,6 +132,17 @@ def test_the_parts_follow_the_layout_and_the_settings():
     assert double.parameters == 2 * base.parameters
 
 
+def test_the_convolutional_branch_is_counted_apart_and_grows_with_the_series():
+    config = TrainConfig(model="lstm-fcn", hidden_size=8, num_layers=1, batch_size=8)
+    short, long = (memory.estimate(config, registry.Dims(3, 4, None, t), 50, 10) for t in (30, 60))
+    assert short.layer_activations > 10 * short.recurrent_activations  # 128-256-128 filters per step
+    assert long.layer_activations == pytest.approx(2 * short.layer_activations, rel=0.01)
+    plain = memory.estimate(
+        TrainConfig(hidden_size=8, num_layers=1, batch_size=8), registry.Dims(3, 4, None, 30), 50, 10
+    )
+    assert plain.layer_activations < plain.recurrent_activations
+
+
 def test_a_missing_series_length_is_refused():
     with pytest.raises(ValueError, match=r"seq_len=dataset\.seq_len"):
         memory.estimate(TrainConfig(), registry.Dims(3, 4), 10, 10)
