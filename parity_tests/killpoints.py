@@ -139,14 +139,15 @@ def run_and_kill(
     log: Path,
     after_lines: int,
     delay_fraction: float,
-    first_epoch_s: float,
+    epoch_s: tuple[float, float],
     hold: bool = False,
 ) -> Run:
     """Starts ``jax-lstm argv`` as a child and kills it (SIGKILL) once it has printed `after_lines`
-    epoch lines, `delay_fraction` of an epoch after the last of them (the epoch's duration from the
-    child's own lines). With `after_lines` 0: after its first line of output (the run's header,
-    printed once the data is read), `delay_fraction` of `first_epoch_s` (the reference run's first
-    epoch, its compilation included). A child that ends first is left to end.
+    epoch lines, `delay_fraction` of an epoch after the last of them. The epoch's duration: from
+    the child's own last two lines; after its first line, the reference run's second epoch
+    (`epoch_s`: its first and second epochs' seconds). With `after_lines` 0: after its first line of
+    output (the run's header, printed once the data is read), `delay_fraction` of the reference's
+    first epoch, its compilation included. A child that ends first is left to end.
 
     With `hold`, its stdout is a pipe of PIPE_BYTES that is read no further once the kill point is
     reached: the child can print at most that many bytes more before it waits on the pipe, so a run
@@ -183,7 +184,6 @@ def run_and_kill(
         lines.put((time.monotonic(), None))
 
     reader = threading.Thread(target=read, daemon=True)
-    start = time.monotonic()
     seen: list[float] = []  # when each epoch line arrived
     output: list[str] = []
     ended = timed_out = False
@@ -204,10 +204,8 @@ def run_and_kill(
         if not ended and not timed_out:
             if len(seen) >= 2:
                 epoch = seen[-1] - seen[-2]
-            elif seen:
-                epoch = seen[-1] - start
             else:
-                epoch = first_epoch_s
+                epoch = epoch_s[1] if seen else epoch_s[0]
             time.sleep(delay_fraction * epoch)  # where in the epoch the kill lands; any place is valid
             child.send_signal(signal.SIGKILL)
         child.wait(timeout=WAIT_S)
@@ -308,18 +306,22 @@ def kill_and_resume(
     point = KillPoint(kind.name, after_lines, delay_fraction)
     ckpt, metrics = _outputs(workdir)
     argv = [*kind.argv, "--checkpoint-dir", str(ckpt), "--metrics-json", str(metrics)]
-    first_epoch_s = float(expected["epochs"][0]["seconds"]) if expected.get("epochs") else 1.0
+    seconds = [float(epoch["seconds"]) for epoch in expected.get("epochs", [])] + [1.0, 1.0]
     killed = run_and_kill(
-        argv, metrics, workdir / "killed.log", after_lines, delay_fraction, first_epoch_s, hold
+        argv, metrics, workdir / "killed.log", after_lines, delay_fraction, (seconds[0], seconds[1]), hold
     )
     point.killed, point.lines_seen = killed.killed, killed.epoch_lines
     if killed.timed_out:
         point.failure = f"the run to be killed did not finish or print within {WAIT_S} s"
         return point
-    if not killed.killed and killed.status != 0:
-        point.failure = (
-            f"the run to be killed failed by itself (status {killed.status}): {killed.stderr[-300:]}"
-        )
+    if not killed.killed:  # it ended first: its own metrics are the ones to compare
+        if killed.status != 0 or killed.metrics is None:
+            point.failure = (
+                f"the run to be killed failed by itself (status {killed.status}): {killed.stderr[-300:]}"
+            )
+        else:
+            point.resumed = "not resumed: it ended before the kill"
+            point.differences = differences(comparable(killed.metrics), comparable(expected))
         return point
     metrics.unlink(missing_ok=True)  # the resumed run must write its own
     again = [*argv, "--resume"] if checkpoint.exists(ckpt) else argv
