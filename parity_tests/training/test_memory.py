@@ -224,3 +224,15 @@ def test_the_available_memory_is_the_hosts_on_cpu():
     with open("/proc/meminfo") as handle:
         total = int(next(line for line in handle if line.startswith("MemTotal:")).split()[1]) * 1024
     assert 0 < memory.host_available_bytes() <= total
+
+
+if __name__ == "__main__":  # python -m parity_tests.training.test_memory: the ratios, case by case
+    for name, case in CASES.items():
+        estimate = memory.estimate(case.config, case.dims, 100, case.num_test)
+        train, evaluation = _measured(case, 100)
+        measured = memory.human(max(train, evaluation))
+        print(
+            f"{name:>10}: estimate {memory.human(estimate.total)}, measured {measured}"
+            f" (train step {(estimate.state + estimate.train_step) / train:.2f}x, "
+            f"evaluation {(estimate.state + estimate.evaluation) / evaluation:.2f}x)"
+        )
