@@ -232,8 +232,8 @@ def acquire(
 
     A stale lock of this host (its process is gone) is taken over, with a one-line note in
     ``Lock.note`` and through `log`. A lock of another host, or an unreadable one, is taken over only
-    with `take_over_foreign` (the CLI's ``--overwrite``): this host cannot tell whether that run is
-    still going.
+    with `take_over_foreign` (for the CLI's ``--overwrite``): this host cannot tell whether that run is
+    still going. A lock of a live process of this host is never taken over.
 
     Raises:
       DirectoryLockedError: another run holds the directory; the message names it and what to do.
