@@ -28,6 +28,14 @@ WAIT_S = 600
 EPOCHS = 100_000  # more than the child can print into a pipe nobody reads (see the test)
 TARGET = f"Epoch [2/{EPOCHS}] "  # the epoch line after which the test reads no more
 MOST_LINES = 200  # the lines before the target line, at most (a header, then epoch 1's)
+# `python -m jax_lstm.cli` with Python's own Ctrl-C handler, whatever the test inherited: a process
+# started in the background by a shell without job control (`cmd &`, nohup, some CI runners) has
+# SIGINT ignored, and Python then leaves it ignored in its children, which would train on through
+# the interrupt and exit 0.
+INTERRUPTIBLE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'jax-lstm'; runpy.run_module('jax_lstm.cli', run_name='__main__', alter_sys=True)"
+)
 
 
 def _lines(stream) -> queue.Queue:
@@ -56,8 +64,8 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
         [
             sys.executable,
             "-u",
-            "-m",
-            "jax_lstm.cli",
+            "-c",
+            INTERRUPTIBLE,
             "train",
             *TINY,
             "--epochs",
