@@ -91,7 +91,7 @@ def test_jax_lstm_has_no_import_cycles():
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append([*path[path.index(dep):], dep] if dep in path else [node, dep])
+                cycles.append([*path[path.index(dep) :], dep] if dep in path else [node, dep])
             elif dep not in state:
                 visit(dep, [*path, dep])
         state[node] = 2
@@ -172,7 +172,9 @@ def test_import_jax_lstm_and_its_cli_do_not_import_torch():
         "import sys, jax_lstm, jax_lstm.cli, jax_lstm.training, jax_lstm.estimator; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_ref')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-u", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=600
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -21,19 +22,54 @@ from jax_lstm.training import checkpoint, load_checkpoint, tasks
 TINY = ["--dataset", "synthetic", "--hidden-size", "4", "--num-layers", "1", "--quiet", "--no-compile-cache"]
 
 
+# A bound on each wait for the child, so that a hang fails the test instead of blocking the suite;
+# nothing waits for a duration.
+WAIT_S = 600
+EPOCHS = 100_000  # more than the child can print into a pipe nobody reads (see the test)
+TARGET = f"Epoch [2/{EPOCHS}] "  # the epoch line after which the test reads no more
+MOST_LINES = 200  # the lines before the target line, at most (a header, then epoch 1's)
+# `python -m jax_lstm.cli` with Python's own Ctrl-C handler, whatever the test inherited: a process
+# started in the background by a shell without job control (`cmd &`, nohup, some CI runners) has
+# SIGINT ignored, and Python then leaves it ignored in its children, which would train on through
+# the interrupt and exit 0.
+INTERRUPTIBLE = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'jax-lstm'; runpy.run_module('jax_lstm.cli', run_name='__main__', alter_sys=True)"
+)
+
+
+def _lines(stream) -> queue.Queue:
+    """The lines of `stream` on a queue, read by a thread until the one holding TARGET (then the
+    thread stops reading: the rest stays in the pipe), or MOST_LINES of them; None at the end."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for count, line in enumerate(stream, start=1):
+            lines.put(line)
+            if TARGET in line or count >= MOST_LINES:  # `in`: a line may follow unterminated output
+                return
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
     ckpt = tmp_path / "ckpt"
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1"}
+    # Once the test stops reading, the pipe fills after a few hundred more epoch lines and the child
+    # waits on it: it cannot finish its EPOCHS, so the interrupt always finds it training.
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "jax_lstm.cli",
+            "-u",
+            "-c",
+            INTERRUPTIBLE,
             "train",
             *TINY,
             "--epochs",
-            "500",
+            str(EPOCHS),
             "--checkpoint-dir",
             str(ckpt),
         ],
@@ -43,13 +79,16 @@ def test_ctrl_c_exits_130_with_one_line_and_the_checkpoint_intact(tmp_path):
         env=env,
         cwd=root,
     )
-    deadline = time.monotonic() + 240
     try:
-        for line in process.stdout:  # the epoch line comes after its checkpoint is written
-            if line.startswith("Epoch [2/500]") or time.monotonic() > deadline:
+        lines = _lines(process.stdout)
+        for _ in range(MOST_LINES):  # the epoch line comes after its checkpoint is written
+            line = lines.get(timeout=WAIT_S)
+            assert line is not None, f"the run ended before its second epoch: {process.stderr.read()}"
+            if TARGET in line:
                 break
+        assert TARGET in line, f"no line with {TARGET!r} among the first {MOST_LINES}"
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=WAIT_S)
     finally:
         process.kill()
     assert process.returncode == 130, err

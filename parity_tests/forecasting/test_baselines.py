@@ -184,7 +184,9 @@ def test_missing_statsmodels_gets_an_install_hint(monkeypatch):
 
 def test_statsmodels_is_imported_only_when_the_var_is_fitted():
     code = "import sys, jax_lstm.forecasting; print('statsmodels' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-u", "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
     assert done.stdout.strip() == "False"
 
 

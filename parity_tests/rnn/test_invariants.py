@@ -153,7 +153,9 @@ def test_import_does_not_need_torch():
         "print(m.apply(v, jnp.ones((2, 4, 5))).shape)\n"
         "try:\n    jax_lstm.to_torch(v)\nexcept ImportError as e:\n    print('ImportError:', e)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-u", "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
     assert "(2, 3)" in result.stdout
     assert "pip install 'jax-lstm[torch]'" in result.stdout
 

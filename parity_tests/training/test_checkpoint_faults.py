@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from jax_lstm.training import TrainConfig, checkpoint
 
 CONFIG = TrainConfig(hidden_size=4, num_layers=1, epochs=100, log_every=0)
 PLATEAU = optim.PlateauState(lr=1e-3, best=float("inf"), num_bad_epochs=0, cooldown_counter=0, last_epoch=0)
+WAIT_S = 600  # a bound on each wait for a child process, so that a hang fails instead of blocking
 
 
 def _dataset() -> Dataset:
@@ -168,7 +171,10 @@ def test_a_crash_between_the_two_renames_leaves_the_newest_as_previous(two_epoch
 def test_leftover_temporaries_of_dead_processes_are_removed(two_epochs):
     latest = two_epochs / checkpoint.CHECKPOINT_NAME
     dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        [sys.executable, "-u", "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
     )
     stale = temporary_name(latest, int(dead.stdout))
     stale.write_bytes(b"half a checkpoint")
@@ -213,45 +219,68 @@ _SAVER = textwrap.dedent(
 SIZE = 256  # a quarter of a megabyte per save: long enough for kills to land inside one
 
 
+def _line_reader(stream):
+    """``next_line()`` -> the next line of `stream` (read by a thread), failing after WAIT_S."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def next_line() -> str:
+        try:
+            return lines.get(timeout=WAIT_S)
+        except queue.Empty:
+            raise AssertionError(f"the fork server said nothing for {WAIT_S} s") from None
+
+    return next_line
+
+
 def test_kill_9_at_random_points_of_a_save_loop_always_leaves_a_loadable_directory(tmp_path):
     directory = tmp_path / "ckpt"
     root = str(Path(__file__).resolve().parents[2])
     server = subprocess.Popen(
-        [sys.executable, "-c", _SAVER.format(root=root), str(directory)],
+        [sys.executable, "-u", "-c", _SAVER.format(root=root), str(directory)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    next_line = _line_reader(server.stdout)
     rng = random.Random(0)
-    deadline = time.monotonic() + 120
     last_epoch = 0
     try:
         for _ in range(8):
             server.stdin.write("go\n")
             server.stdin.flush()
-            words = server.stdout.readline().split()
-            assert words[0] == "pid", words
+            words = next_line().split()
+            assert words and words[0] == "pid", words
             pid, resumed_from = int(words[1]), int(words[3])
             assert resumed_from >= last_epoch  # resuming never goes back past what was loadable
             saved = 0
             while saved < 1 + rng.randrange(3):  # let it save a few, then kill it mid-way
-                line = server.stdout.readline()
+                line = next_line()
                 assert line.startswith("saved"), line
                 saved += 1
-            time.sleep(rng.uniform(0.0, 0.03))
+            time.sleep(rng.uniform(0.0, 0.03))  # where in a save the kill lands; the checks hold anywhere
             os.kill(pid, signal.SIGKILL)
-            line = server.stdout.readline()
+            line = next_line()
             while line.startswith("saved"):  # written before the kill, read after it
-                line = server.stdout.readline()
+                line = next_line()
             assert line.strip() == "reaped", line
             loaded = checkpoint.load(directory, _target(SIZE), log=lambda line: None)
             assert loaded.epoch >= max(last_epoch, resumed_from)
             _assert_state(loaded, loaded.epoch, SIZE)  # bit-exact: what resuming would continue from
             last_epoch = loaded.epoch
-            assert time.monotonic() < deadline
     finally:
         server.stdin.close()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=WAIT_S)
+        finally:
+            server.kill()
     assert last_epoch >= 8
     checkpoint.remove_leftovers(directory)
     assert all(not p.name.startswith(".") for p in directory.iterdir())

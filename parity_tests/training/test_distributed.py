@@ -26,7 +26,7 @@ from jax_lstm.cli import main
 from jax_lstm.testing import TRAINING_LOSS_RTOL
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT_S = 300  # a wave of processes on a loaded 2-core machine; normally a small fraction
+RUN_TIMEOUT_S = 600  # a bound on a wave of processes (a hang fails); normally a small fraction
 LOST_TIMEOUT_S = 8  # --distributed-timeout of the failure tests
 
 HEADER = """@problemName Tiny
@@ -80,7 +80,9 @@ class _Process:
     same programs skips compiling), else not at all."""
 
     def __init__(self, args: list[str], devices: int, log_dir: Path, name: str, cache: Path | None = None):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        env = dict(
+            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONUNBUFFERED="1"
+        )
         if cache is None:
             args = [*args, "--no-compile-cache"]
         else:
@@ -88,7 +90,7 @@ class _Process:
         self.out_path, self.err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "jax_lstm.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=err
+                [sys.executable, "-u", "-m", "jax_lstm.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=err
             )
 
     def wait(self, timeout: float) -> int:

@@ -199,18 +199,20 @@ def test_jax_lstm_uses_every_core():
     code = (
         "from jax_lstm.runtime import use_all_cores; use_all_cores(); import jax; print(len(jax.devices()))"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-u", "-c", code], env=env, capture_output=True, text=True, check=True, timeout=600
+    )
     assert int(out.stdout) == min(os.cpu_count(), 8)
 
 
 def test_benchmark_suite_quick_mode_runs_and_writes_its_reports(tmp_path):
     """Seconds on tiny shapes; it asserts the reports' content, nothing about speed."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-u", "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a bound on a hang, not a speed check
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "benchmark.json").read_text())
