@@ -1,7 +1,7 @@
 """The fuzzing property (`parity_tests.fuzz`) in a bounded run: a few hypothesis-drawn command lines
 and Python calls on tiny data, a real subprocess, the judges themselves (each kind of violation is
-caught), and each defect the long run found and the library has not fixed yet, as a strict xfail
-with its reproduction: it fails the suite the day it is fixed, so that it leaves `KNOWN`.
+caught), and each defect the long run found, with its reproduction (while a defect is open its test
+is a strict xfail and it sits in `KNOWN`; fixed, the test stays as its regression test).
 
 The long run: ``python -m parity_tests.fuzz --examples 1000``.
 """
@@ -25,23 +25,10 @@ BOUNDED = settings(
     suppress_health_check=list(HealthCheck),
 )
 
-# Problems the long run found in the current code, by (entry, kind, a pattern of the detail); the
-# bounded run does not fail on these (each has its strict xfail below), and fails on anything else.
-KNOWN: list[tuple[str, str, str]] = [
-    ("jax-lstm parity", "error lines", r"status 2 with no 'jax-lstm: error:' line"),
-    ("jax-lstm forecast", "traceback", r"^(FileExistsError|NotADirectoryError|IsADirectoryError)"),
-    ("fit", "unclear message", r"not supported between instances of"),
-    ("fit", "unclear message", r"ufunc 'isfinite' not supported"),
-    ("fit", "leaked internal error", r"SeedSequence expects int"),
-    (
-        "jax-lstm parity",
-        "traceback",
-        r"^(ValueError: expected non-negative integer|RuntimeError: Invalid device)",
-    ),
-    ("jax-lstm train", "traceback", r"^FileNotFoundError: no checkpoint at"),
-    ("jax-lstm train", "traceback", r"MemoryError"),
-    ("jax-lstm forecast", "traceback", r"MemoryError"),
-]
+# Problems the long run found in the current code and not yet fixed, by (entry, kind, a pattern of
+# the detail); the bounded run does not fail on these (each with its strict xfail below, in the form
+# of the fixed ones' tests), and fails on anything else.
+KNOWN: list[tuple[str, str, str]] = []
 
 
 def _known(problem: fuzz.Problem) -> bool:
@@ -165,21 +152,15 @@ def test_a_case_that_hangs_is_stopped_and_counted_as_a_failure():
     assert outcome.timed_out and [k for k, _ in fuzz.judge_python(outcome)] == ["timeout"]
 
 
-# --- the known defects, one reproduction each -------------------------------------------------------
+# --- the defects the long run found, fixed, one reproduction each ------------------------------------
 
 
-def _xfail(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-@_xfail("parity with no matching case prints its message on stdout and exits 2 with no error line")
-def test_known_parity_without_cases_has_one_error_line():
+def test_found_parity_without_cases_has_one_error_line():
     argv = ["parity", "--cases", "zzz"]
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []
 
 
-@_xfail("forecast does not check --plot before training; a path under a file ends in a traceback")
-def test_known_forecast_plot_under_a_file(tmp_path):
+def test_found_forecast_plot_under_a_file(tmp_path):
     table = tmp_path / "table.csv"
     table.write_text(fuzz.tiny_csv(160, 2))
     (tmp_path / "f").write_text("a file")
@@ -188,41 +169,35 @@ def test_known_forecast_plot_under_a_file(tmp_path):
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []
 
 
-@_xfail("TrainConfig.validate compares without checking types: a string field gives Python's TypeError")
-def test_known_config_field_of_the_wrong_type():
+def test_found_config_field_of_the_wrong_type():
     source = "result = fit(TrainConfig(epochs='1', hidden_size=2, num_layers=1), tiny_dataset(''), log=None)"
     assert fuzz.judge_python(_raised(source), ("epochs",)) == []
 
 
-@_xfail("Dataset.validate runs np.isfinite on an object array: numpy's ufunc message")
-def test_known_object_array_data():
+def test_found_object_array_data():
     source = (
         "result = fit(TrainConfig(hidden_size=2, num_layers=1, epochs=1), tiny_dataset('object x'), log=None)"
     )
     assert fuzz.judge_python(_raised(source), ("x",)) == []
 
 
-@_xfail("a float seed reaches numpy's SeedSequence: its TypeError, not one naming the seed")
-def test_known_float_seed():
+def test_found_float_seed():
     config = "TrainConfig(seed=1.5, hidden_size=2, num_layers=1, epochs=1)"
     source = f"result = fit({config}, tiny_dataset(''), log=None)"
     assert fuzz.judge_python(_raised(source), ("seed",)) == []
 
 
-@_xfail("--resume in a directory without a checkpoint: FileNotFoundError falls into train's OSError handler")
-def test_known_resume_without_a_checkpoint(tmp_path):
+def test_found_resume_without_a_checkpoint(tmp_path):
     argv = ["train", "--dataset", "synthetic", "--epochs", "1", "--resume", "--checkpoint-dir", str(tmp_path)]
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []
 
 
-@_xfail("parity passes --seed and --device to numpy and torch unchecked: their exceptions, a traceback")
 @pytest.mark.parametrize("flags", [["--seed", "-1"], ["--device", "tpu9"]], ids=["seed", "device"])
-def test_known_parity_flags_unchecked(flags):
+def test_found_parity_flags_unchecked(flags):
     argv = ["parity", "--cases", "seq_len_1_batch_1", "--dtype", "float32", *flags]
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []
 
 
-@_xfail("no memory check before work: numpy's MemoryError for the initial weights, a traceback")
-def test_known_a_model_too_large_for_memory():
+def test_found_a_model_too_large_for_memory():
     argv = ["train", "--dataset", "synthetic", "--hidden-size", fuzz.ABSURD_SIZE, "--epochs", "1", "--quiet"]
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []

@@ -58,6 +58,22 @@ def _worst_per_kind(differences: Sequence[Difference]) -> dict[str, Difference]:
     return worst
 
 
+def request_problem(name_filter: str | None, seed: int, torch_device: str) -> str | None:
+    """What is wrong with a parity request (a filter no case matches, a seed numpy refuses, a device
+    torch does not have), as one message naming the fix; None when it can run."""
+    if name_filter and not any(name_filter in c.name for _, c, _ in PARITY_TABLE):
+        return f"no parity case name contains {name_filter!r}; the cases are listed by `jax-lstm parity`"
+    if not 0 <= seed < 2**64:
+        return f"--seed must be in [0, 2**64) (numpy's and torch's seeds), got {seed}"
+    try:
+        torch.zeros(1, device=torch_device)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        text = str(err).strip() or type(err).__name__
+        first = text.splitlines()[0].split(". ")[0][:120]
+        return f"--device {torch_device!r} is not a torch device this machine has ({first}); use cpu or cuda"
+    return None
+
+
 def run_parity_report(
     dtypes: Sequence[str] = ("float32", "float64"),
     torch_device: str = "cpu",
@@ -76,6 +92,9 @@ def run_parity_report(
     Returns the process exit status: 0 when every leaf is within its tolerance, 1 otherwise.
     """
     out = out or sys.stdout
+    problem = request_problem(name_filter, seed, torch_device)
+    if problem:
+        raise ValueError(problem)
     if torch_device.startswith("cuda"):
         # TF32 (on by default for cuDNN) rounds matmul inputs to a 10-bit mantissa, so torch's
         # float32 results would differ from true float32 by about 1e-3, beyond the float32
@@ -83,12 +102,7 @@ def run_parity_report(
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     print(f"{_environment(torch_device)} | implementation {implementation}", file=out)
-    cases = [(run, c) for _, c, run in PARITY_TABLE]
-    if name_filter:
-        cases = [(r, c) for r, c in cases if name_filter in c.name]
-        if not cases:
-            print(f"no case name contains {name_filter!r}", file=out)
-            return 2
+    cases = [(run, c) for _, c, run in PARITY_TABLE if not name_filter or name_filter in c.name]
     header = (
         f"{'case':<36} {'dtype':<8} {'kind':<8} {'worst leaf':<26} {'max |diff|':>10}  "
         f"{'of tol':>7}  tolerance"

@@ -28,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             implementation=args.implementation,
         )
-    except torch_side.TorchMissingError as err:
+    except (torch_side.TorchMissingError, ValueError) as err:
+        # ValueError: torch_ref.report's check of the request (cases, seed, device), before any run.
         raise RunError(str(err)) from err

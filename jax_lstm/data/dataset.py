@@ -111,6 +111,11 @@ class Dataset(SeriesSizes):
         for split, x, y, lengths in splits:
             if x.ndim != 3:
                 raise DataError(f"{split} data must be (samples, time, features), got shape {x.shape}")
+            if not np.issubdtype(x.dtype, np.floating):
+                raise DataError(
+                    f"{split} data must be floating point, got dtype {x.dtype}; convert it first "
+                    "(x.astype(np.float32))"
+                )
             if len(x) == 0:
                 raise DataError(f"the {split} split is empty: it needs at least one series")
             if x.shape[1] == 0:

@@ -220,8 +220,9 @@ class Checkpoint:
     def check_compatible(
         self, config, dataset: Dataset | WindowDataset, seeds: Sequence[int] | None = None
     ) -> None:
-        """Refuses to resume with another model, optimizer setting, dataset or set of models (epochs
-        may grow)."""
+        """Refuses to resume with another model, optimizer setting, dataset or set of models, or with
+        fewer epochs than it holds (as many: the run is complete, and resuming it gives its results,
+        e.g. after a kill between its last checkpoint and its outputs)."""
         wanted_seeds = None if seeds is None else [int(s) for s in seeds]
         if wanted_seeds != self.seeds:
             held = "one model" if self.seeds is None else f"the models of seeds {self.seeds}"
@@ -250,9 +251,10 @@ class Checkpoint:
                 f"cannot resume from {self.path}: it was trained on {self.data}, "
                 f"not on {data_description(dataset)}"
             )
-        if self.epoch >= config.epochs:
+        if self.epoch > config.epochs:
             raise ValueError(
-                f"{self.path} already holds {self.epoch} epochs; ask for more than that with --epochs"
+                f"{self.path} already holds {self.epoch} epochs, more than the {config.epochs} asked for; "
+                f"resume with --epochs {self.epoch} or more"
             )
 
 

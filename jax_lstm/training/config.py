@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from jax_lstm.models import registry
 from jax_lstm.rnn import cudnn
@@ -77,7 +78,23 @@ class TrainConfig:
     # each its own initial weights and batch order); it predicts with their mean probabilities.
     ensemble: int = 1
 
+    def _check_types(self) -> None:
+        """Every field holds a value of its annotated type (an int field takes numpy's integers but
+        not a bool; a float field takes ints), before any range check compares it."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            kinds = _kind(str(field.type))
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                wanted = " or ".join(sorted({k.__name__ for k in kinds}))
+                raise TypeError(
+                    f"TrainConfig.{field.name} must be {wanted.replace('NoneType', 'None')}, "
+                    f"got {value!r} ({type(value).__name__})"
+                )
+
     def validate(self) -> TrainConfig:
+        self._check_types()
         models = registry.names()
         checks = [
             (self.model in models, f"model must be one of {models}, got {self.model!r}"),
@@ -161,6 +178,15 @@ class TrainConfig:
                 f"{jax.default_backend()!r}); use implementation 'fused', which runs everywhere"
             )
         return self
+
+
+def _kind(annotation: str) -> tuple[type, ...]:
+    """The Python types a field of `annotation` (a string, as `from __future__` keeps them) takes:
+    an int field takes no bool, a float field takes ints too; None where the annotation allows it."""
+    kinds: tuple[type, ...] = ()
+    for part in (p.strip() for p in annotation.split("|")):
+        kinds += {"int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}[part]
+    return kinds
 
 
 # The fields a model's recipe or the data's defaults may set; a value given by the caller wins.

@@ -238,7 +238,7 @@ def acquire(
     Raises:
       DirectoryLockedError: another run holds the directory; the message names it and what to do.
       OSError: the directory cannot be created or written (check that first:
-        `jax_lstm.training.check_checkpoint_dir`).
+        `jax_lstm.training.checkpoint.check_directory`).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,10 @@ two shapes, and a learning rate the scheduler changes keeps its dtype, shape and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +34,7 @@ from jax_lstm import optim
 from jax_lstm.data import Dataset, WindowDataset, batch_order, epoch_mean
 from jax_lstm.models import registry
 from jax_lstm.training import checkpoint as ckpt
-from jax_lstm.training import parallel
+from jax_lstm.training import dirlock, memory, parallel
 from jax_lstm.training.config import TrainConfig
 from jax_lstm.training.history import EpochRecord
 from jax_lstm.training.parallel import Programs
@@ -495,6 +497,21 @@ def fit_many(
     return fit_models(config, dataset, list(seeds), **options)
 
 
+def check_memory(run: Run, log: Callable[[str], None] | None = None) -> None:
+    """Refuses, before any array is made, a run that cannot fit in the memory its devices have
+    (`memory.InsufficientMemoryError`, naming the estimate, the limit and what to lower); says so
+    through `log` when it comes within 20% of it."""
+    dataset = run.dataset
+    evaluated = max(len(dataset.y_test), 0 if run.validation is None else len(run.validation))
+    devices = run.mesh.size if (run.mesh is not None and run.stacked) else 1
+    needs = memory.estimate(
+        run.config, dataset.dims, len(dataset.y_train), evaluated, len(run.configs), devices=devices
+    )
+    warning = memory.check(needs, memory.available_bytes())
+    if warning and log:
+        log(warning)
+
+
 def fit_models(
     config: TrainConfig,
     dataset: Dataset | WindowDataset,
@@ -548,6 +565,28 @@ def fit_models(
     elif resume:
         raise ValueError("resume needs a checkpoint directory")
     run = Run.build(config, dataset, seeds, data_parallel)
+    check_memory(run, log)
+    lock = contextlib.nullcontext()
+    if checkpoint_dir is not None and parallel.is_primary():
+        # One run per checkpoint directory: process 0 holds the lock for the whole run; a lock of a
+        # process that is gone is taken over with a note, one of another host only when overwriting.
+        command = sys.argv or ["python"]
+        lock = dirlock.acquire(checkpoint_dir, command, take_over_foreign=overwrite, log=log)
+    with lock:
+        return _drive(run, config, variables, checkpoint_dir, resume, overwrite, log, progress)
+
+
+def _drive(
+    run: Run,
+    config: TrainConfig,
+    variables,
+    checkpoint_dir,
+    resume: bool,
+    overwrite: bool,
+    log: Callable[[str], None] | None,
+    progress,
+) -> list[FitResult]:
+    """`fit_models` once its checks have passed (and its directory is locked)."""
     if config.select == "validation" and run.validation is None:
         raise ValueError(
             "select='validation' chooses the epoch on a validation split, and the data has none: hold "
@@ -577,7 +616,8 @@ def fit_models(
         selection = selection.restored(loaded.selection, run)
         start_epoch = checkpoint_epoch = loaded.epoch
         if log:
-            log(f"resuming from {loaded.path} after epoch {start_epoch}")
+            done = " (every epoch: nothing left to train)" if start_epoch == config.epochs else ""
+            log(f"resuming from {loaded.path} after epoch {start_epoch}{done}")
     else:
         if checkpoint_dir is not None and overwrite:
             ckpt.remove(checkpoint_dir)

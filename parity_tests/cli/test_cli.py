@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 import torch
 
 import jax_lstm.testing
@@ -35,7 +36,26 @@ def test_parity_report_fails_when_a_difference_exceeds_its_tolerance(monkeypatch
 
 def test_unknown_case_filter_is_an_error(capsys):
     assert main(["parity", "--cases", "no-such-case", "--dtype", "float32"]) == 2
-    assert "no case name contains" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "jax-lstm: error: no parity case name contains 'no-such-case'; "
+        "the cases are listed by `jax-lstm parity`\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seed", "-1"], "--seed must be in [0, 2**64)"),
+        (["--device", "tpu9"], "--device 'tpu9' is not a torch device this machine has"),
+    ],
+)
+def test_parity_flags_are_checked_before_any_case_runs(capsys, flags, message):
+    assert main(["parity", "--cases", "seq_len_1_batch_1", "--dtype", "float32", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"jax-lstm: error: {message}")
 
 
 # --- jax-lstm train / export, python -m torch_ref train ----------------------------------------

@@ -78,11 +78,6 @@ def test_the_comparison_sees_a_difference_in_the_last_bit():
     assert killpoints.differences(killpoints.comparable(a), killpoints.comparable(a)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run killed after its last checkpoint but before its metrics were written cannot be "
-    "resumed: --resume refuses a checkpoint that already holds every epoch (exit 2)",
-)
 def test_a_run_killed_after_its_last_checkpoint_can_be_resumed(runs, tmp_path):
     kind = Kind("classification", tuple(a if a != str(EPOCHS) else "2" for a in runs["classification"].argv))
     ckpt, metrics = tmp_path / "ckpt", tmp_path / "metrics.json"
@@ -93,7 +88,6 @@ def test_a_run_killed_after_its_last_checkpoint_can_be_resumed(runs, tmp_path):
     assert resumed.status == 0, resumed.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="--seeds does not combine with --checkpoint-dir (refused, exit 2)")
 def test_k_models_killed_and_resumed_end_as_uninterrupted_ones(runs, reference, tmp_path):
     kind = runs["seeds"]
     expected = reference("seeds")

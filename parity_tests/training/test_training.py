@@ -261,7 +261,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
 def test_resume_refuses_other_settings(tmp_path):
     config = training.TrainConfig(hidden_size=8, num_layers=1, epochs=1, log_every=0)
     dataset = _small_japanese_vowels()
-    training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
+    first = training.fit(config, dataset, checkpoint_dir=tmp_path, log=None)
     with pytest.raises(ValueError, match="hidden_size: checkpoint 8, now 9"):
         training.fit(
             dataclasses.replace(config, hidden_size=9, epochs=2),
@@ -269,7 +269,19 @@ def test_resume_refuses_other_settings(tmp_path):
             checkpoint_dir=tmp_path,
             resume=True,
         )
-    with pytest.raises(ValueError, match="already holds 1 epochs"):
+    # A complete run resumed (killed after its last checkpoint, before its outputs) gives its results.
+    again = training.fit(config, dataset, checkpoint_dir=tmp_path, resume=True, log=None)
+    assert again.history == first.history
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(again.state), jax.tree.leaves(first.state), strict=True)
+    )
+    training.fit(
+        dataclasses.replace(config, epochs=2), dataset, checkpoint_dir=tmp_path, resume=True, log=None
+    )
+    with pytest.raises(
+        ValueError, match="already holds 2 epochs, more than the 1 asked for; resume with --epochs 2"
+    ):
         training.fit(config, dataset, checkpoint_dir=tmp_path, resume=True)
     with pytest.raises(training.CheckpointError, match="no checkpoint"):
         training.fit(
