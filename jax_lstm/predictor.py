@@ -41,6 +41,7 @@ from jax_lstm.atomic import write_atomically
 from jax_lstm.data import Dims, Preprocessing
 from jax_lstm.models import registry
 from jax_lstm.training import TrainConfig, load_checkpoint, make_model
+from jax_lstm.training.checkpoint import read_description
 from jax_lstm.training.predict import predictions
 
 __all__ = ["MissingPreprocessingError", "Predictor", "as_series", "load", "select_variables"]
@@ -290,6 +291,12 @@ class Predictor:
           CheckpointError: no checkpoint, or a corrupt one. ValueError: a forecaster's checkpoint,
             a seed it does not hold, train_data or standardize given where the checkpoint says.
         """
+        fields, _ = read_description(directory)
+        if fields.get("dtype") == "float64" and not jax.config.read("jax_enable_x64"):
+            raise ValueError(
+                f"{directory} was trained in float64: switch JAX's 64-bit mode on before loading it "
+                "(jax.config.update('jax_enable_x64', True))"
+            )
         loaded = load_checkpoint(directory, log)
         entry = registry.get(loaded.config.model)
         if entry.task != "classification":

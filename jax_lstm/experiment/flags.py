@@ -13,6 +13,7 @@ import argparse
 import math
 from typing import Any
 
+from jax_lstm.experiment.predict import PredictRequest
 from jax_lstm.experiment.requests import (
     BUILTIN_DATASETS,
     ForecastRequest,
@@ -27,9 +28,11 @@ __all__ = [
     "add_forecast_arguments",
     "add_model_arguments",
     "add_output_arguments",
+    "add_predict_arguments",
     "add_train_arguments",
     "add_train_data_arguments",
     "forecast_request",
+    "predict_request",
     "settings",
     "train_request",
 ]
@@ -200,6 +203,40 @@ def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser)
 
 
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``jax-lstm predict``."""
+    parser.add_argument(
+        "--checkpoint-dir", metavar="DIR", required=True, help="the --checkpoint-dir of train"
+    )
+    parser.add_argument(
+        "--data", metavar="FILE.ts", required=True, help="the series to classify (labelled or not)"
+    )
+    parser.add_argument(
+        "--output", metavar="PREDICTIONS.csv", required=True, help="one row per series, in file order"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N", help="series per chunk (default: as training evaluated)"
+    )
+    parser.add_argument("--seed", type=int, help="the run to predict with, of a checkpoint of --seeds K runs")
+    parser.add_argument(
+        "--train-data",
+        metavar="TRAIN.ts",
+        help="a checkpoint written before checkpoints recorded their preprocessing: the file it was trained "
+        "on, whose per-channel standardisation is refitted exactly",
+    )
+    parser.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="a checkpoint written before checkpoints recorded their preprocessing, trained with "
+        "--no-standardize: take the series as they are",
+    )
+    parser.add_argument("--metrics-json", metavar="PATH", help="write the accuracy and class counts here")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--no-compile-cache", action="store_true", help="do not keep compiled programs on disk"
+    )
+
+
 def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
     """``jax-lstm train``'s flags for training across processes (`runtime.initialize_distributed`)."""
     from jax_lstm.runtime import DEFAULT_DISTRIBUTED_TIMEOUT_S
@@ -320,6 +357,21 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         seeds=getattr(args, "seeds", 1),
         plot_attention=getattr(args, "plot_attention", None),
         **_outputs(args),
+    )
+
+
+def predict_request(args: argparse.Namespace) -> PredictRequest:
+    """The `PredictRequest` of ``jax-lstm predict``'s flags."""
+    return PredictRequest(
+        checkpoint_dir=args.checkpoint_dir,
+        data=args.data,
+        output=args.output,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        train_data=args.train_data,
+        no_standardize=args.no_standardize,
+        metrics_json=args.metrics_json,
+        quiet=args.quiet,
     )
 
 
