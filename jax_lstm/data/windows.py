@@ -37,11 +37,16 @@ class TableSpec:
     last_time: str | None = None  # the table's last time label, as text
     rows: int = 0  # the table's rows
     periods: tuple[int, int] = (0, 0)  # (train_end, val_end): rows of the training and validation periods
+    # Every column of the file it was read from (time column and unused ones included), in order.
+    source_columns: tuple[str, ...] | None = None
+    name: str = ""  # where the table came from ("seattle-weather", a file name)
 
     def as_dict(self) -> dict[str, object]:
         fields = dataclasses.asdict(self)
         fields["columns"], fields["targets"] = list(self.columns), list(self.targets)
         fields["periods"] = list(self.periods)
+        if self.source_columns is not None:
+            fields["source_columns"] = list(self.source_columns)
         return fields
 
     @classmethod
@@ -51,6 +56,8 @@ class TableSpec:
         values["columns"] = tuple(values["columns"])
         values["targets"] = tuple(values["targets"])
         values["periods"] = tuple(values.get("periods", (0, 0)))
+        if values.get("source_columns") is not None:
+            values["source_columns"] = tuple(values["source_columns"])
         return cls(**values)
 
 
