@@ -199,6 +199,26 @@ def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of the rows before the test period kept for validation (default 0.1)",
     )
+    future = parser.add_argument_group("the forecast of the future")
+    future.add_argument(
+        "--output",
+        metavar="FUTURE.csv",
+        help="write the --horizon steps after the table's last row, every target, original units, with "
+        "columns time, target, horizon, forecast, lower_<level>, upper_<level>",
+    )
+    future.add_argument(
+        "--interval",
+        metavar="0.8,0.95",
+        default=None,
+        help="prediction interval levels: split-conformal intervals from the validation period's "
+        "residuals, per target and step (default 0.8,0.95)",
+    )
+    future.add_argument(
+        "--from-checkpoint",
+        metavar="DIR",
+        help="forecast with the model a run saved in DIR, without training, from --data (a newer "
+        "version of its table, with the same columns; default: the embedded table it was trained on)",
+    )
     add_model_arguments(parser)
     add_output_arguments(parser)
 
@@ -389,5 +409,15 @@ def forecast_request(args: argparse.Namespace) -> ForecastRequest:
         test_size=args.test_size,
         val_fraction=args.val_fraction,
         settings=settings(args),
+        output=args.output,
+        intervals=_levels(args.interval),
+        from_checkpoint=args.from_checkpoint,
         **_outputs(args),
     )
+
+
+def _levels(text: str | None) -> tuple[float, ...]:
+    """--interval's levels (`jax_lstm.forecasting.parse_levels`; ValueError naming a bad one)."""
+    from jax_lstm.forecasting.intervals import parse_levels
+
+    return parse_levels(text)

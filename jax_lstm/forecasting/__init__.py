@@ -45,6 +45,7 @@ from jax_lstm.forecasting.forecaster import (
     fit_forecaster,
     load_forecaster,
     plan,
+    read_like,
     table_spec,
     window_dataset,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "parse_levels",
     "plan",
     "prepare",
+    "read_like",
     "read_table",
     "rmse",
     "seasonal_naive_forecast",

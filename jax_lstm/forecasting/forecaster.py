@@ -63,6 +63,7 @@ __all__ = [
     "fit_forecaster",
     "load_forecaster",
     "plan",
+    "read_like",
     "table_spec",
     "time_label",
     "window_dataset",
@@ -480,6 +481,54 @@ def _next_times(times: pd.Index | None, horizon: int, spec: TableSpec | None = N
         if (steps == steps[-1]).all():
             return pd.Index(int(times[-1]) + int(steps[-1]) * np.arange(1, horizon + 1))
     return None
+
+
+def read_like(
+    path: str | Path | None, spec: TableSpec, *, time_column: str | None = None, fill: str | None = None
+) -> Table:
+    """A newer version of the table a forecaster was trained on: the CSV at `path` read with the
+    training table's time column (unless `time_column` says otherwise), inputs and targets; the
+    embedded Seattle weather for `path` None when it was trained on that. Refuses (DataError),
+    before reading the rows, a file whose columns differ from the training file's."""
+    from jax_lstm.forecasting.datasets import seattle_weather
+    from jax_lstm.forecasting.table import read_table
+
+    if path is None:
+        if spec.name != "seattle-weather":
+            raise DataError(
+                f"the model was trained on {spec.name or 'a table'}: give the newer version of it with "
+                "--data NEWER.csv"
+            )
+        return seattle_weather(targets=list(spec.targets), features=list(spec.columns))
+    path = Path(path)
+    if path.exists() and path.is_file() and spec.source_columns is not None:
+        try:
+            header = tuple(str(c) for c in pd.read_csv(path, nrows=0).columns)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            header = None  # read_table names the problem
+        if header is not None and header != spec.source_columns:
+            lacking = [c for c in spec.source_columns if c not in header]
+            extra = [c for c in header if c not in spec.source_columns]
+            detail = "; ".join(
+                p
+                for p in (
+                    f"it lacks {lacking}" if lacking else "",
+                    f"it has {extra} besides" if extra else "",
+                    "" if lacking or extra else "the same columns in another order",
+                )
+                if p
+            )
+            raise DataError(
+                f"{path} has the columns {list(header)}, but the model was trained on a table of "
+                f"{list(spec.source_columns)} ({detail}): forecast from a newer version of the training table"
+            )
+    return read_table(
+        path,
+        time_column=spec.time_column if time_column is None else time_column,
+        targets=list(spec.targets),
+        features=list(spec.columns),
+        fill=fill,
+    )
 
 
 def load_forecaster(directory: str | Path, *, seed: int | None = None, log=None) -> ForecastModel:
