@@ -154,9 +154,10 @@ class Predictor:
         LSTM steps over the variables with the whole series as its input)."""
         return "seq_len" in registry.get(self.config.model).dims_args(self.dims)
 
-    def check(self, num_features: int, longest: int, where: str = "series") -> None:
+    def check(self, num_features: int, longest: int, where: str = "series", which: str = "a series") -> None:
         """Refuses, before any work, series the model cannot take: another channel count, longer
-        than a fixed-length model's length, or any when the preprocessing is unknown."""
+        than a fixed-length model's length, or any when the preprocessing is unknown. `where` names
+        the series in the messages, `which` the longest one."""
         if num_features != self.dims.num_features:
             raise ValueError(
                 f"{where} have {num_features} channels (features), but the model was trained on series of "
@@ -164,7 +165,7 @@ class Predictor:
             )
         if self.fixed_length and longest > self.dims.seq_len:
             raise ValueError(
-                f"{where} hold a series of {longest} steps, but {self.config.model} was built for series "
+                f"{which} has {longest} steps, but {self.config.model} was built for series "
                 f"of at most {self.dims.seq_len} steps (its LSTM steps over the variables, each step a "
                 "whole series): truncate or resample them, or train on series this long"
             )

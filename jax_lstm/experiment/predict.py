@@ -89,7 +89,7 @@ def _check_series(predictor: Predictor, ts: datasets.TsData) -> None:
         if lengths.max() > predictor.dims.seq_len:
             i = int(np.argmax(lengths > predictor.dims.seq_len))
             line = f"{ts.lines[i]}: " if i < len(ts.lines) else " "
-            predictor.check(features, int(lengths[i]), f"{ts.path}:{line}series {i}")
+            predictor.check(features, int(lengths[i]), ts.path, f"{ts.path}:{line}series {i}")
     predictor.check(features, 0, ts.path)  # the preprocessing must be known
 
 
