@@ -2,59 +2,54 @@
 
     clf = LSTMSequenceClassifier(epochs=30).fit(X_train, y_train)   # X: (n, T, F) or a list of (T_i, F)
     clf.predict(X_test); clf.predict_proba(X_test); clf.score(X_test, y_test)
+    clf.save("run1"); LSTMSequenceClassifier.load("run1")          # a checkpoint, as jax-lstm train's
 
 Works in `cross_val_score`, `GridSearchCV` and `Pipeline`. Series may have different lengths (pass a
 list of 2-D arrays); they are padded and run with PackedSequence semantics. A 2-D array (n, T) is
 read as n univariate series of length T, the convention of time-series libraries.
+
+`save` writes a checkpoint of the format ``jax-lstm train --checkpoint-dir`` writes (the trained
+state, the config, the data description with its standardisation), so ``jax-lstm predict``,
+``jax-lstm export`` and `jax_lstm.load` take it; `load` reads one back, from either. Predictions
+go through `jax_lstm.predictor.Predictor`, the one path from series to probabilities.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from jax_lstm import data, training
 from jax_lstm.models import registry
+from jax_lstm.predictor import Predictor, as_series
+from jax_lstm.training import checkpoint
 
 __all__ = ["LSTMSequenceClassifier"]
 
-
-def _as_series(X, name: str, min_samples: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """(n, T, F) float32 array and (n,) lengths (None when every series is full length).
-
-    Arrays go through scikit-learn's `check_array` (3-D allowed), so sparse, complex, object, empty
-    and non-finite input get scikit-learn's own messages. A list of 2-D arrays of different
-    lengths is padded (its lengths returned).
-    """
-    if isinstance(X, list | tuple) and X and all(np.ndim(s) == 2 for s in X):
-        shapes = {np.shape(s) for s in X}
-        if len(shapes) > 1:
-            # check_array on each series: NaN/inf, dtype and emptiness, named by series index.
-            series = [
-                check_array(s, dtype=np.float32, input_name=f"{name}: series {i}") for i, s in enumerate(X)
-            ]
-            if len({s.shape[1] for s in series}) > 1:
-                raise ValueError(
-                    f"{name}: series have different feature counts {sorted({s.shape[1] for s in series})}"
-                )
-            x, lengths = data.pad_series(series)
-            return x.astype(np.float32), lengths
-    x = check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=min_samples, input_name="X")
-    if x.ndim == 2:
-        x = x[:, :, None]  # (n, T): univariate series
-    if x.ndim != 3:
-        raise ValueError(
-            f"{name}: expected a (n_series, time, features) array or a list of (time, features) "
-            f"arrays, got an array of shape {x.shape}"
-        )
-    if x.shape[2] == 0:
-        raise ValueError(f"{name}: 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
-    return x, None
+# The estimator's parameters read back from a checkpoint's config (`load`): those that are
+# TrainConfig fields of the same name.
+_FROM_CONFIG = (
+    "hidden_size",
+    "num_layers",
+    "model",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "patience",
+    "weight_decay",
+    "dropout",
+    "cell",
+    "ensemble",
+    "schedule",
+    "select",
+)
 
 
 class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
@@ -80,7 +75,8 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
 
     Attributes after `fit`: ``classes_`` (n_classes,), ``n_features_in_``, ``variables_`` (Flax
     variables, exportable with `jax_lstm.to_torch`), ``history_`` (per-epoch training loss and lr),
-    ``mean_`` and ``scale_`` (F,) of the standardisation.
+    ``mean_`` and ``scale_`` (F,) of the standardisation (float64, fitted over the valid steps),
+    ``checkpoint_`` (what `save` writes).
     """
 
     def __init__(
@@ -140,17 +136,28 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             self.model, dataset, **given, seed=seed, log_every=10 if self.verbose > 1 else 0
         )
 
-    def _transform(self, x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-        if not self.standardize:
-            return x
-        return data.standardize_channels(x, lengths, self.mean_, self.scale_).astype(np.float32)
+    def _preprocessing(self) -> data.Preprocessing | None:
+        return data.Preprocessing(self.mean_, self.scale_) if self.standardize else None
+
+    def _predictor(self) -> Predictor:
+        """The fitted model as a `Predictor`: new series prepared as the training series were."""
+        config = training.TrainConfig(**self.config_)
+        dims = data.Dims(self.n_features_in_, len(self.classes_), None, self.seq_len_)
+        return Predictor(
+            config,
+            dims,
+            self.variables_,
+            self.classes_,
+            self._preprocessing(),
+            variable_length=self.checkpoint_["data"]["variable_length"],
+        )
 
     def fit(self, X, y) -> LSTMSequenceClassifier:
         """Trains on X: (n, T, F) array, list of (T_i, F) arrays, or (n, T) univariate; y: (n,) labels."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         self._config()  # bad parameters fail before the data is looked at
-        x, lengths = _as_series(X, "fit", min_samples=2)
+        x, lengths = as_series(X, "fit", min_samples=2)
         y = column_or_1d(y, warn=True)
         if len(y) != len(x):
             raise ValueError(f"fit: {len(x)} series but {len(y)} labels")
@@ -167,8 +174,12 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             )
         self.n_features_in_ = x.shape[-1]
         self.seq_len_ = x.shape[1]  # the FCN models' LSTM input size; predict pads shorter series
-        self.mean_, self.scale_ = data.channel_statistics(x, lengths)
-        x = self._transform(x, lengths)
+        fitted = data.Preprocessing.fit(x, lengths)
+        self.mean_, self.scale_ = fitted.mean, fitted.scale
+        preprocessing = self._preprocessing()
+        if preprocessing is not None:
+            x = preprocessing.apply(x, np.full(len(x), x.shape[1]) if lengths is None else lengths)
+        x = x.astype(np.float32)
         empty = np.zeros((0, x.shape[1], x.shape[2]), np.float32)
         dataset = data.Dataset(
             "fit",
@@ -179,6 +190,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
             tuple(str(c) for c in self.classes_),
             lengths,
             None if lengths is None else np.zeros(0, np.int32),
+            preprocessing=preprocessing,
         )
         config = self._config(dataset)
         log = print if self.verbose else None
@@ -193,22 +205,88 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         self.variables_ = jax.device_get(result.variables())
         self.history_ = [{"epoch": h.epoch, "train_loss": h.train_loss, "lr": h.lr} for h in result.history]
         self.config_ = dataclasses.asdict(config)
+        members = result.members or [result]
+        self.checkpoint_ = {
+            # The weights it predicts with (the selected epoch's, with a selection), as a train state.
+            "state": jax.device_get(result.state),
+            "schedules": [m.schedule for m in members],
+            "histories": [m.history for m in members],
+            "ensembles": [result.history] if result.members else [],
+            "seeds": [m.config.seed for m in result.members] if result.members else None,
+            "data": checkpoint.data_description(dataset),
+        }
         return self
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Writes the fitted model to `directory` as a checkpoint of the format ``jax-lstm train
+        --checkpoint-dir`` writes (the weights it predicts with, the config, the standardisation,
+        the classes; the labels' own values in an annotation), so that ``jax-lstm predict
+        --checkpoint-dir``, ``jax-lstm export``, `jax_lstm.load` and `load` read it. A directory
+        that holds a checkpoint is refused unless `overwrite`. Returns the checkpoint file."""
+        check_is_fitted(self, "variables_")
+        checkpoint.check_directory(directory, overwrite=overwrite)
+        saved = self.checkpoint_
+        config = training.TrainConfig(**self.config_)
+        path = checkpoint.save(
+            directory,
+            saved["state"],
+            saved["schedules"],
+            len(saved["histories"][0]),
+            saved["histories"],
+            config,
+            saved["data"],
+            seeds=saved["seeds"],
+            ensembles=saved["ensembles"],
+        )
+        labels = self.classes_.tolist()
+        checkpoint.annotate(directory, "estimator", {"classes": labels, "standardize": self.standardize})
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, seed: int | None = None) -> LSTMSequenceClassifier:
+        """A fitted estimator from a checkpoint directory written by `save` or by ``jax-lstm train
+        --checkpoint-dir`` (its classes the class names, or the labels `save` kept; `seed`: the
+        run of a checkpoint of several, as `jax_lstm.load`). Its parameters are the checkpoint's
+        config's, so `clone` and `fit` train the same model again."""
+        predictor = Predictor.load(directory, seed=seed)
+        loaded = training.load_checkpoint(directory)
+        config = predictor.config
+        clf = cls(
+            **{name: getattr(config, name) for name in _FROM_CONFIG},
+            standardize=predictor.preprocessing is not None,
+            random_state=config.seed,
+        )
+        clf.classes_ = predictor.classes_
+        clf.n_features_in_ = predictor.dims.num_features
+        clf.seq_len_ = predictor.dims.seq_len
+        if predictor.preprocessing is not None:
+            clf.mean_, clf.scale_ = predictor.preprocessing.mean, predictor.preprocessing.scale
+        else:
+            clf.mean_ = np.zeros(clf.n_features_in_)
+            clf.scale_ = np.ones(clf.n_features_in_)
+        clf.variables_ = predictor.variables
+        history = loaded.ensembles[0] if loaded.ensembles else loaded.history
+        clf.history_ = [{"epoch": h.epoch, "train_loss": h.train_loss, "lr": h.lr} for h in history]
+        clf.config_ = dataclasses.asdict(config)
+        clf.checkpoint_ = {
+            **_one_run(loaded, config),
+            "data": {**loaded.data, "variable_length": predictor.variable_length},
+        }
+        return clf
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, n_classes) class probabilities, columns in the order of ``classes_`` (an ensemble's:
         the mean of its members')."""
         check_is_fitted(self, "variables_")
-        x, lengths = _as_series(X, "predict")
+        x, lengths = as_series(X, "predict")
         if x.shape[-1] != self.n_features_in_:
             raise ValueError(
                 f"X has {x.shape[-1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        x = self._transform(x, lengths)
-        config = training.TrainConfig(**self.config_)
-        dims = data.Dims(self.n_features_in_, len(self.classes_), None, self.seq_len_)
-        return training.predict.predictions(config, dims, self.variables_, x, lengths)
+        predictor = self._predictor()
+        x, lengths = predictor.prepare(x, lengths, "X")
+        return training.predict.predictions(predictor.config, predictor.dims, predictor.variables, x, lengths)
 
     def predict(self, X) -> np.ndarray:
         """(n,) predicted labels (values from ``classes_``)."""
@@ -225,6 +303,35 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_.tolist()}); the classifier can never predict them"
             )
         return super().score(X, y, sample_weight=sample_weight)
+
+
+def _one_run(loaded, config: training.TrainConfig) -> dict:
+    """What `save` writes again of a loaded checkpoint: the run of `config.seed` (one model, or one
+    ensemble's members), with the weights it predicts with."""
+    state = loaded.state if loaded.selection is None else loaded.selection["state"]
+    state = jax.device_get(state)
+    if loaded.seeds is None:
+        return {
+            "state": state,
+            "schedules": loaded.schedules,
+            "histories": loaded.histories,
+            "ensembles": loaded.ensembles,
+            "seeds": None,
+        }
+    size = config.ensemble
+    g = loaded.seeds[::size].index(config.seed)
+    rows = slice(g * size, (g + 1) * size)
+    if size == 1:
+        state = jax.tree.map(lambda leaf: leaf[g], state)
+    else:
+        state = jax.tree.map(lambda leaf: leaf[rows], state)
+    return {
+        "state": state,
+        "schedules": loaded.schedules[rows],
+        "histories": loaded.histories[rows],
+        "ensembles": loaded.ensembles[g : g + 1],
+        "seeds": loaded.seeds[rows] if size > 1 else None,
+    }
 
 
 # The estimator's parameters that are TrainConfig fields (the others: standardize, random_state,

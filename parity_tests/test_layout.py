@@ -21,11 +21,12 @@ BRIDGE = "jax_lstm.experiment.torch_side"
 # lower layer, never from its own layer's other packages or from a higher one. torch_ref sits above
 # everything but the CLI (it imports jax_lstm; jax_lstm reaches it only through BRIDGE).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("atomic", "runtime", "testing", "data", "optim"),
+    ("atomic", "runtime", "testing", "data", "optim", "exported"),
     ("nn",),
     ("rnn",),
     ("functional", "models"),
     ("interop", "training"),
+    ("predictor",),
     ("reporting", "estimator", "forecasting"),
     ("experiment",),
     ("cli",),

@@ -25,8 +25,8 @@ __all__ = ["build_parser", "fail", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jax-lstm",
-        description="A JAX LSTM with exact PyTorch parity: train the article's models, forecast, "
-        "check parity.",
+        description="A JAX LSTM with exact PyTorch parity: train the article's models, classify new "
+        "series with them, forecast, export, check parity.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -78,9 +78,40 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_forecast_arguments(forecast)
     forecast.set_defaults(func=_forecast)
 
-    export = sub.add_parser("export", help="write a checkpoint's weights as a torch state dict (.pt)")
+    predict = sub.add_parser(
+        "predict",
+        help="classify the series of a .ts file with a trained model (a --checkpoint-dir of train)",
+        description=(
+            "Loads the classifier a training run saved (--checkpoint-dir), scales the series of a .ts "
+            "file as its training series were scaled (the standardisation the checkpoint records), "
+            "and writes one CSV row per series in file order: index, label (the predicted class), "
+            "prob_<class> for every class, and true_label when the file has labels. Prints the "
+            "accuracy on a labelled file, a summary of the predicted classes on an unlabelled one "
+            "(@classLabel false). An ensemble predicts with the mean of its members' probabilities."
+        ),
+    )
+    flags.add_predict_arguments(predict)
+    predict.set_defaults(func=_predict)
+
+    export = sub.add_parser(
+        "export",
+        help="write a checkpoint's model as a torch state dict (.pt) or a jax.export artefact (.jaxexport)",
+        description=(
+            "OUT.pt: the weights as the torch twin's state dict (one per model of --seeds or an "
+            "ensemble). OUT.jaxexport: the classifier's inference function as serialised StableHLO "
+            "(jax.export) with its weights, preprocessing and class names in one file, run by "
+            "jax_lstm.load_exported (numpy and jax only), for any batch size or --batch-size N."
+        ),
+    )
     export.add_argument("checkpoint_dir", help="the --checkpoint-dir of a training run")
-    export.add_argument("output", help="where to write the .pt file")
+    export.add_argument("output", help="where to write the .pt (.pth) or .jaxexport file")
+    export.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=".jaxexport: a program for batches of N series (default: a symbolic batch, any size)",
+    )
+    export.add_argument("--seed", type=int, help=".jaxexport: the run of a checkpoint of several (--seeds)")
     export.set_defaults(func=_export)
 
     parity = sub.add_parser(
@@ -163,10 +194,19 @@ def _forecast(args: argparse.Namespace) -> int:
     return run_forecast(request)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from jax_lstm.experiment import run_predict
+
+    request = flags.predict_request(args)
+    if not args.no_compile_cache:
+        runtime.enable_compilation_cache()
+    return run_predict(request)
+
+
 def _export(args: argparse.Namespace) -> int:
     from jax_lstm.cli import export
 
-    return export.run(args.checkpoint_dir, args.output)
+    return export.run(args.checkpoint_dir, args.output, batch_size=args.batch_size, seed=args.seed)
 
 
 def _parity(args: argparse.Namespace) -> int:

@@ -6,21 +6,25 @@ from jax_lstm.data.dataset import (
     DATASET_DEFAULTS,
     DataError,
     Dataset,
+    Preprocessing,
     channel_statistics,
     from_series,
     pad_series,
+    preprocessing_record,
     standardize_channels,
     validation_split,
 )
 from jax_lstm.data.dims import Dims
 from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
-from jax_lstm.data.windows import WindowDataset
+from jax_lstm.data.windows import TableSpec, WindowDataset
 
 __all__ = [
     "DATASET_DEFAULTS",
     "DataError",
     "Dataset",
     "Dims",
+    "Preprocessing",
+    "TableSpec",
     "TsData",
     "WindowDataset",
     "batch_order",
@@ -35,6 +39,7 @@ __all__ = [
     "load_ts",
     "micro_batch_bounds",
     "pad_series",
+    "preprocessing_record",
     "standardize_channels",
     "synthetic",
     "validation_split",

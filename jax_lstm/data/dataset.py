@@ -18,9 +18,11 @@ __all__ = [
     "DATASET_DEFAULTS",
     "DataError",
     "Dataset",
+    "Preprocessing",
     "channel_statistics",
     "from_series",
     "pad_series",
+    "preprocessing_record",
     "standardize_channels",
     "validation_split",
 ]
@@ -28,6 +30,49 @@ __all__ = [
 
 class DataError(ValueError):
     """Input data that cannot be trained on; the message says what is wrong and where."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Preprocessing:
+    """The per-channel standardisation fitted on a training split: ``(x - mean) / scale`` on the
+    valid steps (padding stays 0). mean, scale: (F,) float64. A dataset whose series were not
+    standardised has none (``Dataset.preprocessing`` None).
+
+    Checkpoints record it (`as_dict`), so that new series are scaled exactly as training scaled its
+    own: in float64, before the cast to the model's dtype.
+    """
+
+    mean: np.ndarray  # (F,) float64
+    scale: np.ndarray  # (F,) float64, > 0
+
+    @classmethod
+    def fit(cls, x: np.ndarray, lengths: np.ndarray | None = None) -> Preprocessing:
+        """The statistics of (N, T, F) series over their valid steps (`channel_statistics`)."""
+        mean, scale = channel_statistics(np.asarray(x, np.float64), lengths)
+        return cls(np.asarray(mean, np.float64), np.asarray(scale, np.float64))
+
+    def apply(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """(N, T, F) -> standardised (N, T, F) float64, padding 0 (`standardize_channels`)."""
+        return standardize_channels(np.asarray(x, np.float64), lengths, self.mean, self.scale)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: floats written by repr, so `from_dict` gives back the same float64 values."""
+        return {"kind": "standardize", "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> Preprocessing | None:
+        """The record of `as_dict` (None for ``{"kind": "none"}``); ValueError for anything else."""
+        kind = fields.get("kind")
+        if kind == "none":
+            return None
+        if kind != "standardize":
+            raise ValueError(f"unknown preprocessing {kind!r}")
+        return cls(np.asarray(fields["mean"], np.float64), np.asarray(fields["scale"], np.float64))
+
+
+def preprocessing_record(preprocessing: Preprocessing | None) -> dict[str, Any]:
+    """What a checkpoint records of a dataset's preprocessing: its statistics, or that there was none."""
+    return {"kind": "none"} if preprocessing is None else preprocessing.as_dict()
 
 
 # What a run on a real dataset (JapaneseVowels, a .ts file, the estimator's series) uses where
@@ -46,6 +91,8 @@ class Dataset(SeriesSizes):
     epoch by; None when there is no validation split. ``defaults``: the training settings this data
     asks for where neither the caller nor the model's recipe sets them (`resolve_config`), e.g. the
     article's 10 epochs of 32 for its synthetic data; by default `DATASET_DEFAULTS`.
+    ``preprocessing``: the standardisation the x arrays went through (fitted on the training split),
+    None when they are as given; checkpoints record it, so new series can be scaled the same way.
     """
 
     name: str
@@ -61,6 +108,7 @@ class Dataset(SeriesSizes):
     lengths_validation: np.ndarray | None = None
     # TrainConfig fields this data asks for where neither the caller nor the model's recipe sets them.
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DATASET_DEFAULTS))
+    preprocessing: Preprocessing | None = None
 
     @property
     def dims(self) -> Dims:
@@ -234,11 +282,12 @@ def from_series(
     x_test, len_test = pad_series(test_series, length)
     if min(len_train.min(), len_test.min()) < 1:
         raise DataError(f"{name}: a series has length 0")
+    preprocessing = None
     if standardize:
         # Fitted on the training split only.
-        mean, scale = channel_statistics(x_train, len_train)
-        x_train = standardize_channels(x_train, len_train, mean, scale)
-        x_test = standardize_channels(x_test, len_test, mean, scale)
+        preprocessing = Preprocessing.fit(x_train, len_train)
+        x_train = preprocessing.apply(x_train, len_train)
+        x_test = preprocessing.apply(x_test, len_test)
     equal = (len_train == length).all() and (len_test == length).all()
     y_train = np.asarray([index[c] for c in train_labels], dtype=np.int64)
     y_test = np.asarray([index[c] for c in test_labels], dtype=np.int64)
@@ -251,6 +300,7 @@ def from_series(
         classes,
         None if equal else len_train,
         None if equal else len_test,
+        preprocessing=preprocessing,
     )
 
 

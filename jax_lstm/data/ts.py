@@ -20,7 +20,7 @@ class TsData:
     """The contents of one sktime/UEA ``.ts`` file."""
 
     series: list[np.ndarray]  # each (T_i, F)
-    labels: list[str]
+    labels: list[str] | None  # None: an unlabelled file (``@classLabel false``)
     class_labels: tuple[str, ...] | None  # as declared by @classLabel, in declared order
     problem_name: str
     path: str = ""  # the file it was read from
@@ -38,6 +38,19 @@ class TsData:
                     f"{self.path}:{line}series {i} has a missing or non-finite value (dimension "
                     f"{channel + 1}, step {step + 1}); fill or drop missing values before training"
                 )
+
+    @property
+    def labelled(self) -> bool:
+        """Whether every series has a class label (``@classLabel true``)."""
+        return self.labels is not None
+
+    def require_labels(self) -> None:
+        """Raises DataError for an unlabelled file where training or scoring needs labels."""
+        if self.labels is None:
+            raise DataError(
+                f"{self.path or self.problem_name} has no class labels (@classLabel false): training needs "
+                "labelled series; `jax-lstm predict` classifies unlabelled ones"
+            )
 
 
 def _open_text(path: Path) -> list[str]:
@@ -72,7 +85,8 @@ def _open_text(path: Path) -> list[str]:
 def load_ts(path: str | Path) -> TsData:
     """Reads a sktime/UEA ``.ts`` classification file (equal or unequal length, multivariate).
 
-    ``?`` marks a missing value and becomes NaN (training refuses NaN, with a message). Raises
+    A file with ``@classLabel false`` holds series without labels (``labels`` None), e.g. new series
+    to classify. ``?`` marks a missing value and becomes NaN (training refuses NaN, with a message). Raises
     DataError naming the file and line for anything malformed. ``.ts.gz`` files are read as well.
     """
     path = Path(path)
@@ -82,6 +96,7 @@ def load_ts(path: str | Path) -> TsData:
     dimensions: int | None = None
     class_labels: tuple[str, ...] | None = None
     has_labels = False
+    declared = False  # a @classLabel line was seen (true or false)
     problem = path.stem
     series: list[np.ndarray] = []
     labels: list[str] = []
@@ -103,8 +118,12 @@ def load_ts(path: str | Path) -> TsData:
             rest = rest.strip()
             if tag == "@data":
                 in_data = True
-                if not has_labels:
-                    fail(number, "no '@classLabel true ...' header: only classification files are supported")
+                if not declared:
+                    fail(
+                        number,
+                        "no '@classLabel true ...' (or '@classLabel false') header: only classification "
+                        "files are supported",
+                    )
             elif tag == "@problemname":
                 problem = rest
             elif tag == "@timestamps" and rest.lower() == "true":
@@ -117,6 +136,7 @@ def load_ts(path: str | Path) -> TsData:
                 words = rest.split()
                 if not words or words[0].lower() not in ("true", "false"):
                     fail(number, "@classLabel must be followed by true or false")
+                declared = True
                 if words[0].lower() == "true":
                     if len(words) < 2:
                         fail(number, "@classLabel true needs the list of class labels")
@@ -126,16 +146,19 @@ def load_ts(path: str | Path) -> TsData:
                 fail(number, "regression .ts files (@targetlabel) are not supported")
             continue
         parts = line.split(":")
-        label = parts[-1].strip()
-        channels = parts[:-1]
+        if has_labels:
+            label, channels = parts[-1].strip(), parts[:-1]
+        else:
+            label, channels = "", parts
         if not channels:
             fail(number, f"a series needs its values before the class label, got only {line[:40]!r}")
         if dimensions is None:
             dimensions = len(channels)
         if len(channels) != dimensions:
-            fail(
-                number, f"expected {dimensions} dimensions and a class label, got {len(channels)} dimensions"
+            expected = (
+                f"{dimensions} dimensions and a class label" if has_labels else f"{dimensions} dimensions"
             )
+            fail(number, f"expected {expected}, got {len(channels)} dimensions")
         if class_labels is not None and label not in class_labels:
             fail(number, f"class label {label!r} is not among the declared labels {list(class_labels)}")
         values = []
@@ -155,12 +178,16 @@ def load_ts(path: str | Path) -> TsData:
         raise DataError(f"{path}: no @data line: not a .ts file")
     if not series:
         raise DataError(f"{path}: no series after @data")
-    return TsData(series, labels, class_labels, problem, str(path), tuple(series_lines))
+    return TsData(
+        series, labels if has_labels else None, class_labels, problem, str(path), tuple(series_lines)
+    )
 
 
 def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bool = True) -> Dataset:
     """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split."""
     train, test = load_ts(train_path), load_ts(test_path)
+    train.require_labels()
+    test.require_labels()
     train.check_missing()
     test.check_missing()
     if train.series[0].shape[-1] != test.series[0].shape[-1]:
@@ -174,6 +201,8 @@ def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bo
 def from_ts_data(train: TsData, test: TsData, standardize: bool = True) -> Dataset:
     """A Dataset from a train and a test `TsData`, labels in the declared order, standardised per channel
     on the training split unless `standardize` is False."""
+    train.require_labels()
+    test.require_labels()
     return from_series(
         train.problem_name,
         (train.series, train.labels),

@@ -13,10 +13,52 @@ import math
 
 import numpy as np
 
-from jax_lstm.data.dataset import DataError
+from jax_lstm.data.dataset import DataError, Preprocessing
 from jax_lstm.data.dims import Dims, SeriesSizes
 
-__all__ = ["WindowDataset"]
+__all__ = ["TableSpec", "WindowDataset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """What a forecaster keeps of the table it was trained on, to forecast from a newer one: its
+    columns in order, its targets, its windows' sizes, and its time index (so that the next labels
+    continue it). Plain values, so a checkpoint records it as JSON (`as_dict`, `from_dict`).
+    """
+
+    columns: tuple[str, ...]  # the V input columns, in the table's order
+    targets: tuple[str, ...]  # the T forecast columns, a subset of `columns`
+    lookback: int  # L input rows per window
+    horizon: int  # H forecast steps
+    time_column: str | None = None  # None: the rows had no time labels (forecast steps are numbered)
+    time_kind: str | None = None  # "dates", "periods" (e.g. quarters), "labels" (e.g. integers); None
+    frequency: str | None = None  # the index's pandas frequency ("D", "Q-DEC"), None when it has none
+    step: str | None = None  # the step between the last two labels as text ("1 days 00:00:00", "1")
+    last_time: str | None = None  # the table's last time label, as text
+    rows: int = 0  # the table's rows
+    periods: tuple[int, int] = (0, 0)  # (train_end, val_end): rows of the training and validation periods
+    # Every column of the file it was read from (time column and unused ones included), in order.
+    source_columns: tuple[str, ...] | None = None
+    name: str = ""  # where the table came from ("seattle-weather", a file name)
+
+    def as_dict(self) -> dict[str, object]:
+        fields = dataclasses.asdict(self)
+        fields["columns"], fields["targets"] = list(self.columns), list(self.targets)
+        fields["periods"] = list(self.periods)
+        if self.source_columns is not None:
+            fields["source_columns"] = list(self.source_columns)
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, object]) -> TableSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in fields.items() if k in known}
+        values["columns"] = tuple(values["columns"])
+        values["targets"] = tuple(values["targets"])
+        values["periods"] = tuple(values.get("periods", (0, 0)))
+        if values.get("source_columns") is not None:
+            values["source_columns"] = tuple(values["source_columns"])
+        return cls(**values)
 
 
 def _empty_like(a: np.ndarray) -> np.ndarray:
@@ -29,6 +71,9 @@ class WindowDataset(SeriesSizes):
     if given (empty by default).
 
     Full-length windows: ``lengths_*`` are always None (the loop's padded-series argument).
+    ``preprocessing``: the table's scaler (fitted on its training period, over every column), and
+    ``table`` what a forecaster needs of the table (`TableSpec`); both recorded by checkpoints, None
+    for windows built by hand.
     """
 
     name: str
@@ -41,6 +86,8 @@ class WindowDataset(SeriesSizes):
     lengths_train: None = None
     lengths_validation: None = None
     lengths_test: None = None
+    preprocessing: Preprocessing | None = None
+    table: TableSpec | None = None
 
     def __post_init__(self) -> None:
         if self.x_test is None:

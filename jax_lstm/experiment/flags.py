@@ -13,6 +13,7 @@ import argparse
 import math
 from typing import Any
 
+from jax_lstm.experiment.predict import PredictRequest
 from jax_lstm.experiment.requests import (
     BUILTIN_DATASETS,
     ForecastRequest,
@@ -27,9 +28,11 @@ __all__ = [
     "add_forecast_arguments",
     "add_model_arguments",
     "add_output_arguments",
+    "add_predict_arguments",
     "add_train_arguments",
     "add_train_data_arguments",
     "forecast_request",
+    "predict_request",
     "settings",
     "train_request",
 ]
@@ -196,8 +199,62 @@ def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="fraction of the rows before the test period kept for validation (default 0.1)",
     )
+    future = parser.add_argument_group("the forecast of the future")
+    future.add_argument(
+        "--output",
+        metavar="FUTURE.csv",
+        help="write the --horizon steps after the table's last row, every target, original units, with "
+        "columns time, target, horizon, forecast, lower_<level>, upper_<level>",
+    )
+    future.add_argument(
+        "--interval",
+        metavar="0.8,0.95",
+        default=None,
+        help="prediction interval levels: split-conformal intervals from the validation period's "
+        "residuals, per target and step (default 0.8,0.95)",
+    )
+    future.add_argument(
+        "--from-checkpoint",
+        metavar="DIR",
+        help="forecast with the model a run saved in DIR, without training, from --data (a newer "
+        "version of its table, with the same columns; default: the embedded table it was trained on)",
+    )
     add_model_arguments(parser)
     add_output_arguments(parser)
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every flag of ``jax-lstm predict``."""
+    parser.add_argument(
+        "--checkpoint-dir", metavar="DIR", required=True, help="the --checkpoint-dir of train"
+    )
+    parser.add_argument(
+        "--data", metavar="FILE.ts", required=True, help="the series to classify (labelled or not)"
+    )
+    parser.add_argument(
+        "--output", metavar="PREDICTIONS.csv", required=True, help="one row per series, in file order"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N", help="series per chunk (default: as training evaluated)"
+    )
+    parser.add_argument("--seed", type=int, help="the run to predict with, of a checkpoint of --seeds K runs")
+    parser.add_argument(
+        "--train-data",
+        metavar="TRAIN.ts",
+        help="a checkpoint written before checkpoints recorded their preprocessing: the file it was trained "
+        "on, whose per-channel standardisation is refitted exactly",
+    )
+    parser.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="a checkpoint written before checkpoints recorded their preprocessing, trained with "
+        "--no-standardize: take the series as they are",
+    )
+    parser.add_argument("--metrics-json", metavar="PATH", help="write the accuracy and class counts here")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument(
+        "--no-compile-cache", action="store_true", help="do not keep compiled programs on disk"
+    )
 
 
 def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
@@ -323,6 +380,21 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
     )
 
 
+def predict_request(args: argparse.Namespace) -> PredictRequest:
+    """The `PredictRequest` of ``jax-lstm predict``'s flags."""
+    return PredictRequest(
+        checkpoint_dir=args.checkpoint_dir,
+        data=args.data,
+        output=args.output,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        train_data=args.train_data,
+        no_standardize=args.no_standardize,
+        metrics_json=args.metrics_json,
+        quiet=args.quiet,
+    )
+
+
 def forecast_request(args: argparse.Namespace) -> ForecastRequest:
     """The `ForecastRequest` of ``jax-lstm forecast``'s flags."""
     return ForecastRequest(
@@ -337,5 +409,15 @@ def forecast_request(args: argparse.Namespace) -> ForecastRequest:
         test_size=args.test_size,
         val_fraction=args.val_fraction,
         settings=settings(args),
+        output=args.output,
+        intervals=_levels(args.interval),
+        from_checkpoint=args.from_checkpoint,
         **_outputs(args),
     )
+
+
+def _levels(text: str | None) -> tuple[float, ...]:
+    """--interval's levels (`jax_lstm.forecasting.parse_levels`; ValueError naming a bad one)."""
+    from jax_lstm.forecasting.intervals import parse_levels
+
+    return parse_levels(text)

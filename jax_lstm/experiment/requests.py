@@ -194,9 +194,17 @@ class ForecastRequest(_Outputs):
     test_size: int | None = None
     val_fraction: float | None = None
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    output: str | None = None  # FUTURE.csv: the H steps after the table's last row, with intervals
+    intervals: tuple[float, ...] = (0.8, 0.95)  # the levels of the prediction intervals
+    from_checkpoint: str | None = None  # DIR: forecast with its model, without training
 
     def check(self) -> None:
         """Refuses what cannot work, before the table is read."""
+        if self.output:
+            check_output_file(self.output, "--output", (".csv",))
+        if self.from_checkpoint:
+            self._check_from_checkpoint()
+            return
         if not self.data:
             given = [
                 flag for flag, value in (("--time-column", self.time_column), ("--fill", self.fill)) if value
@@ -206,6 +214,44 @@ class ForecastRequest(_Outputs):
         if self.season is not None and self.season < 1:
             raise ValueError(f"--season must be at least 1, got {self.season}")
         self.check_outputs()
+
+    def _check_from_checkpoint(self) -> None:
+        """--from-checkpoint forecasts with the checkpoint's model as trained: the flags that shape
+        a model, its periods or its training are refused by name."""
+        # Flags with argparse defaults (seed, dtype) are the checkpoint's own and not asked for here.
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name, value in self.settings.items()
+            if value is not None and name not in ("seed", "dtype")
+        ]
+        given += [
+            flag
+            for flag, value in (
+                ("--targets", self.targets),
+                ("--features", self.features),
+                ("--season", self.season),
+                ("--horizon", self.horizon),
+                ("--lookback", self.lookback),
+                ("--test-size", self.test_size),
+                ("--val-fraction", self.val_fraction),
+                ("--checkpoint-dir", self.checkpoint_dir),
+                ("--resume", self.resume),
+                ("--overwrite", self.overwrite),
+                ("--metrics-json", self.metrics_json),
+                ("--plot", self.plot),
+                ("--compare-torch", self.compare_torch),
+            )
+            if value
+        ]
+        if given:
+            raise ValueError(
+                f"--from-checkpoint forecasts with the trained model as it is, without training: {given[0]} "
+                "does not apply (the model's columns, horizon and lookback are the checkpoint's)"
+            )
+        if not self.output:
+            raise ValueError(
+                "--from-checkpoint writes the forecast of the next steps: give --output FUTURE.csv"
+            )
 
     def load_table(self):
         """The table asked for (`jax_lstm.forecasting.Table`)."""

@@ -5,6 +5,8 @@ Training and forecasting in one call::
     forecaster = fc.fit_forecaster(fc.seattle_weather(), horizon=7)  # the library's training loop
     forecaster.evaluate().overall  # MAE, RMSE, MASE over the test period
     forecaster.predict().frame()  # the next 7 days, original units, dated
+    forecaster.predict().long_frame()  # the same with conformal 80% and 95% intervals
+    fc.load_forecaster("run1").predict(fc.read_table("newer.csv", time_column="date"))  # no training
 
 The same by hand::
 
@@ -30,17 +32,29 @@ from jax_lstm.forecasting.baselines import (
     naive_forecast,
     seasonal_naive_forecast,
     var_forecast,
+    var_half_widths,
 )
 from jax_lstm.forecasting.datasets import macrodata, seattle_weather
 from jax_lstm.forecasting.forecaster import (
     Forecaster,
+    ForecastModel,
     ForecastPlan,
     Prediction,
     default_horizon,
     default_lookback,
     fit_forecaster,
+    load_forecaster,
     plan,
+    read_like,
+    table_spec,
     window_dataset,
+)
+from jax_lstm.forecasting.intervals import (
+    DEFAULT_LEVELS,
+    Calibration,
+    calibrate,
+    interval_scores,
+    parse_levels,
 )
 from jax_lstm.forecasting.metrics import METRICS, Evaluation, evaluate, mae, mase, naive_scale, rmse
 from jax_lstm.forecasting.table import Table, check_rows, infer_season, read_table, table_from_frame
@@ -57,10 +71,13 @@ from jax_lstm.forecasting.windows import (
 from jax_lstm.models.forecaster import LSTMForecaster
 
 __all__ = [
+    "DEFAULT_LEVELS",
     "METRICS",
     "BaselineResult",
+    "Calibration",
     "Evaluation",
     "ForecastData",
+    "ForecastModel",
     "ForecastPlan",
     "Forecaster",
     "LSTMForecaster",
@@ -70,6 +87,7 @@ __all__ = [
     "Scaler",
     "Table",
     "Windows",
+    "calibrate",
     "check_rows",
     "default_horizon",
     "default_lookback",
@@ -79,6 +97,8 @@ __all__ = [
     "fit_scaler",
     "fit_var",
     "infer_season",
+    "interval_scores",
+    "load_forecaster",
     "macrodata",
     "mae",
     "make_windows",
@@ -86,14 +106,18 @@ __all__ = [
     "mean_forecast",
     "naive_forecast",
     "naive_scale",
+    "parse_levels",
     "plan",
     "prepare",
+    "read_like",
     "read_table",
     "rmse",
     "seasonal_naive_forecast",
     "seattle_weather",
     "split_periods",
     "table_from_frame",
+    "table_spec",
     "var_forecast",
+    "var_half_widths",
     "window_dataset",
 ]

@@ -5,6 +5,11 @@ Each baseline forecasts (B, H, T) from the origins of a `Windows` using only row
 value one season earlier), the training-period mean, and a VAR (statsmodels, lag order by AIC on
 the training period, fitted once, then iterated forward from each origin's own history; an AR model
 for a table with one variable). statsmodels is needed for the VAR only, and imported when used.
+
+The VAR's prediction intervals are statsmodels' own (``VARResults.forecast_interval``,
+``AutoRegResults.get_prediction``): Gaussian, forecast ± z sqrt(MSE_h), the h-step forecast MSE
+from the fitted model's moving-average representation and its residual covariance
+(`LinearAR.forecast_mse`); they depend on the step, not on the origin.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "naive_forecast",
     "seasonal_naive_forecast",
     "var_forecast",
+    "var_half_widths",
 ]
 
 _INSTALL = "the VAR baseline needs statsmodels: pip install 'jax-lstm[forecast]'"
@@ -80,16 +86,38 @@ def mean_forecast(train_targets: np.ndarray, num_origins: int, horizon: int) -> 
 class LinearAR:
     """A fitted linear autoregression ``y_t = intercept + sum_i coefs[i-1] @ y_{t-i}`` over V variables.
 
-    intercept (V,), coefs (p, V, V) (p may be 0: the mean model); `method` "VAR" or "AR".
+    intercept (V,), coefs (p, V, V) (p may be 0: the mean model); `method` "VAR" or "AR";
+    `sigma` (V, V) the residual covariance statsmodels' intervals use (``VARResults.sigma_u``,
+    ``AutoRegResults.sigma2``), None when unknown.
     """
 
     intercept: np.ndarray
     coefs: np.ndarray
     method: str
+    sigma: np.ndarray | None = None
 
     @property
     def lag_order(self) -> int:
         return int(self.coefs.shape[0])
+
+    def forecast_mse(self, horizon: int) -> np.ndarray:
+        """(H, V, V) the h-step forecast error covariances, ``sum_{i<h} Phi_i Sigma Phi_i^T`` with Phi
+        the moving-average coefficients (``Phi_0 = I``, ``Phi_i = sum_j Phi_{i-j} A_j``), as statsmodels'
+        ``VARProcess.mse`` and AutoReg's prediction variance compute them."""
+        if self.sigma is None:
+            raise ValueError(f"this {self.method} model has no residual covariance, so no intervals")
+        v = self.intercept.shape[0]
+        phis = [np.eye(v)]
+        for i in range(1, horizon):
+            phi = np.zeros((v, v))
+            for j in range(1, min(i, self.lag_order) + 1):
+                phi = phi + phis[i - j] @ self.coefs[j - 1]
+            phis.append(phi)
+        mse, total = [], np.zeros((v, v))
+        for phi in phis:
+            total = total + phi @ self.sigma @ phi.T
+            mse.append(total)
+        return np.stack(mse)
 
 
 def _statsmodels():
@@ -136,9 +164,13 @@ def fit_var(train_values: np.ndarray, maxlags: int | None = None) -> LinearAR:
             if v == 1:
                 selected = ar_select_order(y[:, 0], maxlag=maxlags, ic="aic", trend="c")
                 lags = 0 if selected.ar_lags is None else max(selected.ar_lags)
-                params = np.asarray(selected.model.fit().params, dtype=np.float64)
+                fitted = selected.model.fit()
+                params = np.asarray(fitted.params, dtype=np.float64)
                 return LinearAR(
-                    intercept=params[:1], coefs=params[1 : 1 + lags].reshape(lags, 1, 1), method="AR"
+                    intercept=params[:1],
+                    coefs=params[1 : 1 + lags].reshape(lags, 1, 1),
+                    method="AR",
+                    sigma=np.asarray(fitted.sigma2, np.float64).reshape(1, 1),
                 )
             results = VAR(y).fit(maxlags=maxlags, ic="aic", trend="c")
         except (ValueError, np.linalg.LinAlgError) as error:
@@ -149,6 +181,7 @@ def fit_var(train_values: np.ndarray, maxlags: int | None = None) -> LinearAR:
         intercept=np.asarray(results.intercept, dtype=np.float64),
         coefs=np.asarray(results.coefs, dtype=np.float64).reshape(results.k_ar, v, v),
         method="VAR",
+        sigma=np.asarray(results.sigma_u, np.float64),
     )
 
 
@@ -175,15 +208,26 @@ def var_forecast(model: LinearAR, values: np.ndarray, origins: np.ndarray, horiz
     return np.stack(steps, axis=1)
 
 
+def var_half_widths(model: LinearAR, horizon: int, levels: tuple[float, ...]) -> dict[float, np.ndarray]:
+    """{level: (H, V) half-widths} of the model's Gaussian intervals, ``z_{(1+level)/2} sqrt(MSE_h)``
+    (statsmodels' ``norm_signif_level``: scipy's normal quantile)."""
+    from scipy.stats import norm
+
+    sd = np.sqrt(np.diagonal(model.forecast_mse(horizon), axis1=1, axis2=2))  # (H, V)
+    return {level: norm.ppf(1 - (1 - level) / 2) * sd for level in levels}
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class BaselineResult:
     """One baseline's (B, H, T) forecasts in original units and their `Evaluation`; both None when
-    it was skipped, `note` then says why (otherwise it describes the fit, e.g. the lag order)."""
+    it was skipped, `note` then says why (otherwise it describes the fit, e.g. the lag order).
+    `intervals`: {level: (lower, upper) (B, H, T)} where the baseline has its own (the VAR)."""
 
     name: str
     forecasts: np.ndarray | None
     evaluation: Evaluation | None
     note: str = ""
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def evaluate_baselines(
@@ -191,6 +235,7 @@ def evaluate_baselines(
     windows: Windows | None = None,
     season: int | None = None,
     maxlags: int | None = None,
+    levels: tuple[float, ...] = (),
 ) -> dict[str, BaselineResult]:
     """Every baseline on the rolling-origin `windows` (default ``data.test``), scored like the model.
 
@@ -200,6 +245,7 @@ def evaluate_baselines(
       season: the seasonal naive forecast's season; default the table's inferred season (skipped
         without one).
       maxlags: the VAR's largest lag order; default `default_maxlags` of the training period.
+      levels: the VAR's prediction intervals at these levels (statsmodels'), in its result.
 
     Returns:
       ``{"naive", "seasonal_naive", "mean", "var"}`` -> `BaselineResult`. MASE uses the one-step
@@ -212,9 +258,9 @@ def evaluate_baselines(
     scale = naive_scale(data.train_targets, names=table.targets)
     results: dict[str, BaselineResult] = {}
 
-    def add(name: str, forecasts: np.ndarray | None, note: str = "") -> None:
+    def add(name: str, forecasts: np.ndarray | None, note: str = "", intervals=None) -> None:
         evaluation = None if forecasts is None else evaluate(forecasts, windows.actual, scale, table.targets)
-        results[name] = BaselineResult(name, forecasts, evaluation, note)
+        results[name] = BaselineResult(name, forecasts, evaluation, note, intervals)
 
     add("naive", naive_forecast(targets, origins, horizon))
     season = table.season if season is None else season
@@ -235,9 +281,17 @@ def evaluate_baselines(
         add("var", None, f"skipped: {error}")
     else:
         forecasts = var_forecast(model, table.values, origins, horizon)[..., table.target_indices]
+        intervals = None
+        if levels:
+            half = var_half_widths(model, horizon, levels)
+            intervals = {
+                level: (forecasts - w[:, table.target_indices], forecasts + w[:, table.target_indices])
+                for level, w in half.items()
+            }
         add(
             "var",
             forecasts,
             f"{model.method}({model.lag_order}) by AIC on {data.periods.train_end} training rows",
+            intervals,
         )
     return results

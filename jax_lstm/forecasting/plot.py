@@ -1,5 +1,6 @@
 """The test period with its forecasts: actual values, the model's and a baseline's forecasts from a
-few origins, one panel per target (``jax-lstm forecast --plot``)."""
+few origins with the model's prediction intervals as shaded bands, one panel per target
+(``jax-lstm forecast --plot``)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ def plot_forecasts(
     baseline_forecasts: np.ndarray | None = None,
     title: str = "",
     count: int = 4,
+    intervals: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
     """Writes the PNG: for each target, the test period's actual values and the (B, H, T) forecasts
-    of the model (and of a baseline) from `count` origins of ``data.test``."""
+    of the model (and of a baseline) from `count` origins of ``data.test``; `intervals` {level:
+    (lower, upper) (B, H, T)} the model's bands, the wider levels paler."""
     try:
         import matplotlib
 
@@ -55,6 +58,17 @@ def plot_forecasts(
         ax.plot(rows, values[rows, t], color="0.35", linewidth=1, label="actual")
         for k, i in enumerate(chosen):
             steps = test.origins[i] + np.arange(data.horizon)
+            for j, level in enumerate(sorted(intervals or {}, reverse=True)):
+                lower, upper = intervals[level]
+                ax.fill_between(
+                    steps,
+                    np.where(np.isfinite(lower[i, :, t]), lower[i, :, t], np.nan),
+                    np.where(np.isfinite(upper[i, :, t]), upper[i, :, t], np.nan),
+                    color="C0",
+                    alpha=0.15 + 0.15 * j,
+                    linewidth=0,
+                    label=f"{100 * level:g}% interval" if k == 0 else None,
+                )
             ax.plot(
                 steps, model_forecasts[i, :, t], color="C0", linewidth=2, label="LSTM" if k == 0 else None
             )

@@ -43,6 +43,10 @@ class Table:
         it is neither), strictly increasing; None without a time column.
       season: the season length inferred from a regular time index (see `infer_season`), or None.
       name: where the table came from, for messages.
+      time_column: the column the time labels were read from (None: none).
+      source_columns: every column of the file or frame it was read from, in order (the time
+        column and columns it does not use included): a newer version of the file must have the
+        same (`jax-lstm forecast --from-checkpoint`). None for a table built by hand.
     """
 
     columns: tuple[str, ...]
@@ -51,6 +55,8 @@ class Table:
     times: pd.Index | None = None
     season: int | None = None
     name: str = "table"
+    time_column: str | None = None
+    source_columns: tuple[str, ...] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -216,6 +222,8 @@ def table_from_frame(
         times=times,
         season=None if times is None else infer_season(times),
         name=name,
+        time_column=time_column,
+        source_columns=tuple(frame.columns),
     )
 
 

@@ -6,8 +6,15 @@ before it. Each file is a msgpack map of the format version, the sha256 of the p
 payload itself (Flax serialization): the train state (params, batch stats, optimizer state with its
 learning rate, PRNG key, step; with K models trained at once, every leaf has a leading model axis),
 each model's scheduler state, the epochs done, each model's history, the seeds of the models (none
-for a single model), the config it was written with and a description of the data. The checksum
-covers all of it. Files of the previous format (one model: ``jax-lstm-checkpoint/2``) still load.
+for a single model), the config it was written with and a description of the data
+(`data_description`: its sizes, a classifier's class names in order, the padded length, the
+preprocessing the series went through, a forecaster's table). The checksum covers all of it. Files
+of the previous format (one model: ``jax-lstm-checkpoint/2``) still load; what their description
+lacks (written before it was recorded) is named by `missing`.
+
+Annotations are what is known of a run only after its last epoch (a forecaster's calibration
+residuals): JSON beside the payload, with their own checksum, added to the latest file by
+`annotate` without touching the payload.
 
 Files are written with `jax_lstm.atomic.write_atomically` (temporary file, fsync, rename, the
 previous file kept as ``checkpoint.prev.msgpack``), so a crash mid-save leaves a readable
@@ -26,7 +33,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,7 @@ import msgpack
 from flax import serialization
 
 from jax_lstm.atomic import check_can_create, remove_stale_temporaries, write_atomically
-from jax_lstm.data import Dataset, Dims, WindowDataset
+from jax_lstm.data import Dataset, Dims, WindowDataset, preprocessing_record
 from jax_lstm.training.history import EpochRecord, from_dicts, to_dicts
 
 __all__ = [
@@ -44,11 +51,14 @@ __all__ = [
     "PREVIOUS_NAME",
     "Checkpoint",
     "CheckpointError",
+    "annotate",
     "check_directory",
     "data_description",
     "dims",
     "exists",
     "load",
+    "missing",
+    "read_description",
     "remove",
     "remove_leftovers",
     "save",
@@ -111,8 +121,23 @@ def remove_leftovers(directory: str | Path) -> list[Path]:
     return remove_stale_temporaries(Path(directory) / CHECKPOINT_NAME)
 
 
+# The fields of a data description, each with the first version of jax-lstm that wrote it: a
+# description without one was written before (`missing` names them; resume compares the rest).
+_LATER_FIELDS = {
+    "seq_len": "the padded length its model was built for",
+    "preprocessing": "the standardisation fitted on its training split (or that none was applied)",
+    "variable_length": "whether its training series had different lengths",
+    "table": "its table's columns, targets and time index",
+}
+
+
 def data_description(dataset: Dataset | WindowDataset) -> dict[str, Any]:
-    """What a checkpoint records of its data: a classifier's classes, or a forecaster's (H, T)."""
+    """What a checkpoint records of its data: its name and sizes; a classifier's class names in
+    order, or a forecaster's (H, T); the padded length (``seq_len``); the preprocessing the series
+    went through (``{"kind": "standardize", "mean": [...], "scale": [...]}`` fitted on the training
+    split, or ``{"kind": "none"}``); a classifier's ``variable_length`` (its series were padded
+    with lengths); a forecaster's ``table`` (`TableSpec`: columns, targets, lookback, horizon, time
+    index), when its windows know it."""
     description: dict[str, Any] = {"name": dataset.name, "num_features": dataset.num_features}
     if dataset.output_shape is None:
         description["classes"] = list(dataset.classes)
@@ -120,7 +145,24 @@ def data_description(dataset: Dataset | WindowDataset) -> dict[str, Any]:
         description["output_shape"] = list(dataset.output_shape)
     description["num_train"] = len(dataset.y_train)
     description["seq_len"] = dataset.seq_len
+    description["preprocessing"] = preprocessing_record(getattr(dataset, "preprocessing", None))
+    if dataset.output_shape is None:
+        description["variable_length"] = dataset.lengths_train is not None
+    table = getattr(dataset, "table", None)
+    if table is not None:
+        description["table"] = table.as_dict()
     return description
+
+
+def missing(data: Mapping[str, Any]) -> dict[str, str]:
+    """What a data description written by an earlier version lacks: {field: what it would say}.
+    (A forecaster's ``table`` and a classifier's ``variable_length`` are asked of their own task.)"""
+    wanted = dict(_LATER_FIELDS)
+    if "output_shape" in data:
+        wanted.pop("variable_length")
+    else:
+        wanted.pop("table")
+    return {key: what for key, what in wanted.items() if key not in data}
 
 
 def dims(data: dict[str, Any]) -> Dims:
@@ -140,7 +182,7 @@ def save(
     epoch: int,
     histories: Sequence[Sequence[EpochRecord]],
     config,
-    dataset: Dataset | WindowDataset,
+    dataset: Dataset | WindowDataset | Mapping[str, Any],
     seeds: Sequence[int] | None = None,
     selection: dict[str, Any] | None = None,
     ensembles: Sequence[Sequence[EpochRecord]] = (),
@@ -150,8 +192,10 @@ def save(
     history per model; `seeds` the models' seeds when K models were trained at once (their state
     has a leading model axis), None for one model; `selection` the weights a run keeps by its
     `TrainConfig.select` ({"scores", "epochs", "state"}), None when it keeps the last epoch's;
-    `ensembles` each ensemble's history (none without ensembles)."""
+    `ensembles` each ensemble's history (none without ensembles). `dataset` may be its
+    `data_description` already (the estimator keeps the description, not the data)."""
     path = _path(directory)
+    description = dict(dataset) if isinstance(dataset, Mapping) else data_description(dataset)
     kept = None
     if selection is not None:
         kept = {
@@ -169,7 +213,7 @@ def save(
             "ensembles": json.dumps([to_dicts(h) for h in ensembles]),
             "seeds": json.dumps(None if seeds is None else [int(s) for s in seeds]),
             "config": json.dumps(dataclasses.asdict(config)),
-            "data": json.dumps(data_description(dataset)),
+            "data": json.dumps(description),
         }
     )
     envelope = {
@@ -199,6 +243,8 @@ class Checkpoint:
     ensembles: list[list[EpochRecord]] = dataclasses.field(default_factory=list)  # each ensemble's history
     # The corrupt latest file when this is the previous checkpoint, loaded in its place.
     replaces: Path | None = None
+    # What `annotate` added after training (e.g. {"calibration": ...}); {} when nothing was.
+    annotations: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def plateau(self) -> Any:
@@ -216,6 +262,11 @@ class Checkpoint:
     @property
     def dims(self) -> Dims:
         return dims(self.data)
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """What its data description lacks, written before it was recorded (`missing`)."""
+        return missing(self.data)
 
     def check_compatible(
         self, config, dataset: Dataset | WindowDataset, seeds: Sequence[int] | None = None
@@ -236,8 +287,9 @@ class Checkpoint:
             details = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(f"cannot resume from {self.path} with different settings ({details})")
         now = data_description(dataset)
-        if "seq_len" not in self.data:  # written before the length was recorded
-            now.pop("seq_len")
+        for key in _LATER_FIELDS:  # written before the field was recorded: compare the rest
+            if key not in self.data:
+                now.pop(key, None)
         # The sizes the weights depend on first, by name: they are the usual mistake.
         for key, what in (("num_features", "channels (features)"), ("seq_len", "steps per padded series")):
             if key in self.data and self.data[key] != now.get(key):
@@ -271,8 +323,8 @@ def _corrupt(path: Path, why: str) -> CheckpointError:
     )
 
 
-def _read_payload(path: Path) -> dict[str, Any]:
-    """The verified payload of one checkpoint file; CheckpointError for anything else."""
+def _read_envelope(path: Path) -> dict[str, Any]:
+    """The msgpack map of one checkpoint file, its payload's and annotations' checksums verified."""
     try:
         envelope = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
     except (OSError, IsADirectoryError) as err:
@@ -288,6 +340,21 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise _corrupt(path, "no payload or checksum")
     if hashlib.sha256(payload).hexdigest() != digest:
         raise _corrupt(path, "its sha256 checksum does not match its contents")
+    notes = envelope.get("annotations")
+    if notes is not None:
+        if (
+            not isinstance(notes, bytes)
+            or envelope.get("annotations_sha256") != hashlib.sha256(notes).hexdigest()
+        ):
+            raise _corrupt(path, "its annotations' sha256 checksum does not match them")
+    return envelope
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    """The verified payload of one checkpoint file (with its annotations under ``"annotations"``,
+    {} when there are none); CheckpointError for anything else."""
+    envelope = _read_envelope(path)
+    payload = envelope["payload"]
     try:
         raw = serialization.msgpack_restore(payload)
     except Exception as err:
@@ -307,7 +374,49 @@ def _read_payload(path: Path) -> dict[str, Any]:
     fields = {"state", "schedules", "epoch", "histories", "ensembles", "seeds", "selection", "config", "data"}
     if not fields <= set(raw):
         raise _corrupt(path, "fields are missing")
-    return raw
+    notes = envelope.get("annotations")
+    try:
+        annotations = {} if notes is None else json.loads(notes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _corrupt(path, "its annotations are not JSON") from None
+    return {**raw, "annotations": annotations}
+
+
+def read_description(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the stored config's fields, the data description) of the checkpoint in `directory` (the
+    previous one when the latest is missing or corrupt), without restoring its state: what a
+    caller reads to know which model it holds before loading it."""
+    path = _path(directory)
+    previous = path.with_name(PREVIOUS_NAME) if path.name == CHECKPOINT_NAME else None
+    candidates = [p for p in (path, previous) if p is not None and p.exists()]
+    if not candidates:
+        raise CheckpointError(f"no checkpoint at {path}: {_contents(path)}")
+    error = None
+    for candidate in candidates:
+        try:
+            raw = _read_payload(candidate)
+            return json.loads(raw["config"]), json.loads(raw["data"])
+        except CheckpointError as err:
+            error = error or err
+        except ValueError as err:
+            error = error or _corrupt(candidate, f"its config or data description is not JSON: {err}")
+    raise error
+
+
+def annotate(directory: str | Path, name: str, value: Any) -> Path:
+    """Adds (or replaces) the annotation `name` (JSON-ready `value`) in the latest checkpoint of
+    `directory`, written atomically; its payload, and the previous checkpoint, stay as they are.
+    Raises CheckpointError when there is no intact latest checkpoint to annotate."""
+    path = _path(directory)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path} to annotate: {_contents(path)}")
+    envelope = _read_envelope(path)
+    notes = {} if envelope.get("annotations") is None else json.loads(envelope["annotations"].decode())
+    notes[name] = value
+    encoded = json.dumps(notes).encode("utf-8")
+    envelope = {**envelope, "annotations": encoded, "annotations_sha256": hashlib.sha256(encoded).hexdigest()}
+    write_atomically(path, msgpack.packb(envelope, use_bin_type=True))
+    return path
 
 
 def _load_file(path: Path, target: Target) -> Checkpoint:
@@ -337,7 +446,19 @@ def _load_file(path: Path, target: Target) -> Checkpoint:
             raise ValueError(f"{len(schedules)} schedules and {len(histories)} histories for {models} models")
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         raise _corrupt(path, f"its train state does not fit its config: {err}") from None
-    return Checkpoint(path, state, schedules, epoch, histories, config, data, seeds, selection, ensembles)
+    return Checkpoint(
+        path,
+        state,
+        schedules,
+        epoch,
+        histories,
+        config,
+        data,
+        seeds,
+        selection,
+        ensembles,
+        annotations=raw["annotations"],
+    )
 
 
 def _restore(template, saved) -> Any:

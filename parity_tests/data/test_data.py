@@ -82,7 +82,17 @@ def test_ts_header_problems(tmp_path):
     with pytest.raises(data.DataError, match="no @data line"):
         data.load_ts(write_ts(tmp_path, "x.ts", [], header="@problemName X\n"))
     with pytest.raises(data.DataError, match="only classification files"):
-        data.load_ts(write_ts(tmp_path, "x.ts", ["1:2"], header="@dimensions 1\n@classLabel false\n@data\n"))
+        data.load_ts(write_ts(tmp_path, "x.ts", ["1:2"], header="@dimensions 1\n@data\n"))
+    # Unlabelled files are read (for prediction), their values intact, and refused for training.
+    unlabelled = write_ts(
+        tmp_path, "u.ts", ["1,2:3,4", "5:6"], header="@dimensions 2\n@classLabel false\n@data\n"
+    )
+    read = data.load_ts(unlabelled)
+    assert read.labels is None and not read.labelled
+    np.testing.assert_array_equal(read.series[0], [[1, 3], [2, 4]])
+    np.testing.assert_array_equal(read.series[1], [[5, 6]])
+    with pytest.raises(data.DataError, match=r"u\.ts has no class labels \(@classLabel false\)"):
+        data.from_ts_files(unlabelled, unlabelled)
     with pytest.raises(data.DataError, match="no such file"):
         data.load_ts(tmp_path / "missing.ts")
 

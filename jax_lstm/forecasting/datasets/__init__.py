@@ -7,6 +7,7 @@ macroeconomic quarterly table (public domain), so it needs statsmodels.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from collections.abc import Sequence
 
@@ -32,9 +33,7 @@ def seattle_weather(targets: Sequence[str] | None = None, features: Sequence[str
     """
     with importlib.resources.as_file(seattle_weather_path()) as path:
         table = read_table(path, time_column="date", targets=targets, features=features)
-    return Table(
-        table.columns, table.values, table.targets, table.times, table.season, name="seattle-weather"
-    )
+    return dataclasses.replace(table, name="seattle-weather")
 
 
 def macrodata(
