@@ -50,7 +50,11 @@ def test_the_estimator_saves_a_checkpoint_the_predictor_and_the_estimator_load(f
     np.testing.assert_array_equal(predictor.predict(new), clf.predict(new))
     restored = LSTMSequenceClassifier.load(root / "clf")
     np.testing.assert_array_equal(restored.predict_proba(new), expected)
-    assert restored.get_params() == clf.get_params()
+    # Its parameters are the resolved config's (the fitted one's None: "the recipe's", resolved).
+    params = restored.get_params()
+    for name in ("hidden_size", "num_layers", "model", "epochs", "batch_size", "lr", "clip", "cell"):
+        assert params[name] == clf.config_[name], name
+    assert params["random_state"] == 3 and params["standardize"] is True
     np.testing.assert_array_equal(restored.mean_, clf.mean_)
     # The checkpoint records the standardisation fitted on the training series, in float64.
     loaded = load_checkpoint(root / "clf")
