@@ -120,7 +120,15 @@ class Conv1d(nn.Module):
             pad = (self.padding, self.padding)
         else:
             raise ValueError(f"Conv1d padding must be 'same', 'valid' or an int >= 0, got {self.padding!r}")
-        y = conv1d(x, weight, pad)
+        try:
+            y = conv1d(x, weight, pad)
+        except TypeError as err:
+            if "forward-mode" not in str(err):
+                raise
+            raise TypeError(
+                "Conv1d defines its own backward pass, so it supports reverse mode (jax.grad, vjp) "
+                "but not forward-mode differentiation (jax.jvp, jacfwd, hessian)"
+            ) from None
         if self.use_bias:
             bias = self.param("bias", torch_uniform(bound), (self.features,), self.param_dtype)
             y = y + bias[None, None, :]
