@@ -10,6 +10,11 @@ torch side is the article's model as written: each forward builds h0/c0 with
 `torch.zeros(...).to(device)`, which on CUDA is an allocation on the host and a host-to-device copy
 per forward.
 
+Then the FCN models' rows of `benchmarks.kmodels`: the train step of K = 1 and K = 5 LSTM-FCN and
+MLSTM-FCN models (JAX's production step, one program for the K models) against torch stepping its
+K twins one after another on the same device, at JapaneseVowels' and OSULeaf's shapes (OSULeaf's
+files from --osuleaf-dir, else random data of its shape).
+
 Without a GPU it runs the same code on the CPU (torch on CPU, "fused" only) and says so; the
 quick mode is how the test suite checks that it runs. Writes ``gpu_benchmark.json`` and
 ``gpu_benchmark.md`` to --out (default benchmarks/results).
@@ -18,6 +23,7 @@ quick mode is how the test suite checks that it runs. Writes ``gpu_benchmark.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import sys
@@ -32,8 +38,8 @@ from benchmarks.harness import measure
 from jax_lstm import reporting
 from jax_lstm.rnn import cudnn
 
-FULL = {"train": TRAIN_CASES, "inference": INFERENCE_CASES, "rounds": 7}
-QUICK = {"train": QUICK_CASES, "inference": QUICK_CASES, "rounds": 2}
+FULL = {"train": TRAIN_CASES, "inference": INFERENCE_CASES, "rounds": 7, "kmodels": 5}
+QUICK = {"train": QUICK_CASES, "inference": QUICK_CASES, "rounds": 2, "kmodels": 2}
 
 
 def compare(name: str, kind: str, shape: Shape, fns: dict, rounds: int) -> dict:
@@ -83,7 +89,42 @@ def markdown(report: dict) -> str:
                 f"{j['compile_s']:.2f} s",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    if report.get("kmodels"):
+        lines += [
+            "",
+            "FCN models, K trained at once (JAX: one program; torch: its K twins one after another):",
+            "",
+            "| data | model | K | train step, jax | train step, torch | torch / jax | jax compile |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in report["kmodels"]:
+            j, t = r["jax"], r["torch"]
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {r['models']} | {1e3 * j['median_s']:.3f} ms "
+                f"({1e3 * j['min_s']:.3f}) | {1e3 * t['median_s']:.3f} ms ({1e3 * t['min_s']:.3f}) | "
+                f"**{t['median_s'] / j['median_s']:.2f}x** | {r['jax_compile_s']:.2f} s |"
+            )
     return "\n".join(lines)
+
+
+def fcn_rows(models: int, quick: bool, osuleaf_dir: str, rounds: int, torch_device: str) -> list[dict]:
+    """`benchmarks.kmodels`' train-step rows (K = 1 and `models`) with torch's twins on `torch_device`;
+    quick: LSTM-FCN on a tiny random dataset."""
+    from benchmarks import kmodels
+    from benchmarks.accuracy import default_config
+
+    names = ["tiny"] if quick else ["japanese-vowels", "osuleaf"]
+    rows = []
+    for name in names:
+        dataset, flags, _ = (
+            (kmodels.random_dataset("tiny"), [], False) if quick else kmodels.load(name, osuleaf_dir)
+        )
+        for model in ["lstm-fcn"] if quick else list(kmodels.MODELS):
+            config = default_config(model, 0, flags, dataset)
+            if quick:
+                config = dataclasses.replace(config, hidden_size=4)
+            rows += kmodels.step_rows(model, name, config, dataset, [1, models], rounds, torch_device)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds: checks that it runs")
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per case")
+    parser.add_argument("--osuleaf-dir", default="../shared/data/ucr", help="OSULeaf's files (FCN rows)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     rounds = args.rounds or plan["rounds"]
@@ -122,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 fns = {f"jax_{impl}": make_jax(shape, implementation=impl) for impl in implementations}
                 fns["torch"] = make_torch(shape, device=torch_device)
                 results.append(compare(name, kind, shape, fns, rounds))
+        kmodel_rows = fcn_rows(plan["kmodels"], args.quick, args.osuleaf_dir, rounds, torch_device)
 
     report = {
         "date": datetime.date.today().isoformat(),
@@ -133,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "implementations": implementations,
         "environment": env,  # reporting.environment() already has "python"
         "results": results,
+        "kmodels": kmodel_rows,
     }
     (out / "gpu_benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)

@@ -26,10 +26,11 @@ if not torch.cuda.is_available():
 # 1. the GPU parity tests: the real cuDNN kernel (and "fused") against torch's cuDNN LSTM, TF32 off.
 # Only the tests marked gpu: the rest of the suite is written for the CPU (CI's machine). -rs lists
 # any skipped test with its reason.
-python3 -m pytest parity_tests/test_cudnn.py -m gpu -q -rs -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.txt" || status=1
+python3 -m pytest parity_tests/rnn/test_cudnn.py -m gpu -q -rs -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.txt" || status=1
 # 2. the parity tables on the GPU: the default recurrence, then cuDNN
 python3 -m jax_lstm.cli parity --device cuda --dtype float32 float64 2>&1 | tee "$out/parity_fused.txt" || status=1
 python3 -m jax_lstm.cli parity --device cuda --dtype float32 --implementation cudnn 2>&1 | tee "$out/parity_cudnn.txt" || status=1
-# 3. speed: torch (cuDNN) against jax_lstm fused and cudnn
+# 3. speed: torch (cuDNN) against jax_lstm fused and cudnn, then the FCN models one and K = 5 at once
+#    (OSULeaf's shape from random data unless --osuleaf-dir finds its files)
 python3 -m benchmarks.gpu --out "$out" 2>&1 | tee "$out/benchmark_log.txt" || status=1
 exit $status

@@ -1,6 +1,6 @@
 """torch-exact building blocks in Flax: torch's parameter names, layouts, initialisation and numbers."""
 
-from jax_lstm.nn.conv import Conv1d, same_padding
+from jax_lstm.nn.conv import Conv1d, conv1d, same_padding
 from jax_lstm.nn.init import torch_uniform
 from jax_lstm.nn.linear import Linear
 from jax_lstm.nn.norm import BatchNorm1d
@@ -10,6 +10,7 @@ __all__ = [
     "BatchNorm1d",
     "Conv1d",
     "Linear",
+    "conv1d",
     "global_average_pool",
     "same_padding",
     "time_mask",

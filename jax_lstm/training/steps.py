@@ -49,7 +49,9 @@ class Batch(struct.PyTreeNode):
 def _over_models(fn: Callable, shared_batch: bool = False) -> Callable:
     """Applies ``fn(state_or_variables, batch)`` to each model of a stack, one model after another,
     inside one program. `lax.map` rather than `jax.vmap`: vmapping made every recurrent matmul a
-    batched one whose weights no longer stay in cache (benchmarks/NOTES.md, "several models")."""
+    batched one whose weights no longer stay in cache, and every convolution a grouped one, slower
+    than K separate ones (benchmarks/NOTES.md, "several models", "Convolutions inside loops"). A
+    convolution inside the loop is fast only in the form `jax_lstm.nn.conv1d` writes it in."""
 
     def mapped(stacked, batch):
         if shared_batch:

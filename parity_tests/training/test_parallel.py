@@ -144,6 +144,27 @@ def test_fit_many_on_one_device_equals_the_single_runs(x64):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("data_parallel", [None, False], ids=["a model per device", "one device"])
+def test_fit_many_of_fcn_models_equals_one_fit_per_seed(x64, data_parallel):
+    """The convolutions, BatchNorm and squeeze-excite inside the loop over the models (and split over
+    the devices) give each model its own `fit`, to float64 rounding."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 10, 2))
+    y = np.arange(20) % 3
+    dataset = data.Dataset("tiny", x[:16], y[:16], x[16:], y[16:], ("a", "b", "c"))
+    config = training.TrainConfig(
+        model="mlstm-fcn", hidden_size=4, num_layers=1, epochs=2, batch_size=8, dtype="float64", log_every=0
+    )
+    many = training.fit_many(config, dataset, [0, 1], log=None, data_parallel=data_parallel)
+    for seed, result in zip([0, 1], many, strict=True):
+        alone = training.fit(dataclasses.replace(config, seed=seed), dataset, log=None, data_parallel=False)
+        for a, b in zip(jax.tree.leaves(result.state), jax.tree.leaves(alone.state), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            [h.test_loss for h in result.history], [h.test_loss for h in alone.history], rtol=1e-12
+        )
+
+
 @pytest.mark.parametrize("many", [False, True], ids=["fit", "fit_many"])
 def test_nothing_recompiles_on_a_mesh_when_the_learning_rate_changes(monkeypatch, many):
     """The scheduler's new rate keeps the sharding of the state it replaces, and `fit_many` replaces
