@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_lstm.models import registry
+from jax_lstm.rnn import mdlstm
 from jax_lstm.rnn.spec import (
     cell_param_shapes,
     cell_spec_from_params,
@@ -100,7 +101,10 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
 
 
 def _bare_layout(flat: Mapping[str, Any]) -> tuple[registry.Layout, str]:
-    """A bare recurrent layer's or cell's layout, its family read off its shapes."""
+    """A bare recurrent layer's, cell's or MDLSTM2d's layout, its family read off its shapes."""
+    if "weight_hh_h" in flat:  # the 2-D MDLSTM's recurrent weight along H
+        shapes = mdlstm.param_shapes(*mdlstm.spec_from_params(flat))
+        return {k: registry.Param(shape, "uniform") for k, shape in shapes.items()}, "MDLSTM2d"
     if "weight_ih" in flat or "weight_hh" in flat:
         family, input_size, hidden_size, bias = cell_spec_from_params(flat)
         shapes = cell_param_shapes(_MODES[family], input_size, hidden_size, bias)
