@@ -4,7 +4,8 @@ A torch state dict ``{"lstm.weight_ih_l0": t, "fc.weight": t, "bn.running_mean":
 Flax variables ``{"params": {"lstm": {"weight_ih_l0": a}, "fc": {...}, "bn": {"weight", "bias"}},
 "batch_stats": {"bn": {"running_mean", "running_var", "num_batches_tracked"}}}``; a bare layer's
 state dict (`nn.LSTM`, `nn.GRU`, `nn.RNN`) maps to ``{"params": {"weight_ih_l0": a, ...}}``, a cell's
-(`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`) to ``{"params": {"weight_ih": a, ...}}``. Which model a
+(`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`) to ``{"params": {"weight_ih": a, ...}}``, and so does a
+bare `torch_ref.mdlstm.MDLSTM2d`'s (told apart by its ``weight_hh_h``). Which model a
 state dict belongs to, and what it must hold, comes from the model registry
 (`jax_lstm.models.registry`); a bare layer's or cell's layout from `jax_lstm.rnn.spec`, its family
 from its shapes (``weight_hh`` has G*H rows for H columns: LSTM 4, GRU 3, RNN 1, unless an LSTM's

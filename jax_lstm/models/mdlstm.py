@@ -50,7 +50,9 @@ class MDLSTMClassifier(nn.Module):
     # The training loop's data-parallel axis; unused: the samples are independent.
     axis_name: str | None = None
     implementation: str = "wavefront"  # unused: the recurrence has one implementation
-    remat: bool = False  # MDLSTM2d's: recompute the gates in the backward pass
+    # MDLSTM2d's: save only h and c for the backward pass and recompute the gates there. Less memory,
+    # and on the CPU also faster at the digits' shape (benchmarks/NOTES.md, "The 2-D MDLSTM").
+    remat: bool = True
 
     def __post_init__(self) -> None:
         name = type(self).__name__

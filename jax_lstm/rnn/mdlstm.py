@@ -24,8 +24,16 @@ grid, indexed by j: the neighbour (i-1, j) is slot j of the previous diagonal an
 a shift by one. Each step is then one matmul of the previous diagonal's h with both recurrent
 weights, (B * S, H) @ (H, 10H), and the gate arithmetic. The slots run along the shorter side of the
 grid (the grid is transposed when W > H, the two recurrent weights and forget gates swapping roles),
-so a step holds min(H, W) cells. The input projection is done for every cell before the scan, as
+so a step holds min(H, W) slots (on a square grid half of all slots are outside it: the price of a
+fixed-shape scan). The input projection is done for every cell before the scan, as
 `jax_lstm.rnn.cells` does for timesteps. All directions run in the same scan (`jax.vmap` over them).
+
+The backward pass (``implementation="fused"``, the default) is written by hand (`jax.custom_vjp`):
+the forward scan saves h, c and the activated gates of each diagonal (with ``remat=True`` only h and
+c, the gates then recomputed diagonal by diagonal); the backward scan runs the diagonals in reverse,
+one matmul per diagonal for the gradient passed back to the previous one plus the weight gradients'
+terms, summed in the loop. ``implementation="scan"`` differentiates the same forward scan with JAX
+(``remat=True``: `jax.checkpoint` of each step). Memory and speed of each: benchmarks/NOTES.md.
 
 The order of the floating-point operations is fixed (`_gates`: ``(x W_ih^T + b_ih) + (h_h W_hh_h^T +
 h_w W_hh_w^T) + b_hh``, the sum of the two recurrent terms symmetric in them, so the transposed layout
@@ -42,6 +50,7 @@ arises), C channels, H hidden size, D directions, K = H_g + W_g - 1 diagonals, S
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -58,10 +67,12 @@ from jax_lstm.rnn.spec import check_layout
 __all__ = [
     "DIRECTIONS",
     "GATES",
+    "IMPLEMENTATIONS",
     "MDLSTM2d",
     "MDLSTMWeights",
     "check_directions",
     "check_hidden_size",
+    "check_implementation",
     "direction_suffix",
     "mdlstm2d",
     "mdlstm2d_reference",
@@ -283,10 +294,10 @@ def unskew(a: Array, rows: int) -> Array:
 # --- the shared arithmetic -----------------------------------------------------------------------
 
 
-def _project(x: Array, w: MDLSTMWeights) -> Array:
+def _project(x: Array, w_ih: Array, b_ih: Array) -> Array:
     """(..., C) -> (..., 5H): ``x W_ih^T + b_ih``, for every cell at once."""
-    xw = jnp.einsum("...c,gc->...g", x, w.w_ih)
-    return xw + jnp.expand_dims(w.b_ih, tuple(range(xw.ndim - 1)))
+    xw = jnp.einsum("...c,gc->...g", x, w_ih)
+    return xw + jnp.expand_dims(b_ih, tuple(range(xw.ndim - 1)))
 
 
 def _gates(xw: Array, from_h: Array, from_w: Array, b_hh: Array) -> Array:
@@ -298,11 +309,21 @@ def _gates(xw: Array, from_h: Array, from_w: Array, b_hh: Array) -> Array:
     return (xw + (from_h + from_w)) + jnp.expand_dims(b_hh, tuple(range(xw.ndim - 1)))
 
 
-def _cell(a: Array, c_h: Array, c_w: Array) -> tuple[Array, Array]:
-    """(h, c) of a cell from its pre-activations (..., 5H) and its neighbours' c (..., H)."""
-    i, f_h, f_w, g, o = jnp.split(a, GATES, axis=-1)
-    c = (jax.nn.sigmoid(f_h) * c_h + jax.nn.sigmoid(f_w) * c_w) + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+def _activations(a: Array) -> Array:
+    """(..., 5H) pre-activations i, f_h, f_w, g, o -> sigmoid, sigmoid, sigmoid, tanh, sigmoid."""
+    hidden = a.shape[-1] // GATES
+    return jnp.concatenate(
+        [jax.nn.sigmoid(a[..., : 3 * hidden]), jnp.tanh(a[..., 3 * hidden : 4 * hidden]),
+         jax.nn.sigmoid(a[..., 4 * hidden :])],
+        axis=-1,
+    )  # fmt: skip
+
+
+def _cell(act: Array, c_h: Array, c_w: Array) -> tuple[Array, Array]:
+    """(h, c) of a cell from its activated gates (..., 5H) and its neighbours' c (..., H)."""
+    i, f_h, f_w, g, o = jnp.split(act, GATES, axis=-1)
+    c = (f_h * c_h + f_w * c_w) + i * g
+    return o * jnp.tanh(c), c
 
 
 def _flip(a: Array, direction: int) -> Array:
@@ -315,14 +336,151 @@ def _flip(a: Array, direction: int) -> Array:
 
 
 def _shift(a: Array) -> Array:
-    """(B, S, F): slot s gets slot s - 1's values, slot 0 zeros (the neighbour before the first slot
+    """(..., S, F): slot s gets slot s - 1's values, slot 0 zeros (the neighbour before the first slot
     is outside the grid)."""
-    return jnp.pad(a[:, :-1], ((0, 0), (1, 0), (0, 0)))
+    pad = [(0, 0)] * (a.ndim - 2) + [(1, 0), (0, 0)]
+    return jnp.pad(a[..., :-1, :], pad)
 
 
-def _wavefront(x: Array, valid: Array, w: MDLSTMWeights, remat: bool) -> Array:
+def _unshift(a: Array) -> Array:
+    """The transpose of `_shift`: slot s gets slot s + 1's values, the last slot zeros."""
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, 1), (0, 0)]
+    return jnp.pad(a[..., 1:, :], pad)
+
+
+def _step(w_rec: Array, b_hh: Array, transposed: bool):
+    """One diagonal: (h, c (B, S, H) of the previous one, its projected input (B, S, 5H), which slots
+    are cells (B, S)) -> (h, c, activated gates (B, S, 5H)). `w_rec` (10H, H) stacks the weight from
+    the neighbour in the previous diagonal's same slot over the one from the slot before."""
+    rows = w_rec.shape[0] // 2
+
+    def step(h: Array, c: Array, xw_k: Array, valid_k: Array) -> tuple[Array, Array, Array]:
+        p = jnp.einsum("bsk,gk->bsg", h, w_rec)  # (B, S, 10H): both recurrent products at once
+        from_up, from_left = p[..., :rows], _shift(p[..., rows:])
+        act = _activations(_gates(xw_k, from_up, from_left, b_hh))
+        c_up, c_left = c, _shift(c)
+        # Transposed, the neighbour along H is the slot before and the one along W the same slot.
+        h_new, c_new = _cell(act, c_left, c_up) if transposed else _cell(act, c_up, c_left)
+        keep = valid_k[..., None]
+        zero = jnp.zeros((), h_new.dtype)
+        return jnp.where(keep, h_new, zero), jnp.where(keep, c_new, zero), act
+
+    return step
+
+
+# The recurrence over the skewed grid, one direction: (x (K, B, S, C), valid (K, B, S), w_ih (5H, C),
+# b_ih (5H,), w_rec (10H, H), b_hh (5H,), transposed, remat) -> h (K, B, S, H).
+
+
+def _scan_recurrence(x, valid, w_ih, b_ih, w_rec, b_hh, transposed: bool, remat: bool) -> Array:
+    """The recurrence as a `lax.scan` differentiated by JAX (``implementation="scan"``); with `remat`,
+    each step is a `jax.checkpoint`, so only its inputs are saved and the rest is recomputed."""
+    xw = _project(x, w_ih, b_ih)  # (K, B, S, 5H)
+    step = _step(w_rec, b_hh, transposed)
+
+    def body(carry: tuple[Array, Array], inputs: tuple[Array, Array]) -> tuple[tuple[Array, Array], Array]:
+        h, c, _ = step(*carry, *inputs)
+        return (h, c), h
+
+    if remat:
+        body = jax.checkpoint(body, prevent_cse=False)
+    zeros = jnp.zeros((*x.shape[1:3], w_rec.shape[1]), xw.dtype)
+    _, hs = lax.scan(body, (zeros, zeros), (xw, valid))
+    return hs
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _fused_recurrence(x, valid, w_ih, b_ih, w_rec, b_hh, transposed: bool, remat: bool) -> Array:
+    """The recurrence with a hand-written backward pass (``implementation="fused"``): the same forward
+    computation as `_scan_recurrence`, which it is without a gradient."""
+    return _scan_recurrence(x, valid, w_ih, b_ih, w_rec, b_hh, transposed, False)
+
+
+def _fused_forward(x, valid, w_ih, b_ih, w_rec, b_hh, transposed, remat):
+    # Saved per diagonal: h and c, and unless `remat` the activated gates (which `remat` recomputes
+    # in the backward pass from the input and the previous h: one more matmul per diagonal).
+    xw = _project(x, w_ih, b_ih)
+    step = _step(w_rec, b_hh, transposed)
+
+    def body(carry, inputs):
+        h, c, act = step(*carry, *inputs)
+        return (h, c), ((h, c) if remat else (h, c, act))
+
+    zeros = jnp.zeros((*x.shape[1:3], w_rec.shape[1]), xw.dtype)
+    _, saved = lax.scan(body, (zeros, zeros), (xw, valid))
+    return saved[0], (x, valid, w_ih, b_ih, w_rec, b_hh, saved)
+
+
+def _fused_backward(transposed, remat, residuals, grad_h):
+    x, valid, w_ih, b_ih, w_rec, b_hh, saved = residuals
+    hs, cs = saved[0], saved[1]  # (K, B, S, H)
+    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])  # each diagonal's predecessor's h
+    c_prev = jnp.concatenate([jnp.zeros_like(cs[:1]), cs[:-1]])
+    step = _step(w_rec, b_hh, transposed)
+    zero = jnp.zeros((), hs.dtype)
+
+    def gate_grads(dh_next, dc_next, g_k, valid_k, c_k, c_before, act):
+        """The pre-activations' gradient (B, S, 5H) on one diagonal, and the gradient its h and c
+        pass to the previous diagonal (through the next diagonal: dh_next, dc_next)."""
+        i, f_h, f_w, g, o = jnp.split(act, GATES, axis=-1)
+        keep = valid_k[..., None]
+        dh = jnp.where(keep, g_k + dh_next, zero)
+        tanh_c = jnp.tanh(c_k)
+        dc = jnp.where(keep, dc_next + dh * o * (1 - tanh_c * tanh_c), zero)
+        c_up, c_left = c_before, _shift(c_before)
+        c_h, c_w = (c_left, c_up) if transposed else (c_up, c_left)
+        da = jnp.concatenate(
+            [dc * g * i * (1 - i), dc * c_h * f_h * (1 - f_h), dc * c_w * f_w * (1 - f_w),
+             dc * i * (1 - g * g), dh * tanh_c * o * (1 - o)],
+            axis=-1,
+        )  # fmt: skip
+        f_up, f_left = (f_w, f_h) if transposed else (f_h, f_w)
+        # To the previous diagonal: its slot s fed this slot s (weights w_rec[:5H]) and slot s + 1.
+        da_both = jnp.concatenate([da, _unshift(da)], axis=-1)  # (B, S, 10H)
+        dh_before = jnp.einsum("bsg,gk->bsk", da_both, w_rec)
+        dc_before = dc * f_up + _unshift(dc * f_left)
+        return da, da_both, dh_before, dc_before
+
+    # The weight gradients are summed diagonal by diagonal inside the loop: holding the gradient of
+    # every pre-activation (5H per cell) for one matmul afterwards measured slower on the CPU (its
+    # buffer is as large as the saved gates, benchmarks/NOTES.md).
+    def body(carry, inputs):
+        dh_next, dc_next, d_rec, d_ih, d_bias = carry
+        g_k, valid_k, c_k, c_before, x_k, h_before, saved_act = inputs
+        if remat:
+            act = step(h_before, c_before, _project(x_k, w_ih, b_ih), valid_k)[2]
+        else:
+            act = saved_act
+        da, da_both, dh_before, dc_before = gate_grads(dh_next, dc_next, g_k, valid_k, c_k, c_before, act)
+        d_rec = d_rec + jnp.einsum("bsg,bsh->gh", da_both, h_before)
+        d_ih = d_ih + jnp.einsum("bsg,bsc->gc", da, x_k)
+        d_bias = d_bias + jnp.sum(da, axis=(0, 1))
+        return (dh_before, dc_before, d_rec, d_ih, d_bias), jnp.einsum("bsg,gc->bsc", da, w_ih)
+
+    zeros = jnp.zeros_like(hs[0])
+    start = (zeros, zeros, jnp.zeros_like(w_rec), jnp.zeros_like(w_ih), jnp.zeros_like(b_hh))
+    xs = (grad_h, valid, cs, c_prev, x, h_prev, None if remat else saved[2])
+    (_, _, d_rec, d_ih, d_bias), d_x = lax.scan(body, start, xs, reverse=True)
+    return d_x, None, d_ih, d_bias, d_rec, d_bias
+
+
+_fused_recurrence.defvjp(_fused_forward, _fused_backward)
+
+IMPLEMENTATIONS = ("fused", "scan")
+_RECURRENCES = {"fused": _fused_recurrence, "scan": _scan_recurrence}
+
+
+def check_implementation(implementation: Any) -> str:
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"MDLSTM2d: implementation must be 'fused' (the hand-written backward pass, the default) or "
+            f"'scan' (lax.scan differentiated by JAX), got {implementation!r}"
+        )
+    return implementation
+
+
+def _wavefront(x: Array, valid: Array, w: MDLSTMWeights, implementation: str, remat: bool) -> Array:
     """One direction in its scan coordinates: x (B, H, W, C), valid (B, H, W) -> h (B, H, W, hidden)."""
-    hidden = int(w.w_hh_h.shape[1])
     rows_g, cols_g = int(x.shape[1]), int(x.shape[2])
     # Slots along the shorter side: with W > H the grid is transposed, its rows running along W, so
     # the slot neighbour (before in the same diagonal) is the one along H.
@@ -332,37 +490,14 @@ def _wavefront(x: Array, valid: Array, w: MDLSTMWeights, remat: bool) -> Array:
         w_up, w_left = w.w_hh_w, w.w_hh_h
     else:
         w_up, w_left = w.w_hh_h, w.w_hh_w
-    batch, rows, slots, _ = x.shape
+    rows = int(x.shape[1])
     x = jnp.where(valid[..., None], x, jnp.zeros((), x.dtype))  # padding: whatever it held, zero
     # Skew the (small) input rather than its projection: (B, R, S, C) -> (K, B, S, C).
     x_skew = jnp.transpose(skew(jnp.transpose(x, (3, 0, 2, 1))), (3, 1, 2, 0))
     valid_skew = jnp.transpose(skew(jnp.swapaxes(valid, 1, 2)), (2, 0, 1))  # (K, B, S), False outside
-    xw = _project(x_skew, w)  # (K, B, S, 5H)
     w_rec = jnp.concatenate([w_up, w_left], axis=0)  # (10H, H)
-    rows5 = GATES * hidden
-
-    def step(carry: tuple[Array, Array], inputs: tuple[Array, Array]) -> tuple[tuple[Array, Array], Array]:
-        h, c = carry  # (B, S, H): the previous diagonal
-        xw_k, valid_k = inputs  # (B, S, 5H), (B, S)
-        p = jnp.einsum("bsk,gk->bsg", h, w_rec)  # (B, S, 10H)
-        from_up, from_left = p[..., :rows5], _shift(p[..., rows5:])
-        c_up, c_left = c, _shift(c)
-        if transposed:
-            a = _gates(xw_k, from_left, from_up, w.b_hh)
-            h_new, c_new = _cell(a, c_left, c_up)
-        else:
-            a = _gates(xw_k, from_up, from_left, w.b_hh)
-            h_new, c_new = _cell(a, c_up, c_left)
-        keep = valid_k[..., None]
-        zero = jnp.zeros((), h_new.dtype)
-        h_new, c_new = jnp.where(keep, h_new, zero), jnp.where(keep, c_new, zero)
-        return (h_new, c_new), h_new
-
-    if remat:
-        # Save only each diagonal's carry and inputs; the gates are recomputed in the backward pass.
-        step = jax.checkpoint(step, prevent_cse=False)
-    zeros = jnp.zeros((batch, slots, hidden), xw.dtype)
-    _, hs = lax.scan(step, (zeros, zeros), (xw, valid_skew))  # (K, B, S, H)
+    recurrence = _RECURRENCES[implementation]
+    hs = recurrence(x_skew, valid_skew, w.w_ih, w.b_ih, w_rec, w.b_hh, transposed, remat)  # (K, B, S, H)
     out = unskew(jnp.transpose(hs, (1, 3, 2, 0)), rows)  # (B, H, S, R)
     out = jnp.transpose(out, (0, 3, 2, 1))  # (B, R, S, H)
     return jnp.swapaxes(out, 1, 2) if transposed else out
@@ -374,6 +509,7 @@ def mdlstm2d(
     directions: int = 1,
     lengths: Array | None = None,
     remat: bool = False,
+    implementation: str = "fused",
 ) -> Array:
     """The 2-D MDLSTM over a batch of grids, as one wavefront scan over the anti-diagonals.
 
@@ -383,8 +519,11 @@ def mdlstm2d(
       x: (B, H, W, C) grids.
       directions: 1 (from the top-left corner) or 4 (from every corner); must match `params`.
       lengths: optional (B,) valid rows along H of right-padded grids; cells below are outside.
-      remat: recompute each diagonal's gates in the backward pass (`jax.checkpoint` of the scan
-        step) instead of saving them: less memory, more work (benchmarks/NOTES.md).
+      remat: save only h and c of each diagonal for the backward pass and recompute the gates there
+        (one more matmul per diagonal): less memory, more work (benchmarks/NOTES.md).
+      implementation: "fused" (a hand-written backward pass: one matmul per diagonal, the weight
+        gradients one matmul over all cells afterwards) or "scan" (`lax.scan` differentiated by JAX;
+        `remat` then checkpoints each step with `jax.checkpoint`). The forward pass is the same.
 
     Returns:
       (B, H, W, D * hidden_size): each direction's h, flipped back to the input's coordinates,
@@ -392,19 +531,20 @@ def mdlstm2d(
 
     Raises:
       ValueError / TypeError / KeyError: a wrong rank, dtype, channel count, empty axis, direction
-      count, parameter set or lengths, each named with its fix, before any work.
+      count, parameter set, implementation or lengths, each named with its fix, before any work.
     """
+    check_implementation(implementation)
     x, lengths, _ = _checked(params, x, directions, lengths, "mdlstm2d")
     batch, height, width, _ = x.shape
     valid = valid_cells(lengths, batch, height, width)
     weights = [direction_weights(params, d) for d in range(directions)]
     if directions == 1:
-        return _wavefront(x, valid, weights[0], remat)
+        return _wavefront(x, valid, weights[0], implementation, remat)
     stacked = MDLSTMWeights(*(jnp.stack(arrays) for arrays in zip(*weights, strict=True)))
     xs = jnp.stack([_flip(x, d) for d in range(directions)])  # (D, B, H, W, C)
     vs = jnp.stack([_flip(valid, d) for d in range(directions)])  # (D, B, H, W)
-    hs = jax.vmap(lambda xd, vd, wd: _wavefront(xd, vd, wd, remat))(xs, vs, stacked)  # (D, B, H, W, h)
-    return jnp.concatenate([_flip(hs[d], d) for d in range(directions)], axis=-1)
+    hs = jax.vmap(lambda xd, vd, wd: _wavefront(xd, vd, wd, implementation, remat))(xs, vs, stacked)
+    return jnp.concatenate([_flip(hs[d], d) for d in range(directions)], axis=-1)  # (B, H, W, D * hidden)
 
 
 # --- the reference -------------------------------------------------------------------------------
@@ -417,14 +557,14 @@ def _cell_by_cell(x: Array, valid: Array, w: MDLSTMWeights) -> Array:
     batch, _, width, _ = x.shape
     hidden = int(w.w_hh_h.shape[1])
     x = jnp.where(valid[..., None], x, jnp.zeros((), x.dtype))
-    xw = _project(x, w)  # (B, H, W, 5H)
+    xw = _project(x, w.w_ih, w.b_ih)  # (B, H, W, 5H)
     zero = jnp.zeros((), x.dtype)
 
     def cell(left, inputs):
         h_left, c_left = left  # (B, H): the cell (i, j-1)
         xw_ij, h_up, c_up, valid_ij = inputs  # (B, 5H), (B, H), (B, H), (B,)
         a = _gates(xw_ij, h_up @ w.w_hh_h.T, h_left @ w.w_hh_w.T, w.b_hh)
-        h, c = _cell(a, c_up, c_left)
+        h, c = _cell(_activations(a), c_up, c_left)
         keep = valid_ij[:, None]
         h, c = jnp.where(keep, h, zero), jnp.where(keep, c, zero)
         return (h, c), (h, c)
@@ -475,10 +615,12 @@ class MDLSTM2d(nn.Module):
     directions: int = 1
     param_dtype: Any = jnp.float32
     remat: bool = False  # recompute the gates in the backward pass instead of saving them
+    implementation: str = "fused"  # the backward pass: "fused" (hand-written) or "scan" (autodiff)
 
     def __post_init__(self) -> None:
         check_hidden_size(self.hidden_size)
         check_directions(self.directions)
+        check_implementation(self.implementation)
         if not isinstance(self.remat, bool):
             raise TypeError(f"MDLSTM2d: remat should be of type bool, got: {type(self.remat).__name__}")
         super().__post_init__()
@@ -510,4 +652,4 @@ class MDLSTM2d(nn.Module):
             key: self.param(key, init, shape, self.param_dtype)
             for key, shape in param_shapes(input_size, self.hidden_size, self.directions).items()
         }
-        return mdlstm2d(params, x, self.directions, lengths, self.remat)
+        return mdlstm2d(params, x, self.directions, lengths, self.remat, self.implementation)
