@@ -18,9 +18,10 @@ from jax_lstm.models import (
     LSTMForecaster,
     MLSTMFCNClassifier,
 )
+from jax_lstm.models.mdlstm import MDLSTMClassifier
 from jax_lstm.nn import BatchNorm1d, Conv1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
-from jax_lstm.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMSpec, RNNCell, RNNSpec
+from jax_lstm.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMSpec, MDLSTM2d, RNNCell, RNNSpec
 from jax_lstm.training import EpochRecord, TrainConfig, TrainState, fit, fit_many
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ __all__ = [
     "LSTMSequenceClassifier",
     "LSTMSpec",
     "Linear",
+    "MDLSTM2d",
+    "MDLSTMClassifier",
     "MLSTMFCNClassifier",
     "PlateauState",
     "RNNCell",

@@ -10,6 +10,7 @@ their steps. The code lives in `jax_lstm.rnn` (`stack`, `cells`, `checks`,
 
 from jax_lstm.rnn.cells import gru_cell, lstm_cell, rnn_cell
 from jax_lstm.rnn.checks import as_array, check_input, check_lengths, check_rank_and_dtype
+from jax_lstm.rnn.mdlstm import mdlstm2d, mdlstm2d_reference
 from jax_lstm.rnn.spec import LayerWeights, layer_weights
 from jax_lstm.rnn.stack import IMPLEMENTATIONS, LAYER_IMPLEMENTATIONS, dropout, gru, lstm, lstm_layer, rnn
 
@@ -28,6 +29,8 @@ __all__ = [
     "lstm",
     "lstm_cell",
     "lstm_layer",
+    "mdlstm2d",
+    "mdlstm2d_reference",
     "rnn",
     "rnn_cell",
 ]

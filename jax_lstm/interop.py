@@ -4,7 +4,8 @@ A torch state dict ``{"lstm.weight_ih_l0": t, "fc.weight": t, "bn.running_mean":
 Flax variables ``{"params": {"lstm": {"weight_ih_l0": a}, "fc": {...}, "bn": {"weight", "bias"}},
 "batch_stats": {"bn": {"running_mean", "running_var", "num_batches_tracked"}}}``; a bare layer's
 state dict (`nn.LSTM`, `nn.GRU`, `nn.RNN`) maps to ``{"params": {"weight_ih_l0": a, ...}}``, a cell's
-(`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`) to ``{"params": {"weight_ih": a, ...}}``. Which model a
+(`nn.LSTMCell`, `nn.GRUCell`, `nn.RNNCell`) to ``{"params": {"weight_ih": a, ...}}``, and so does a
+bare `torch_ref.mdlstm.MDLSTM2d`'s (told apart by its ``weight_hh_h``). Which model a
 state dict belongs to, and what it must hold, comes from the model registry
 (`jax_lstm.models.registry`); a bare layer's or cell's layout from `jax_lstm.rnn.spec`, its family
 from its shapes (``weight_hh`` has G*H rows for H columns: LSTM 4, GRU 3, RNN 1, unless an LSTM's
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_lstm.models import registry
+from jax_lstm.rnn import mdlstm
 from jax_lstm.rnn.spec import (
     cell_param_shapes,
     cell_spec_from_params,
@@ -100,7 +102,10 @@ def _resolve(flat: Mapping[str, Any], model: str | None) -> tuple[registry.Layou
 
 
 def _bare_layout(flat: Mapping[str, Any]) -> tuple[registry.Layout, str]:
-    """A bare recurrent layer's or cell's layout, its family read off its shapes."""
+    """A bare recurrent layer's, cell's or MDLSTM2d's layout, its family read off its shapes."""
+    if "weight_hh_h" in flat:  # the 2-D MDLSTM's recurrent weight along H
+        shapes = mdlstm.param_shapes(*mdlstm.spec_from_params(flat))
+        return {k: registry.Param(shape, "uniform") for k, shape in shapes.items()}, "MDLSTM2d"
     if "weight_ih" in flat or "weight_hh" in flat:
         family, input_size, hidden_size, bias = cell_spec_from_params(flat)
         shapes = cell_param_shapes(_MODES[family], input_size, hidden_size, bias)

@@ -4,6 +4,7 @@ path, and the Flax modules: LSTM, GRU, RNN and their cells."""
 
 from jax_lstm.rnn.cells import CELLS, GRU_CELL, LSTM_CELL, RNN_RELU_CELL, RNN_TANH_CELL, Cell
 from jax_lstm.rnn.layer import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from jax_lstm.rnn.mdlstm import MDLSTM2d
 from jax_lstm.rnn.spec import LSTMSpec, RNNSpec
 from jax_lstm.rnn.stack import IMPLEMENTATIONS, gru, lstm, rnn, run
 
@@ -21,6 +22,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "LSTMSpec",
+    "MDLSTM2d",
     "RNNCell",
     "RNNSpec",
     "gru",
