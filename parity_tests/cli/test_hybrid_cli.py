@@ -65,10 +65,17 @@ def test_recipes_fill_only_what_no_flag_sets():
     assert (fcn.hidden_size, fcn.num_layers, fcn.dropout, fcn.clip) == (8, 1, 0.8, None)
     assert (fcn.patience, fcn.min_lr, fcn.batch_size) == (5, 1e-4, 16)
     assert fcn.factor == pytest.approx(2 ** (-1 / 3))
+    assert (fcn.schedule, fcn.eta_min, fcn.warmup_epochs, fcn.select) == ("cosine", 0.0, 0, "train-loss")
+    plateau = config("--model", "lstm-fcn", "--schedule", "plateau", "--select", "last")
+    assert (plateau.schedule, plateau.select, plateau.patience) == ("plateau", "last", 5)
     # min_steps: a set of 40 series makes 3 steps an epoch, so 1500 steps take 500 epochs ...
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=100).epochs == 500
-    # ... unless the work (series x steps x epochs) would pass max_work: 4e6 / (40 x 400) = 250
-    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=400).epochs == 250
+    # ... unless the work (series x steps x epochs) would pass max_work: 14.6e6 / (40 x 1000) = 365
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=1000).epochs == 365
+    # OSULeaf's 200 series of 427 steps (13 steps an epoch): 116 epochs make the 1500 updates;
+    # ACSF1's 100 of 1460: the work bounds it to 100
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=200, seq_len=427).epochs == 116
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=100, seq_len=1460).epochs == 100
     # never below the recipe's 40 epochs
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=200, seq_len=4000).epochs == 40
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=4000).epochs == 40
@@ -86,9 +93,11 @@ def test_mlstm_fcn_trains_checkpoints_resumes_and_exports(tiny, tmp_path, capsys
     assert main([*args, "--epochs", "2", "--metrics-json", str(metrics)]) == 0
     out = capsys.readouterr().out
     assert "model mlstm-fcn: hidden 8, layers 1, dropout 0.8" in out
-    assert "plateau patience 5 factor 0.794 min lr 0.0001" in out
+    assert "cosine to 0, select train-loss" in out
     first = json.loads(metrics.read_text())
-    assert [e["epoch"] for e in first["epochs"]] == [1, 2] and first["selected_epoch"] is None
+    assert [e["epoch"] for e in first["epochs"]] == [1, 2]
+    lowest = min(first["epochs"], key=lambda e: e["train_loss"])["epoch"]
+    assert first["selected_epoch"] == lowest
     assert main([*args, "--epochs", "3", "--resume", "--metrics-json", str(metrics)]) == 0
     resumed = json.loads(metrics.read_text())
     assert resumed["epochs"][:2] == first["epochs"] and len(resumed["epochs"]) == 3
