@@ -70,10 +70,8 @@ def _bytes(analysis) -> int:
 def _measured(case: Case, num_train: int) -> tuple[int, int]:
     """(train step peak, evaluation peak) in bytes, from the compiled programs' memory analysis."""
     config, dims = case.config, case.dims
-    model = make_model(config, dims.num_features, dims.num_outputs, dims.output_shape, dims.seq_len)
-    state = create_train_state(
-        config, dims.num_features, dims.num_outputs, output_shape=dims.output_shape, seq_len=dims.seq_len
-    )
+    model = make_model(config, dims)
+    state = create_train_state(config, dims)
     task = tasks.get(registry.get(config.model).task)
     step = jax.jit(train_step_fn(model, make_optimizer(config), config.accumulate, task=task))
     train = _bytes(
