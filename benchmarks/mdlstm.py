@@ -13,10 +13,11 @@ the classifier trained on scikit-learn's digits:
 2. Memory of the backward pass on a 128x128 grid (B=8, C=1, hidden 32, one direction), each
    implementation with and without remat: XLA's buffer assignment of the compiled gradient program
    (`memory_analysis`: arguments, outputs and the peak of temporaries), and its time.
-3. Digits (unless --skip-digits): `MDLSTMClassifier` trained with the library's train step (Adam,
-   data-parallel over the host devices as `jax-lstm train` runs), seeds 0-4, test accuracy of the
-   last epoch, wall time per run; and a picture (`mdlstm.png`): the order of the wavefronts over a
-   grid, and the seed-0 model's hidden activations on test digits.
+3. Digits (unless --skip-digits): registry model ``mdlstm`` trained as ``jax-lstm train --model
+   mdlstm --dataset digits --seed S`` trains it (`jax_lstm.training.fit` with the model's recipe;
+   --hidden, --epochs, --lr, --batch override it), seeds 0-4, test accuracy of the last epoch, wall
+   time per run; and a picture (`mdlstm.png`): the order of the wavefronts over a grid, and the
+   seed-0 model's hidden activations on test digits.
 
 Writes ``mdlstm.json``, ``mdlstm.md`` and ``mdlstm.png`` to --out. --skip-steps / --skip-digits rerun
 one part and keep the other's results from the existing ``mdlstm.json``. --quick: tiny shapes and
@@ -42,11 +43,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.harness import measure  # noqa: E402
-from jax_lstm import data, optim, reporting, training  # noqa: E402
+from jax_lstm import data, reporting, training  # noqa: E402
 from jax_lstm.atomic import write_atomically  # noqa: E402
 from jax_lstm.models.mdlstm import MDLSTMClassifier, mean_over_cells  # noqa: E402
 from jax_lstm.rnn import mdlstm  # noqa: E402
-from jax_lstm.training import parallel  # noqa: E402
 from torch_ref import mdlstm as torch_mdlstm  # noqa: E402
 
 
@@ -178,93 +178,41 @@ def run_memory(size: int, batch: int, hidden: int, rounds: int) -> list[dict]:
     return rows
 
 
-@dataclasses.dataclass(frozen=True)
-class DigitsRecipe:
-    hidden: int = 32
-    epochs: int = 20
-    lr: float = 0.01
-    batch: int = 32
-    clip: float | None = 1.0  # the loop's default, as the article's
-    patience: int = 2  # ReduceLROnPlateau on the epoch's train loss, as the loop
-    factor: float = 0.1
-    remat: bool = True
-
-
-def train_digits(recipe: DigitsRecipe, seed: int, dataset: data.Dataset) -> tuple[dict, dict]:
-    """One run as the library's loop (`jax_lstm.training.loop.train_epoch`) does it, which cannot
-    build an unregistered model: its train and eval steps (data-parallel where the loop would split
-    the batch), the batches shuffled by seed and epoch, clip then Adam, ReduceLROnPlateau stepped on
-    each epoch's mean train loss, the test set evaluated after every epoch. Returns (result row with
-    the test accuracy of the last epoch, final variables)."""
+def train_digits(settings: dict, seed: int, dataset: data.Dataset) -> tuple[dict, dict]:
+    """One run as ``jax-lstm train --model mdlstm --dataset digits --seed S`` makes it: the config
+    resolved from the model's recipe and `settings` (TrainConfig fields; None: the recipe's), trained
+    by the library's loop (`training.fit`: data-parallel over the host devices, the test set
+    evaluated after every epoch). Returns (result row with the test accuracy of the last epoch, the
+    resolved config's fields, final variables)."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    config = training.TrainConfig(
-        lr=recipe.lr,
-        batch_size=recipe.batch,
-        epochs=recipe.epochs,
-        seed=seed,
-        clip=recipe.clip,
-        patience=recipe.patience,
-        factor=recipe.factor,
-        log_every=0,
-    )
-    model = MDLSTMClassifier(recipe.hidden, dataset.num_classes, remat=recipe.remat)
-    variables = jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, *dataset.x_train.shape[1:])))
-    mesh = training.mesh_for(None, recipe.batch)
-    train_step = training.make_train_step(model, training.make_optimizer(config), mesh=mesh)
-    eval_step = training.make_eval_step(model, mesh=None)
-    scheduler = training.make_scheduler(config)
-    plateau = scheduler.init(config.lr)
-    state = training.create_train_state(config, dataset.num_features, dataset.num_classes, variables)
-    if mesh is not None:
-        state = parallel.place(state, mesh, split=False)
-    x, y = dataset.x_train, dataset.y_train.astype(np.int32)
-    test = training.Batch(dataset.x_test, dataset.y_test.astype(np.int32))
-    history = []
-    for epoch in range(recipe.epochs):
-        order = data.batch_order(len(y), recipe.batch, seed, epoch)
-        losses = []
-        for rows in order:
-            key = train_step.key_for(len(rows))
-            batch = parallel.place(
-                training.Batch(x[rows], y[rows]), train_step.mesh, split=key == parallel.SHARDED
-            )
-            state, metrics = train_step(key, state, batch)
-            losses.append(metrics["loss"])
-        train_loss = data.epoch_mean([float(v) for v in losses], [len(rows) for rows in order])
-        sums = eval_step(parallel.SINGLE, parallel.fetch(state.variables()), test)
-        history.append(
-            {
-                "train_loss": train_loss,
-                "test_accuracy": float(sums["correct"]) / len(test.y),
-                "lr": plateau.lr,
-            }
-        )
-        new = scheduler.update(plateau, train_loss)
-        if new.lr != plateau.lr:
-            state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, new.lr))
-        plateau = new
+    config = training.resolve_config("mdlstm", dataset, seed=seed, log_every=0, **settings)
+    result = training.fit(config, dataset, log=None)
+    history = [
+        {"train_loss": h.train_loss, "test_accuracy": h.test_accuracy, "lr": h.lr} for h in result.history
+    ]
     row = {
         "seed": seed,
         "test_accuracy": history[-1]["test_accuracy"],
         "seconds": time.perf_counter() - start,
         "cpu_seconds": time.process_time() - cpu_start,
-        "devices": 1 if mesh is None else mesh.size,
+        "devices": jax.device_count(),
         "history": history,
     }
-    return row, parallel.fetch(state.variables())
+    return row, dataclasses.asdict(config), result.variables()
 
 
-def run_digits(recipe: DigitsRecipe, seeds: list[int], dataset: data.Dataset) -> tuple[dict, dict]:
-    runs, first = [], None
+def run_digits(settings: dict, seeds: list[int], dataset: data.Dataset) -> tuple[dict, dict]:
+    runs, first, config = [], None, {}
     for seed in seeds:
-        row, variables = train_digits(recipe, seed, dataset)
+        row, config, variables = train_digits(settings, seed, dataset)
         runs.append(row)
         first = variables if first is None else first
         accuracy, seconds = row["test_accuracy"], row["seconds"]
-        print(f"digits {recipe}: seed {seed} test accuracy {accuracy:.4f} in {seconds:.1f} s", flush=True)
+        print(f"digits {settings}: seed {seed} test accuracy {accuracy:.4f} in {seconds:.1f} s", flush=True)
     accuracies = [r["test_accuracy"] for r in runs]
+    recipe_fields = ("hidden_size", "epochs", "batch_size", "lr", "clip", "schedule", "patience", "factor")
     summary = {
-        "recipe": dataclasses.asdict(recipe),
+        "recipe": {key: config[key] for key in recipe_fields},
         "runs": runs,
         "mean_accuracy": float(np.mean(accuracies)),
         "min_accuracy": float(np.min(accuracies)),
@@ -369,11 +317,16 @@ def markdown(report: dict) -> str:
     if report.get("digits"):
         d = report["digits"]
         r = d["recipe"]
+        schedule = (
+            "cosine to 0"
+            if r["schedule"] == "cosine"
+            else f"plateau patience {r['patience']} factor {r['factor']}"
+        )
         lines += [
             "",
-            f"Digits (8x8 grids, 1437 train / 360 test), hidden {r['hidden']}, {r['epochs']} epochs of "
-            f"{r['batch']}, Adam lr {r['lr']} (clip {r['clip']}, plateau patience {r['patience']} factor "
-            f"{r['factor']}): test accuracy of the last epoch "
+            f"Digits (8x8 grids, 1437 train / 360 test), hidden {r['hidden_size']}, {r['epochs']} epochs "
+            f"of {r['batch_size']}, Adam lr {r['lr']} (clip {r['clip']}, {schedule}): test accuracy of the "
+            "last epoch "
             f"{100 * d['mean_accuracy']:.2f}% ({100 * d['min_accuracy']:.2f}-{100 * d['max_accuracy']:.2f}) "
             f"over seeds {[run['seed'] for run in d['runs']]}, {d['mean_seconds']:.0f} s per run "
             "(compilation included; "
@@ -392,10 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     # too small to split (with 2 threads on a shared machine they measured 10-50x slower).
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--hidden", type=int, default=DigitsRecipe.hidden)
-    parser.add_argument("--epochs", type=int, default=DigitsRecipe.epochs)
-    parser.add_argument("--lr", type=float, default=DigitsRecipe.lr)
-    parser.add_argument("--batch", type=int, default=DigitsRecipe.batch)
+    # The digits runs' settings; None: the registry recipe's (`jax_lstm.models.mdlstm.MDLSTM_RECIPE`).
+    parser.add_argument("--hidden", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     torch.set_flush_denormal(True)  # as XLA:CPU does (benchmarks/NOTES.md, "Denormals")
@@ -424,12 +378,19 @@ def main(argv: list[str] | None = None) -> int:
         report["memory"] = run_memory(shape["size"], shape["batch"], shape["hidden"], rounds)
     if not args.skip_digits:
         dataset = data.digits()
-        recipe = DigitsRecipe(args.hidden, args.epochs, args.lr, args.batch)
-        recipe = dataclasses.replace(recipe, hidden=4, epochs=1) if args.quick else recipe
+        settings = {
+            "hidden_size": args.hidden,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch_size": args.batch,
+        }
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if args.quick:
+            settings.update(hidden_size=4, epochs=1)
         seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
-        report["digits"], variables = run_digits(recipe, seeds, dataset)
+        report["digits"], variables = run_digits(settings, seeds, dataset)
         if not args.quick:
-            model = MDLSTMClassifier(recipe.hidden, dataset.num_classes)
+            model = MDLSTMClassifier(report["digits"]["recipe"]["hidden_size"], dataset.num_classes)
             plot(out / "mdlstm.png", model, variables, dataset)
     report["markdown"] = markdown(report)
     reporting.write_json(json_path, report)

@@ -16,9 +16,9 @@ from jax_lstm.models import (
     LSTMClassifier,
     LSTMFCNClassifier,
     LSTMForecaster,
+    MDLSTMClassifier,
     MLSTMFCNClassifier,
 )
-from jax_lstm.models.mdlstm import MDLSTMClassifier
 from jax_lstm.nn import BatchNorm1d, Conv1d, Linear
 from jax_lstm.optim import PlateauState, adam, clip_grad_norm, reduce_lr_on_plateau
 from jax_lstm.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMSpec, MDLSTM2d, RNNCell, RNNSpec

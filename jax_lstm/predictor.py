@@ -212,7 +212,10 @@ class Predictor:
         eval-mode logits for a batch of prepared series as serialised StableHLO, with and without
         lengths, its weights, the preprocessing and the class names beside it, one file
         (`jax_lstm.exported.load_exported` runs it). `batch_size`: a fixed batch (the loader
-        pads the last chunk), or None for a symbolic one (any batch)."""
+        pads the last chunk), or None for a symbolic one (any batch). The series' length is
+        symbolic too, except for a fixed-length model and a model whose program fixes it
+        (`ModelEntry.symbolic_length`, the 2-D MDLSTM's): those take series up to the training
+        length."""
         if not self.preprocessing_known:
             raise MissingPreprocessingError(_unknown_preprocessing(self.path))
         if batch_size is not None and batch_size < 1:
@@ -230,12 +233,14 @@ class Predictor:
             return jnp.stack(outs)  # (E, B, C)
 
         # Symbolic sizes share one scope: a symbolic batch "b" and, for a model of any length, a
-        # symbolic length "t" (a fixed-length model's is its own).
-        if batch_size is None and not self.fixed_length:
+        # symbolic length "t" (a fixed-length model's is its own, and so is the length of a model
+        # whose program cannot leave it symbolic: its artefact takes series up to that length).
+        fixed_length = self.fixed_length or not registry.get(self.config.model).symbolic_length
+        if batch_size is None and not fixed_length:
             batch, length = jax.export.symbolic_shape("b, t")
         elif batch_size is None:
             (batch,), length = jax.export.symbolic_shape("b"), self.dims.seq_len
-        elif not self.fixed_length:
+        elif not fixed_length:
             batch, (length,) = batch_size, jax.export.symbolic_shape("t")
         else:
             batch, length = batch_size, self.dims.seq_len
@@ -251,7 +256,7 @@ class Predictor:
             "classes": [str(c) for c in self.classes_],
             "num_features": self.dims.num_features,
             "seq_len": self.dims.seq_len,
-            "fixed_length": self.fixed_length,
+            "fixed_length": fixed_length,
             "variable_length": self.variable_length,
             "batch_size": batch_size,
             "dtype": self.config.dtype,

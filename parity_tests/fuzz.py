@@ -1028,6 +1028,7 @@ STATE_DICT_MODELS = (
     "attention-lstm",
     "mlstm-fcn",
     "lstm-forecaster",
+    "mdlstm",
     "lstm-layer",
     "gru-cell",
 )

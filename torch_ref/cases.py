@@ -316,4 +316,12 @@ MODEL_CASES: tuple[ModelCase, ...] = (
         seq_len=7,
         lengths=(7, 2, 5, 1),
     ),
+    # The 2-D MDLSTM reads each series as a (seq_len, input_size) grid: a tall one, a wide one (the
+    # wavefront's slots then run along the other axis), padded rows, and a single grid.
+    ModelCase("mdlstm", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=4),
+    ModelCase("mdlstm_wide", model="mdlstm", hidden_size=4, input_size=5, seq_len=3, batch=3),
+    ModelCase(
+        "mdlstm_packed", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=4, lengths=(5, 2, 4, 1)
+    ),
+    ModelCase("mdlstm_batch_1", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=1),
 )

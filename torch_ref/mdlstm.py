@@ -28,11 +28,13 @@ def _suffix(direction: int) -> str:
     return "" if direction == 0 else f"_dir{direction}"
 
 
-def _valid(lengths: torch.Tensor | None, batch: int, height: int, width: int) -> torch.Tensor:
-    """(B,) valid rows along H -> (B, H, W) bool."""
+def _valid(
+    lengths: torch.Tensor | None, batch: int, height: int, width: int, device: torch.device
+) -> torch.Tensor:
+    """(B,) valid rows along H -> (B, H, W) bool, on the input's device."""
     if lengths is None:
-        return torch.ones(batch, height, width, dtype=torch.bool)
-    rows = torch.arange(height)[None, :] < lengths.to(torch.int64)[:, None]
+        return torch.ones(batch, height, width, dtype=torch.bool, device=device)
+    rows = torch.arange(height, device=device)[None, :] < lengths.to(device, torch.int64)[:, None]
     return rows[:, :, None].expand(batch, height, width)
 
 
@@ -90,17 +92,24 @@ class MDLSTM2d(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, W, C), optional lengths (B,) valid rows along H -> (B, H, W, D * hidden)."""
         batch, height, width, _ = x.shape
-        valid = _valid(lengths, batch, height, width)
+        valid = _valid(lengths, batch, height, width, x.device)
         outs = [_flip(self._direction(_flip(x, d), _flip(valid, d), d), d) for d in range(self.directions)]
         return torch.cat(outs, dim=-1)
 
 
 class MDLSTMClassifier(nn.Module):
     """A (B, T, F) batch read as (T, F) grids of one channel -> MDLSTM2d (4 directions) -> the mean
-    over the valid cells -> Linear(4H, num_classes)."""
+    over the valid cells -> Linear(4H, num_classes).
 
-    def __init__(self, hidden_size: int, num_classes: int):
+    The twin of registry model ``mdlstm``, built by name as the registry builds every twin
+    (`jax_lstm.models.registry.torch_kwargs`): ``hidden_size``, ``num_classes`` and ``input_size``,
+    the series' channels F. `input_size` is accepted and unused: each cell of the grid sees one
+    value, so no parameter depends on F (nor on T).
+    """
+
+    def __init__(self, hidden_size: int, num_classes: int, input_size: int | None = None):
         super().__init__()
+        del input_size  # no parameter depends on the grid's width
         self.mdlstm = MDLSTM2d(1, hidden_size, directions=4)
         self.fc = nn.Linear(4 * hidden_size, num_classes)
 
@@ -108,6 +117,6 @@ class MDLSTMClassifier(nn.Module):
         """(B, T, F), optional lengths (B,) -> logits (B, num_classes)."""
         batch, steps, features = x.shape
         out = self.mdlstm(x[..., None], lengths)  # (B, T, F, 4H), zero outside each grid
-        valid = _valid(lengths, batch, steps, features).to(out.dtype)
+        valid = _valid(lengths, batch, steps, features, x.device).to(out.dtype)
         pooled = (out * valid[..., None]).sum(dim=(1, 2)) / valid.sum(dim=(1, 2))[:, None]
         return self.fc(pooled)

@@ -12,9 +12,12 @@ import jax
 import torch
 
 import jax_lstm
+from jax_lstm.data import Dims
+from jax_lstm.models import registry
 from jax_lstm.rnn.layer import CELL_MODES, DEFAULT_CELL
 from jax_lstm.testing import TOLERANCES, Difference, compare, kind_of
-from torch_ref.cases import CellCase
+from jax_lstm.training import TrainConfig
+from torch_ref.cases import CellCase, ModelCase
 from torch_ref.parity import PARITY_TABLE
 
 __all__ = ["run_parity_report"]
@@ -44,6 +47,15 @@ def _not_applicable(implementation: str, dtype: str, case: object) -> str | None
         return "cuDNN path runs float32 only"
     if getattr(case, "proj_size", 0):
         return "cuDNN path has no projections"
+    if isinstance(case, ModelCase):
+        # A model whose recurrence has no cuDNN path (the 2-D MDLSTM) refuses it when built, which
+        # costs no compilation.
+        config = TrainConfig(model=case.model, dtype=dtype, implementation=implementation, **case.settings())
+        dims = Dims(case.input_size, case.num_outputs, case.output_shape, case.seq_len)
+        try:
+            registry.build(registry.get(case.model), config, dims)
+        except ValueError as err:
+            return str(err).splitlines()[0]
     return None
 
 

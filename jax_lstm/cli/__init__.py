@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a classifier (default: the article's LSTM on JapaneseVowels, embedded)",
         description=(
             "Trains a registered classifier (the article's LSTM and BN-LSTM, LSTM-FCN, MLSTM-FCN, "
-            "attention-LSTM) with Adam, gradient clipping and ReduceLROnPlateau, evaluating on the test "
-            "split after every epoch. With no arguments: the UEA JapaneseVowels benchmark shipped with "
-            "the package. --dataset synthetic is the article's own setup."
+            "attention-LSTM, the 2-D MDLSTM) with Adam, gradient clipping and a learning-rate schedule, "
+            "evaluating on the test split after every epoch. With no arguments: the UEA JapaneseVowels "
+            "benchmark shipped with the package. --dataset synthetic is the article's own setup."
         ),
     )
     flags.add_train_arguments(train)

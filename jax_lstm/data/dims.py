@@ -21,7 +21,9 @@ class Dims:
     one sample's output. A state dict holds only the width, so dims read off one have no shape.
     """
 
-    num_features: int  # F: input channels
+    # F: input channels; 0 where not known (a state dict of a model none of whose parameters depend
+    # on it: the 2-D MDLSTM's cells each see one value of the (T, F) grid).
+    num_features: int
     num_outputs: int  # classes (classifiers), horizon * targets (forecasters)
     output_shape: tuple[int, ...] | None = None  # one sample's output, e.g. (H, T); None: (num_outputs,)
     # T: the series' (padded) length. Models whose parameters depend on it (the FCN models' LSTM steps

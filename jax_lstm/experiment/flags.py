@@ -50,7 +50,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
             choices=models,
             default=models[0],
             help="lstm and bn-lstm are the article's; lstm-fcn, mlstm-fcn (Karim et al.) and attention-lstm "
-            f"its extensions. Each has its own default recipe (default: {models[0]})",
+            "its extensions; mdlstm the 2-D MDLSTM (Graves and Schmidhuber) over each series as a "
+            f"(time, feature) grid. Each has its own default recipe (default: {models[0]})",
         )
     group.add_argument(
         "--cell",

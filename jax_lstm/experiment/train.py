@@ -14,6 +14,7 @@ from jax_lstm import reporting
 from jax_lstm.data import DataError
 from jax_lstm.experiment import outputs, torch_side
 from jax_lstm.experiment.requests import TrainRequest
+from jax_lstm.models import registry
 from jax_lstm.rnn.layer import describe_cell
 from jax_lstm.training import (
     FitResult,
@@ -28,10 +29,17 @@ __all__ = ["header", "run_training"]
 
 
 def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
-    """The run's header line: the model and its recipe as resolved, and where it runs."""
+    """The run's header line: the model and its recipe as resolved, and where it runs. The sizes
+    shown are the options the model takes (a model without layers shows none)."""
+    sizes = {
+        "hidden_size": f"hidden {config.hidden_size}",
+        "num_layers": f"layers {config.num_layers}",
+        "dropout": f"dropout {config.dropout:g}",
+    }
+    options = registry.get(config.model).options
+    shape = ", ".join(text for option, text in sizes.items() if option in options)
     return (
-        f"{models}model {config.model}{describe_cell(config.cell)}: "
-        f"hidden {config.hidden_size}, layers {config.num_layers}, dropout {config.dropout:g} | "
+        f"{models}model {config.model}{describe_cell(config.cell)}: {shape} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
         f"{_schedule(config)}, select {config.select}, seed {config.seed}, {config.dtype} | "
         f"jax {env['jax']} on {env['jax_backend']}"

@@ -13,22 +13,33 @@ With `lengths` (B,) the grids are right-padded along T: padded rows are outside 
 change neither the outputs nor the mean. Parameters: ``mdlstm.<weight_ih, weight_hh_h, weight_hh_w,
 bias_ih, bias_hh>`` (suffix ``_dir1``-``_dir3``), ``fc.weight``, ``fc.bias``, as the torch twin
 `torch_ref.mdlstm.MDLSTMClassifier`.
+
+Registered as model ``mdlstm`` (`MDLSTM_ENTRY`): ``jax-lstm train --model mdlstm --dataset digits``.
+No parameter depends on the grid's size (each cell sees one channel), so a state dict says nothing
+of the series' length or channel count.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jax_lstm.data.dims import Dims
 from jax_lstm.models.classifiers import check_batch
+from jax_lstm.models.registry import Layout, ModelEntry, Param, group, linear_layout, required
 from jax_lstm.nn import Linear
+from jax_lstm.rnn import mdlstm
 from jax_lstm.rnn.checks import check_lengths
 from jax_lstm.rnn.mdlstm import MDLSTM2d, valid_cells
 
-__all__ = ["MDLSTMClassifier", "mean_over_cells"]
+__all__ = ["MDLSTM_ENTRY", "MDLSTM_RECIPE", "MDLSTMClassifier", "mean_over_cells"]
+
+DIRECTIONS = 4  # one scan from each corner: every cell's output has seen the whole grid
 
 
 def mean_over_cells(out: jax.Array, valid: jax.Array) -> jax.Array:
@@ -49,7 +60,9 @@ class MDLSTMClassifier(nn.Module):
     param_dtype: Any = jnp.float32
     # The training loop's data-parallel axis; unused: the samples are independent.
     axis_name: str | None = None
-    implementation: str = "wavefront"  # unused: the recurrence has one implementation
+    # MDLSTM2d's backward pass: "fused" (hand-written) or "scan" (JAX's autodiff of the scan), as the
+    # LSTM's values of the same name; there is no cuDNN kernel for it.
+    implementation: str = "fused"
     # MDLSTM2d's: save only h and c for the backward pass and recompute the gates there. Less memory,
     # and on the CPU also faster at the digits' shape (benchmarks/NOTES.md, "The 2-D MDLSTM").
     remat: bool = True
@@ -65,6 +78,12 @@ class MDLSTMClassifier(nn.Module):
                 f"{name}: num_classes must be at least 1 (the width of the output layer), "
                 f"got {self.num_classes}"
             )
+        if self.implementation not in mdlstm.IMPLEMENTATIONS:
+            raise ValueError(
+                f"{name}: implementation must be one of {mdlstm.IMPLEMENTATIONS} (the 2-D MDLSTM's "
+                f"backward pass: hand-written or JAX's autodiff; it has no cuDNN kernel), got "
+                f"{self.implementation!r}"
+            )
         super().__post_init__()
 
     @nn.compact
@@ -77,8 +96,66 @@ class MDLSTMClassifier(nn.Module):
         if lengths is not None:
             lengths = check_lengths(lengths, batch, steps)
         layer = MDLSTM2d(
-            self.hidden_size, directions=4, param_dtype=self.param_dtype, remat=self.remat, name="mdlstm"
+            self.hidden_size,
+            directions=DIRECTIONS,
+            param_dtype=self.param_dtype,
+            remat=self.remat,
+            implementation=self.implementation,
+            name="mdlstm",
         )
         out = layer(x[..., None], lengths)  # (B, T, F, 4H)
         pooled = mean_over_cells(out, valid_cells(lengths, batch, steps, features))
         return Linear(self.num_classes, param_dtype=self.param_dtype, name="fc")(pooled)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry entry (registered in jax_lstm.models).
+
+
+def _layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
+    """MDLSTM2d(1 channel, H, 4 directions), every tensor U(-1/sqrt(H), 1/sqrt(H)), then
+    nn.Linear(4H, outputs). The grid's size (``dims.num_features``, ``dims.seq_len``) is in none."""
+    hidden = arch["hidden_size"]
+    bound = 1.0 / math.sqrt(hidden)
+    shapes = mdlstm.param_shapes(1, hidden, DIRECTIONS)
+    out: Layout = {f"mdlstm.{key}": Param(shape, "uniform", bound) for key, shape in shapes.items()}
+    out.update(linear_layout("fc", DIRECTIONS * hidden, dims.num_outputs))
+    return out
+
+
+def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
+    """(arch, dims) of the twin's state dict: the hidden size off ``mdlstm.weight_hh_h``, the classes
+    off ``fc.weight``. The channels per cell, the directions and every other shape are checked
+    against the layout afterwards. The series' channels (the grid's width) size no parameter, so
+    the dims' ``num_features`` is 0: not known, as ``seq_len`` is for the models that ignore it."""
+    _, hidden, _ = mdlstm.spec_from_params(group(flat, "mdlstm"), prefix="mdlstm.")
+    num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
+    return {"hidden_size": hidden}, Dims(0, num_classes)
+
+
+# Measured on digits (README, "The 2-D MDLSTM"): a larger rate than the article's suits this small
+# model. Annealed to zero over the run, the last epochs take small steps; the article's plateau
+# schedule, which the training loss never triggered there, kept the full rate to the end, so the
+# reported last epoch was a noisier draw.
+MDLSTM_RECIPE: dict[str, Any] = {
+    "hidden_size": 32,
+    "lr": 1e-2,
+    "epochs": 20,
+    "batch_size": 32,
+    "schedule": "cosine",
+}
+
+MDLSTM_ENTRY = ModelEntry(
+    name="mdlstm",
+    flax_class=MDLSTMClassifier,
+    torch_twin="torch_ref.mdlstm:MDLSTMClassifier",
+    summary="2-D MDLSTM (Graves and Schmidhuber 2009) over (time, feature) grids, 4 directions, "
+    "mean over cells, Linear",
+    layout=_layout,
+    read_state_dict=_read,
+    modules=frozenset({"mdlstm", "fc"}),
+    dims_args=lambda dims: {"num_classes": dims.num_outputs},
+    options=("hidden_size", "implementation"),
+    recipe=MDLSTM_RECIPE,
+    symbolic_length=False,
+)

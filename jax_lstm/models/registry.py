@@ -127,6 +127,10 @@ class ModelEntry:
     recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # Its apply takes ``return_attention=True`` and then returns (logits, weights (B, T)).
     attention: bool = False
+    # Its program can leave the series' length symbolic (`jax.export`); False where its computation's
+    # shapes are the length's (the 2-D MDLSTM's wavefront scans the grid's diagonals), so that an
+    # exported artefact is compiled for the training length and takes series up to it.
+    symbolic_length: bool = True
 
     @property
     def torch_class_name(self) -> str:

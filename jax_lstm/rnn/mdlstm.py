@@ -229,7 +229,8 @@ def _check_channels(x: Array, w_ih: Any, name: str) -> None:
 
 def _check_lengths(lengths: Any, x: Array, name: str) -> Array:
     try:
-        return check_lengths(lengths, int(x.shape[0]), int(x.shape[1]))
+        # The batch as it is: symbolic in a jax.export program of any batch size.
+        return check_lengths(lengths, x.shape[0], int(x.shape[1]))
     except (ValueError, TypeError) as err:
         raise type(err)(
             f"{name}: {err} (lengths are each grid's valid rows along H, axis 1 of the (batch, height, "
