@@ -87,13 +87,12 @@ def _batch_rows(dataset: data.Dataset, batch: int, k: int) -> np.ndarray:
 def jax_step(config: training.TrainConfig, dataset: data.Dataset, models: int) -> Callable[[], None]:
     """The production train step of `models` models at once (1: `fit`'s step, each on its own batch
     of `config.batch_size`), over the mesh the training loop would choose, batches placed per call."""
-    dims = (dataset.num_features, dataset.num_classes)
-    net = training.make_model(config, *dims, seq_len=dataset.seq_len)
+    net = training.make_model(config, dataset.dims)
     many = models > 1
     mesh = training.mesh_for(None, config.batch_size, models=models if many else None)
     step = training.make_train_step(net, training.make_optimizer(config), many=many, mesh=mesh)
     configs = [dataclasses.replace(config, seed=config.seed + k) for k in range(models)]
-    states = [training.create_train_state(c, *dims, seq_len=dataset.seq_len) for c in configs]
+    states = [training.create_train_state(c, dataset.dims) for c in configs]
     rows = [_batch_rows(dataset, config.batch_size, k) for k in range(models)]
     lengths = dataset.lengths_train
 
@@ -130,12 +129,11 @@ def torch_steps(
     config: training.TrainConfig, dataset: data.Dataset, models: int, device: str = "cpu"
 ) -> Callable[[], None]:
     """`models` torch twins, each stepped once on its own batch, one after another."""
-    dims = (dataset.num_features, dataset.num_classes)
     criterion = torch.nn.CrossEntropyLoss()
     twins = []
     for k in range(models):
         c = dataclasses.replace(config, seed=config.seed + k)
-        twin = torch_twin(c, dataset, training.initial_variables(c, *dims, seq_len=dataset.seq_len))
+        twin = torch_twin(c, dataset, training.initial_variables(c, dataset.dims))
         twin = twin.to(device).train()
         index = _batch_rows(dataset, config.batch_size, k)
         lengths = dataset.lengths_train

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jax_lstm import training
+from jax_lstm.data import Dims
 from jax_lstm.nn import Conv1d, conv1d
 from jax_lstm.training import steps as step_fns
 
@@ -80,11 +81,9 @@ def test_every_convolution_of_the_k_model_step_is_in_eigens_form(model: str):
     three weight gradients, the first input gradient unused) must already be in that form."""
     config = training.TrainConfig(model=model, hidden_size=4, num_layers=1, batch_size=4, log_every=0)
     features, classes, steps = 2, 3, 9
-    net = training.make_model(config, features, classes, seq_len=steps)
-    states = [
-        training.create_train_state(dataclasses.replace(config, seed=s), features, classes, seq_len=steps)
-        for s in range(2)
-    ]
+    dims = Dims(features, classes, seq_len=steps)
+    net = training.make_model(config, dims)
+    states = [training.create_train_state(dataclasses.replace(config, seed=s), dims) for s in range(2)]
     state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
     batch = training.Batch(jnp.zeros((2, 4, steps, features)), jnp.zeros((2, 4), jnp.int32))
     single = step_fns.train_step_fn(net, training.make_optimizer(config))
