@@ -517,7 +517,8 @@ def _contents(path: Path) -> str:
         return f"{where} does not exist"
     if not where.is_dir():
         return f"{where} is a file, not a checkpoint directory"
-    names = sorted(p.name for p in where.iterdir())
+    # The run's own lock (dirlock: run.lock and its guard) is not what the user is asked about.
+    names = sorted(p.name for p in where.iterdir() if p.name not in ("run.lock", ".run.lock.guard"))
     if not names:
         return f"{where} is empty"
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
