@@ -66,7 +66,8 @@ def test_exported_recurrent_model_equals_the_predictor_to_the_last_bit(saved, ca
     longer = [np.concatenate([s, s]) for s in series]  # the length is symbolic for a recurrent model
     for given in (series, longer):
         np.testing.assert_array_equal(
-            exported.predict_proba(given[:whole]), predictor.predict_proba(given[:whole], batch_size=batch_size)
+            exported.predict_proba(given[:whole]),
+            predictor.predict_proba(given[:whole], batch_size=batch_size),
         )
         np.testing.assert_allclose(
             exported.predict_proba(given), predictor.predict_proba(given), rtol=0, atol=1e-6

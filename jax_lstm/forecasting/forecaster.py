@@ -195,6 +195,14 @@ def plan(
             f"the training period leaves {len(data.train)} windows of lookback {lookback} + horizon "
             f"{horizon}: use a shorter lookback or horizon, a shorter test period, or more data"
         )
+    if len(data.validation) == 0:
+        # The loop evaluates the validation windows after every epoch (the plateau schedule and
+        # --select read them) and the intervals are calibrated on them: training needs some.
+        raise DataError(
+            f"val_fraction {val_fraction} leaves no validation period, which the forecaster's training "
+            "evaluates after every epoch and its prediction intervals are calibrated on: use a "
+            f"fraction above 0 (--val-fraction; default {DEFAULT_VAL_FRACTION})"
+        )
     dataset = window_dataset(data)
     settings.setdefault("log_every", 0)  # thousands of small steps: epoch lines only
     return ForecastPlan(data, dataset, resolve_config(MODEL, dataset, **settings))
@@ -340,11 +348,11 @@ class ForecastModel:
             (N, V) values in the columns' order (N >= lookback; the last L rows are used; the steps
             are then numbered N + 1 .. N + H).
         """
-        times = None
+        times, name = None, "history"
         if isinstance(history, Table):
             self.check_table(history)
             times = _next_times(history.times, self.horizon, self.spec)
-            history = history.values
+            history, name = history.values, history.name
         values = np.asarray(history, dtype=np.float64)
         columns = self.spec.columns
         if values.ndim != 2 or values.shape[1] != len(columns):
@@ -352,9 +360,14 @@ class ForecastModel:
                 f"history must be (rows, {len(columns)}) values of {list(columns)}, got shape {values.shape}"
             )
         if len(values) < self.lookback:
-            raise ValueError(f"history has {len(values)} rows, fewer than the lookback {self.lookback}")
+            raise ValueError(
+                f"{name} has {len(values)} rows, fewer than the model's lookback {self.lookback}: the "
+                f"forecast needs the last {self.lookback} rows"
+            )
         if not np.isfinite(values[-self.lookback :]).all():
-            raise ValueError("history's last lookback rows contain NaN or inf: fill them first")
+            raise ValueError(
+                f"{name}'s last {self.lookback} rows (the lookback) contain NaN or inf: fill them first"
+            )
         window = self.scaler.transform(values[-self.lookback :])[None]
         forecast = self.inverse_targets(self.forecast_scaled(window))[0]
         steps = None if times is not None else len(values) + np.arange(1, self.horizon + 1)
