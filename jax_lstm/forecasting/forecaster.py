@@ -32,7 +32,7 @@ import pandas as pd
 from jax_lstm.data import DataError, Dims, Preprocessing, TableSpec, WindowDataset
 from jax_lstm.forecasting.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name
 from jax_lstm.forecasting.metrics import Evaluation, evaluate, naive_scale
-from jax_lstm.forecasting.table import Table, table_from_frame
+from jax_lstm.forecasting.table import Table, table_from_frame, time_label
 from jax_lstm.forecasting.windows import (
     DEFAULT_VAL_FRACTION,
     ForecastData,
@@ -83,12 +83,6 @@ def default_lookback(table: Table, horizon: int, test_size: int | None = None) -
     periods = split_periods(table.num_rows, 1, horizon, test_size)  # the lookback does not move them
     wanted = max(4 * horizon, 2 * (table.season or 0), 8)
     return max(1, min(wanted, periods.train_end // 3))
-
-
-def time_label(time: Any) -> str:
-    """A time label as text: dates without a midnight time of day, quarters as pandas writes them."""
-    text = str(time)
-    return text[:-9] if text.endswith(" 00:00:00") else text
 
 
 def _time_index(times: pd.Index | None) -> dict[str, str | None]:
