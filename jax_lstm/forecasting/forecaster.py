@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +298,9 @@ class ForecastModel:
         """Scaled (..., T) forecasts -> original units, float64."""
         return self.scaler.inverse(forecasts, self.target_indices)
 
-    def intervals(self, forecasts: np.ndarray, levels=DEFAULT_LEVELS) -> dict[float, tuple]:
+    def intervals(
+        self, forecasts: np.ndarray, levels: Sequence[float] = DEFAULT_LEVELS
+    ) -> dict[float, tuple]:
         """{level: (lower, upper)} of (..., H, T) forecasts in original units; {} uncalibrated."""
         if self.calibration is None:
             return {}
@@ -334,7 +336,7 @@ class ForecastModel:
                 f"but the model takes {list(spec.columns)} and forecasts {list(spec.targets)}"
             )
 
-    def predict(self, history: np.ndarray | Table, levels=DEFAULT_LEVELS) -> Prediction:
+    def predict(self, history: np.ndarray | Table, levels: Sequence[float] = DEFAULT_LEVELS) -> Prediction:
         """The H steps after `history`, in original units, with the calibrated intervals at `levels`.
 
         Args:
@@ -430,7 +432,10 @@ class Forecaster:
         return self.data.inverse_targets(self.forecast_scaled(windows.inputs))
 
     def intervals(
-        self, windows: Windows | None = None, levels=DEFAULT_LEVELS, forecasts: np.ndarray | None = None
+        self,
+        windows: Windows | None = None,
+        levels: Sequence[float] = DEFAULT_LEVELS,
+        forecasts: np.ndarray | None = None,
     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         """{level: (lower, upper) (B, H, T)} the calibrated intervals of the forecasts from each
         origin of `windows` (default: the test period); {} without a calibration."""
@@ -446,7 +451,9 @@ class Forecaster:
         scale = naive_scale(self.data.train_targets, names=self.targets)
         return evaluate(self.forecast_windows(windows), windows.actual, scale, self.targets)
 
-    def predict(self, history: np.ndarray | Table | None = None, levels=DEFAULT_LEVELS) -> Prediction:
+    def predict(
+        self, history: np.ndarray | Table | None = None, levels: Sequence[float] = DEFAULT_LEVELS
+    ) -> Prediction:
         """The H steps after `history`, in original units, with the calibrated intervals.
 
         Args:
@@ -538,7 +545,9 @@ def read_like(
     )
 
 
-def load_forecaster(directory: str | Path, *, seed: int | None = None, log=None) -> ForecastModel:
+def load_forecaster(
+    directory: str | Path, *, seed: int | None = None, log: Callable[[str], None] | None = None
+) -> ForecastModel:
     """The forecaster of a checkpoint directory (``jax-lstm forecast --checkpoint-dir``), ready to
     forecast from a newer table of the same columns without training: its weights (the selected
     epoch's, with a selection; the run of `seed` of several), the table's scaler and `TableSpec`,
