@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["FORMAT", "ExportedClassifier", "load_exported"]
+
+# (n, T, F) or (n, T) arrays, or a list of (T_i, F) arrays (jax_lstm.predictor.Series).
+Series = ArrayLike | list[ArrayLike] | tuple[ArrayLike, ...]
 
 FORMAT = "jax-lstm-export/1"
 
@@ -42,7 +46,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def _series(series) -> tuple[np.ndarray, np.ndarray | None]:
+def _series(series: Series) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, T, F) float64 and (n,) lengths (None: every series full length) of a (n, T, F) array, a
     list of (T_i, F) arrays, or a (n, T) array of univariate series."""
     if isinstance(series, list | tuple) and series and all(np.ndim(s) == 2 for s in series):
@@ -82,7 +86,7 @@ class ExportedClassifier:
         self.mean = None if pre["kind"] == "none" else np.asarray(pre["mean"], np.float64)
         self.scale = None if pre["kind"] == "none" else np.asarray(pre["scale"], np.float64)
 
-    def prepare(self, series) -> tuple[np.ndarray, np.ndarray | None]:
+    def prepare(self, series: Series) -> tuple[np.ndarray, np.ndarray | None]:
         """Series -> the programs' input, as the predictor prepares them: (B, T, F), lengths or None."""
         x, lengths = _series(series)
         n, steps, features = x.shape
@@ -128,12 +132,12 @@ class ExportedClassifier:
             parts.append(np.asarray(run.call(*args), np.float64)[:, :rows])
         return np.concatenate(parts, axis=1)
 
-    def predict_proba(self, series) -> np.ndarray:
+    def predict_proba(self, series: Series) -> np.ndarray:
         """(n, C) class probabilities (an ensemble's: the mean of its members' softmax)."""
         logits = self.logits(*self.prepare(series))
         return np.mean([_softmax(member) for member in logits], axis=0)
 
-    def predict(self, series) -> np.ndarray:
+    def predict(self, series: Series) -> np.ndarray:
         """(n,) predicted class names."""
         return self.classes_[np.argmax(self.predict_proba(series), axis=1)]
 

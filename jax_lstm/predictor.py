@@ -34,6 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 from sklearn.utils.validation import check_array
 
 from jax_lstm import data, exported
@@ -41,10 +42,13 @@ from jax_lstm.atomic import write_atomically
 from jax_lstm.data import Dims, Preprocessing
 from jax_lstm.models import registry
 from jax_lstm.training import TrainConfig, load_checkpoint, make_model
-from jax_lstm.training.checkpoint import read_description
+from jax_lstm.training.checkpoint import Checkpoint, read_description
 from jax_lstm.training.predict import predictions
 
-__all__ = ["MissingPreprocessingError", "Predictor", "as_series", "load", "select_variables"]
+__all__ = ["MissingPreprocessingError", "Predictor", "Series", "as_series", "load", "select_variables"]
+
+# Series as the estimator takes them: (n, T, F) or (n, T) arrays, or a list of (T_i, F) arrays.
+Series = ArrayLike | Sequence[ArrayLike]
 
 
 class MissingPreprocessingError(ValueError):
@@ -52,7 +56,7 @@ class MissingPreprocessingError(ValueError):
 
 
 def as_series(
-    series, name: str, min_samples: int = 1, dtype=np.float64
+    series: Series, name: str, min_samples: int = 1, dtype: DTypeLike = np.float64
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, T, F) array of `dtype` and (n,) lengths (None when every series is full length).
 
@@ -86,7 +90,7 @@ def as_series(
     return x, None
 
 
-def select_variables(loaded, seed: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+def select_variables(loaded: Checkpoint, seed: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
     """The config and Flax variables a loaded checkpoint predicts with: the weights its selection
     kept (``--select``), else the last epoch's; for K runs (``--seeds``) the run of `seed`; an
     ensemble's members stacked (E, ...). ValueError naming the seeds when K runs and no seed (or
@@ -195,7 +199,7 @@ class Predictor:
         return x.astype(self.config.dtype), (full if needs_lengths else None)
 
     def predict_proba(
-        self, series, batch_size: int | None = None, progress: Callable[[int], Any] | None = None
+        self, series: Series, batch_size: int | None = None, progress: Callable[[int], Any] | None = None
     ) -> np.ndarray:
         """(n, C) class probabilities (float64, rows sum to 1), columns in the order of
         ``classes_``; an ensemble's the mean of its members'. `batch_size`: series per chunk
@@ -203,7 +207,7 @@ class Predictor:
         x, lengths = self.prepare(*as_series(series, "predict"))
         return predictions(self.config, self.dims, self.variables, x, lengths, batch_size, progress)
 
-    def predict(self, series, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, series: Series, batch_size: int | None = None) -> np.ndarray:
         """(n,) predicted classes (values of ``classes_``)."""
         return self.classes_[np.argmax(self.predict_proba(series, batch_size), axis=1)]
 

@@ -58,11 +58,21 @@ def test_exported_recurrent_model_equals_the_predictor_to_the_last_bit(saved, ca
     predictor = jax_lstm.load(root / "lstm")
     exported = jax_lstm.load_exported(path)
     assert list(exported.classes_) == ["a", "b"] and exported.meta["batch_size"] == batch_size
-    np.testing.assert_array_equal(exported.predict_proba(series), predictor.predict_proba(series))
-    np.testing.assert_array_equal(exported.predict(series), predictor.predict(series))
-    # Longer series than any in training: the length is symbolic for a recurrent model.
-    longer = [np.concatenate([s, s]) for s in series]
-    np.testing.assert_array_equal(exported.predict_proba(longer), predictor.predict_proba(longer))
+    # Bitwise where the same program shapes run: the predictor in chunks of the exported batch, on
+    # whole chunks. XLA's program for a batch of 3 rounds some float32 logits one ulp away from its
+    # program for 7 series (or for the last chunk's 1, which the artefact pads to 3); those rows agree
+    # to float32 rounding, and the labels exactly.
+    whole = len(series) if batch_size is None else len(series) // batch_size * batch_size
+    longer = [np.concatenate([s, s]) for s in series]  # the length is symbolic for a recurrent model
+    for given in (series, longer):
+        np.testing.assert_array_equal(
+            exported.predict_proba(given[:whole]),
+            predictor.predict_proba(given[:whole], batch_size=batch_size),
+        )
+        np.testing.assert_allclose(
+            exported.predict_proba(given), predictor.predict_proba(given), rtol=0, atol=1e-6
+        )
+        np.testing.assert_array_equal(exported.predict(given), predictor.predict(given))
 
 
 def test_exported_fcn_model_runs_the_in_process_program(saved, tmp_path):

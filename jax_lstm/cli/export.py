@@ -15,6 +15,8 @@ from jax_lstm.experiment.outputs import EXIT_WRITE_FAILED
 
 __all__ = ["run"]
 
+_FORMATS = "a torch state dict or a jax.export artefact"
+
 
 def run(checkpoint_dir: str, output: str, batch_size: int | None = None, seed: int | None = None) -> int:
     """Writes the state dict (or, for a ``.jaxexport`` name, the jax.export artefact) and prints how
@@ -32,7 +34,7 @@ def run(checkpoint_dir: str, output: str, batch_size: int | None = None, seed: i
     from jax_lstm.training import load_checkpoint
 
     try:
-        check_output_file(output, "export target", (".pt", ".pth", ".jaxexport"))
+        check_output_file(output, "export target", (".pt", ".pth", ".jaxexport"), _FORMATS)
     except ValueError as err:
         raise RunError(str(err)) from err
     loaded = load_checkpoint(checkpoint_dir, log=print)
@@ -76,10 +78,11 @@ def _run_jax_export(checkpoint_dir: str, output: str, batch_size: int | None, se
     from jax_lstm.training import CheckpointError
 
     try:
-        check_output_file(output, "export target", (".jaxexport", ".pt", ".pth"))
+        check_output_file(output, "export target", (".jaxexport", ".pt", ".pth"), _FORMATS)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
         enable_dtype(checkpoint_dir)
+        _check_classifier(checkpoint_dir)
         predictor = Predictor.load(checkpoint_dir, seed=seed, log=print)
         if not predictor.preprocessing_known:
             raise MissingPreprocessingError(
@@ -100,3 +103,19 @@ def _run_jax_export(checkpoint_dir: str, output: str, batch_size: int | None, se
         "jax_lstm.load_exported(path).predict(series) (numpy and jax only)"
     )
     return 0
+
+
+def _check_classifier(checkpoint_dir: str) -> None:
+    """Refuses a forecaster's checkpoint before it is restored: the artefact holds a classifier's
+    inference function (probabilities, class names); a forecaster's weights go to a state dict."""
+    from jax_lstm.models import registry
+    from jax_lstm.training.checkpoint import read_description
+
+    fields, _ = read_description(checkpoint_dir)
+    entry = registry.get(fields.get("model", "lstm"))
+    if entry.task != "classification":
+        raise ValueError(
+            f"{checkpoint_dir} holds a {entry.task} model ({entry.name}), and a .jaxexport artefact holds "
+            "a classifier: write its weights as a torch state dict (OUT.pt), or forecast with jax-lstm "
+            "forecast --from-checkpoint"
+        )

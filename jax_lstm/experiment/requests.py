@@ -36,16 +36,19 @@ class OutputPathError(ValueError):
     """An output path that cannot be written: refused before any work."""
 
 
-def check_output_file(path: str | Path, flag: str, suffixes: tuple[str, ...]) -> Path:
+def check_output_file(
+    path: str | Path, flag: str, suffixes: tuple[str, ...], what: str | None = None
+) -> Path:
     """Refuses, before any work, an output file path that is a directory, lies under a file, sits in
-    a directory that is not writable, or lacks one of `suffixes` (the format that will be written)."""
+    a directory that is not writable, or lacks one of `suffixes` (the format that will be written;
+    `what` names it where the first suffix alone would not, e.g. a choice of formats)."""
     path = Path(path)
     if path.is_dir() or str(path).endswith(os.sep):
         example = path / f"out{suffixes[0]}"
         raise OutputPathError(f"{flag} {path} is a directory; give a file name, e.g. {example}")
     if path.suffix.lower() not in suffixes:
         raise OutputPathError(
-            f"{flag} {path}: writes {suffixes[0][1:].upper()}, so the name must end in "
+            f"{flag} {path}: writes {what or suffixes[0][1:].upper()}, so the name must end in "
             f"{' or '.join(suffixes)} (e.g. {path.with_suffix(suffixes[0])})"
         )
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import pandas as pd
 from jax_lstm.data import DataError, Dims, Preprocessing, TableSpec, WindowDataset
 from jax_lstm.forecasting.intervals import DEFAULT_LEVELS, Calibration, calibrate, level_name
 from jax_lstm.forecasting.metrics import Evaluation, evaluate, naive_scale
-from jax_lstm.forecasting.table import Table, table_from_frame
+from jax_lstm.forecasting.table import Table, table_from_frame, time_label
 from jax_lstm.forecasting.windows import (
     DEFAULT_VAL_FRACTION,
     ForecastData,
@@ -83,12 +83,6 @@ def default_lookback(table: Table, horizon: int, test_size: int | None = None) -
     periods = split_periods(table.num_rows, 1, horizon, test_size)  # the lookback does not move them
     wanted = max(4 * horizon, 2 * (table.season or 0), 8)
     return max(1, min(wanted, periods.train_end // 3))
-
-
-def time_label(time: Any) -> str:
-    """A time label as text: dates without a midnight time of day, quarters as pandas writes them."""
-    text = str(time)
-    return text[:-9] if text.endswith(" 00:00:00") else text
 
 
 def _time_index(times: pd.Index | None) -> dict[str, str | None]:
@@ -195,6 +189,14 @@ def plan(
             f"the training period leaves {len(data.train)} windows of lookback {lookback} + horizon "
             f"{horizon}: use a shorter lookback or horizon, a shorter test period, or more data"
         )
+    if len(data.validation) == 0:
+        # The loop evaluates the validation windows after every epoch (the plateau schedule and
+        # --select read them) and the intervals are calibrated on them: training needs some.
+        raise DataError(
+            f"val_fraction {val_fraction} leaves no validation period, which the forecaster's training "
+            "evaluates after every epoch and its prediction intervals are calibrated on: use a "
+            f"fraction above 0 (--val-fraction; default {DEFAULT_VAL_FRACTION})"
+        )
     dataset = window_dataset(data)
     settings.setdefault("log_every", 0)  # thousands of small steps: epoch lines only
     return ForecastPlan(data, dataset, resolve_config(MODEL, dataset, **settings))
@@ -296,7 +298,9 @@ class ForecastModel:
         """Scaled (..., T) forecasts -> original units, float64."""
         return self.scaler.inverse(forecasts, self.target_indices)
 
-    def intervals(self, forecasts: np.ndarray, levels=DEFAULT_LEVELS) -> dict[float, tuple]:
+    def intervals(
+        self, forecasts: np.ndarray, levels: Sequence[float] = DEFAULT_LEVELS
+    ) -> dict[float, tuple]:
         """{level: (lower, upper)} of (..., H, T) forecasts in original units; {} uncalibrated."""
         if self.calibration is None:
             return {}
@@ -332,7 +336,7 @@ class ForecastModel:
                 f"but the model takes {list(spec.columns)} and forecasts {list(spec.targets)}"
             )
 
-    def predict(self, history: np.ndarray | Table, levels=DEFAULT_LEVELS) -> Prediction:
+    def predict(self, history: np.ndarray | Table, levels: Sequence[float] = DEFAULT_LEVELS) -> Prediction:
         """The H steps after `history`, in original units, with the calibrated intervals at `levels`.
 
         Args:
@@ -340,11 +344,11 @@ class ForecastModel:
             (N, V) values in the columns' order (N >= lookback; the last L rows are used; the steps
             are then numbered N + 1 .. N + H).
         """
-        times = None
+        times, name = None, "history"
         if isinstance(history, Table):
             self.check_table(history)
             times = _next_times(history.times, self.horizon, self.spec)
-            history = history.values
+            history, name = history.values, history.name
         values = np.asarray(history, dtype=np.float64)
         columns = self.spec.columns
         if values.ndim != 2 or values.shape[1] != len(columns):
@@ -352,9 +356,14 @@ class ForecastModel:
                 f"history must be (rows, {len(columns)}) values of {list(columns)}, got shape {values.shape}"
             )
         if len(values) < self.lookback:
-            raise ValueError(f"history has {len(values)} rows, fewer than the lookback {self.lookback}")
+            raise ValueError(
+                f"{name} has {len(values)} rows, fewer than the model's lookback {self.lookback}: the "
+                f"forecast needs the last {self.lookback} rows"
+            )
         if not np.isfinite(values[-self.lookback :]).all():
-            raise ValueError("history's last lookback rows contain NaN or inf: fill them first")
+            raise ValueError(
+                f"{name}'s last {self.lookback} rows (the lookback) contain NaN or inf: fill them first"
+            )
         window = self.scaler.transform(values[-self.lookback :])[None]
         forecast = self.inverse_targets(self.forecast_scaled(window))[0]
         steps = None if times is not None else len(values) + np.arange(1, self.horizon + 1)
@@ -423,7 +432,10 @@ class Forecaster:
         return self.data.inverse_targets(self.forecast_scaled(windows.inputs))
 
     def intervals(
-        self, windows: Windows | None = None, levels=DEFAULT_LEVELS, forecasts: np.ndarray | None = None
+        self,
+        windows: Windows | None = None,
+        levels: Sequence[float] = DEFAULT_LEVELS,
+        forecasts: np.ndarray | None = None,
     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         """{level: (lower, upper) (B, H, T)} the calibrated intervals of the forecasts from each
         origin of `windows` (default: the test period); {} without a calibration."""
@@ -439,7 +451,9 @@ class Forecaster:
         scale = naive_scale(self.data.train_targets, names=self.targets)
         return evaluate(self.forecast_windows(windows), windows.actual, scale, self.targets)
 
-    def predict(self, history: np.ndarray | Table | None = None, levels=DEFAULT_LEVELS) -> Prediction:
+    def predict(
+        self, history: np.ndarray | Table | None = None, levels: Sequence[float] = DEFAULT_LEVELS
+    ) -> Prediction:
         """The H steps after `history`, in original units, with the calibrated intervals.
 
         Args:
@@ -531,7 +545,9 @@ def read_like(
     )
 
 
-def load_forecaster(directory: str | Path, *, seed: int | None = None, log=None) -> ForecastModel:
+def load_forecaster(
+    directory: str | Path, *, seed: int | None = None, log: Callable[[str], None] | None = None
+) -> ForecastModel:
     """The forecaster of a checkpoint directory (``jax-lstm forecast --checkpoint-dir``), ready to
     forecast from a newer table of the same columns without training: its weights (the selected
     epoch's, with a selection; the run of `seed` of several), the table's scaler and `TableSpec`,

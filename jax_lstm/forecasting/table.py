@@ -10,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ __all__ = [
     "parse_times",
     "read_table",
     "table_from_frame",
+    "time_label",
 ]
 
 FILL_METHODS = (None, "ffill", "interpolate")
@@ -75,12 +77,18 @@ class Table:
     def describe(self) -> str:
         span = ""
         if self.times is not None and len(self.times):
-            span = f", {self.times[0]} .. {self.times[-1]}"
+            span = f", {time_label(self.times[0])} .. {time_label(self.times[-1])}"
         season = f", season {self.season}" if self.season else ""
         return (
             f"{self.name}: {self.num_rows} rows x {len(self.columns)} variables{span}{season}; "
             f"targets {list(self.targets)}"
         )
+
+
+def time_label(time: Any) -> str:
+    """A time label as text: dates without a midnight time of day, quarters as pandas writes them."""
+    text = str(time)
+    return text[:-9] if text.endswith(" 00:00:00") else text
 
 
 def read_table(

@@ -98,7 +98,7 @@ def split_periods(
     if 0 < val_size < horizon:
         raise DataError(
             f"the validation period would have {val_size} rows ({val_fraction} of {num_rows - test_size}), "
-            f"fewer than the horizon {horizon}: raise val_fraction (--val-fraction), or set it to 0 for none"
+            f"fewer than the horizon {horizon}: raise val_fraction (--val-fraction)"
         )
     check_rows(num_rows, lookback, horizon, test_size, val_size)
     val_end = num_rows - test_size

@@ -132,7 +132,7 @@ def test_fit_forecaster_predicts_dated_steps_and_checkpoints_restore_it(tmp_path
     )
     evaluation = forecaster.evaluate()
     assert evaluation.num_origins == 10 and evaluation.overall["mase"] > 0
-    with pytest.raises(ValueError, match="history has 4 rows, fewer than the lookback 6"):
+    with pytest.raises(ValueError, match="history has 4 rows, fewer than the model's lookback 6"):
         forecaster.predict(table.values[:4])
     with pytest.raises(ValueError, match=r"history must be \(rows, 3\)"):
         forecaster.predict(table.values[:, :2])

@@ -128,8 +128,11 @@ def _quarterly_csv(path, rows: int, seed: int = 0, extra: str | None = None):
     a = np.zeros(rows)
     for t in range(1, rows):
         a[t] = 0.7 * a[t - 1] + rng.standard_normal()
+    # price's own noise, from a generator of its own so that a longer table extends a shorter one: with
+    # price an exact multiple of sales' innovation the VAR's residual covariance would be singular.
+    own = 0.1 * np.random.default_rng(seed + 1).standard_normal(rows)
     quarters = [f"{1970 + i // 4} Q{i % 4 + 1}" for i in range(rows)]
-    frame = pd.DataFrame({"quarter": quarters, "sales": 10 + a + season, "price": 3 + 0.3 * a})
+    frame = pd.DataFrame({"quarter": quarters, "sales": 10 + a + season, "price": 3 + 0.3 * a + own})
     if extra:
         frame[extra] = 1.0
     frame.to_csv(path, index=False)
