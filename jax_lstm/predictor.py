@@ -77,7 +77,18 @@ def as_series(
                 )
             x, lengths = data.pad_series(checked)
             return x.astype(dtype), lengths
-    x = check_array(series, allow_nd=True, dtype=dtype, ensure_min_samples=min_samples, input_name="X")
+    if isinstance(series, str | bytes):
+        raise ValueError(
+            f"{name}: X must be series (an (n, time, features) array or a list of (time, features) "
+            f"arrays), got a {type(series).__name__}"
+        )
+    try:
+        x = check_array(series, allow_nd=True, dtype=dtype, ensure_min_samples=min_samples, input_name="X")
+    except ValueError as err:
+        if "X" in str(err):
+            raise
+        # numpy's conversion messages ("could not convert string to float") do not say which input.
+        raise ValueError(f"{name}: X cannot be read as numbers: {err}") from err
     if x.ndim == 2:
         x = x[:, :, None]  # (n, T): univariate series
     if x.ndim != 3:

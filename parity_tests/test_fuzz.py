@@ -201,3 +201,29 @@ def test_found_parity_flags_unchecked(flags):
 def test_found_a_model_too_large_for_memory():
     argv = ["train", "--dataset", "synthetic", "--hidden-size", fuzz.ABSURD_SIZE, "--epochs", "1", "--quiet"]
     assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv)) == []
+
+
+def test_found_forecast_metrics_have_null_for_what_is_not_measured(tmp_path):
+    table, metrics = tmp_path / "table.csv", tmp_path / "m.json"
+    table.write_text(fuzz.tiny_csv(160, 2))
+    argv = ["forecast", "--data", str(table), "--time-column", "date", "--epochs", "1", "--hidden-size", "2"]
+    argv += ["--metrics-json", str(metrics)]
+    assert fuzz.judge_cli(argv, fuzz.run_cli_in_process(argv), metrics) == []
+    epochs = json.loads(metrics.read_text())["epochs"]
+    assert epochs and all(e["test_loss"] is None and e["val_loss"] > 0 for e in epochs)
+
+
+def test_found_series_given_as_a_list():
+    source = (
+        "result = fit(TrainConfig(hidden_size=2, num_layers=1, epochs=1, batch_size=4, log_every=0), "
+        "tiny_dataset('list x'), log=None)"
+    )
+    assert fuzz.judge_python(_raised(source), ("data",)) == []
+
+
+def test_found_estimator_given_a_string():
+    source = (
+        "model = jax_lstm.LSTMSequenceClassifier(hidden_size=2, num_layers=1, epochs=1)\n"
+        "model.fit('a string', np.arange(12) % 3)"
+    )
+    assert fuzz.judge_python(_raised(source), ("X",)) == []

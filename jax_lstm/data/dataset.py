@@ -157,6 +157,12 @@ class Dataset(SeriesSizes):
         if self.x_validation is not None:
             splits.append(("validation", self.x_validation, self.y_validation, self.lengths_validation))
         for split, x, y, lengths in splits:
+            for what, value in (("data", x), ("labels", y)):
+                if not isinstance(value, np.ndarray):
+                    raise DataError(
+                        f"{split} {what} must be a numpy array, got {type(value).__name__}; "
+                        "convert it first (np.asarray)"
+                    )
             if x.ndim != 3:
                 raise DataError(f"{split} data must be (samples, time, features), got shape {x.shape}")
             if not np.issubdtype(x.dtype, np.floating):

@@ -261,7 +261,7 @@ def run_forecast(request: ForecastRequest) -> int:
         print(reporting.comparison_table(result.history, comparison.history))
         print(comparison.verdict(config.dtype))
         payload["torch"] = {
-            "epochs": [r.as_dict() for r in comparison.history],
+            "epochs": outputs.epoch_records(comparison.history),
             **_scores(torch_evaluation),
             "seconds": comparison.seconds,
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -107,21 +108,30 @@ def selection_record(config, result) -> dict[str, Any] | None:
     return {"rule": config.select, "epoch": result.reported.epoch, "why": why}
 
 
+def epoch_records(history) -> list[dict[str, Any]]:
+    """The epochs of a history for the metrics JSON: a value not measured (NaN: a forecaster's test
+    loss per epoch, which is scored apart; an accuracy without labels) is written as null, so that
+    the file is strict JSON and a NaN in it always means a diverged number."""
+
+    def plain(value: Any) -> Any:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return [{k: plain(v) for k, v in record.as_dict().items()} for record in history]
+
+
 def model_record(result, labelled: bool) -> dict[str, Any]:
     """One model's (or ensemble's) part of the metrics JSON: its seed, epochs, the reported one and
     why, its test accuracy; an ensemble's members, each the same."""
-    from jax_lstm.training.history import to_dicts
-
     record: dict[str, Any] = {
         "seed": result.config.seed,
-        "epochs": to_dicts(result.history),
+        "epochs": epoch_records(result.history),
         "selected_epoch": result.selected_epoch,
         "selection": selection_record(result.config, result),
     }
     if labelled:
         record["test_accuracy"] = result.reported.test_accuracy if result.history else None
     if result.final is not None:
-        record["final"] = result.final.as_dict()
+        record["final"] = epoch_records([result.final])[0]
     if result.members is not None:
         record["members"] = [model_record(m, labelled) for m in result.members]
     return record

@@ -131,7 +131,7 @@ def run_training(request: TrainRequest) -> int:
         torch_runs = [
             {
                 "seed": member.seed,
-                "epochs": [r.as_dict() for r in c.history],
+                "epochs": outputs.epoch_records(c.history),
                 "test_accuracy": c.history[-1].test_accuracy,
                 "seconds": c.seconds,
             }
