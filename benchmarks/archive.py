@@ -234,15 +234,20 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         for i, (key, row) in enumerate(models):
             accs = [100 * r["test_accuracy"] for r in row["runs"]]
             ax.plot([i] * len(accs), accs, "o", alpha=0.7, label=key if name == names[0] else None)
+        # Methods with the same figure share one line and one label (on easy sets they all score 100).
+        lines: dict[float, list[str]] = {}
         for method, field, label in PUBLISHED_COLUMNS:
             value = _figure(marks.get(name, {}), method, field)
             if value is not None and method != "LSTM-FCN":
-                ax.axhline(100 * value, lw=0.8, ls="--", color="grey")
-                ax.annotate(label.split(" ")[0], (len(models) - 0.5, 100 * value), fontsize=6, va="bottom")
+                lines.setdefault(round(100 * value, 1), []).append(label.split(" ")[0])
+        for value, labels in lines.items():
+            ax.axhline(value, lw=0.8, ls="--", color="grey")
+            ax.annotate(", ".join(labels), (len(models) + 0.45, value), fontsize=6, va="bottom", ha="right")
         ax.set_xticks(range(len(models)), [k for k, _ in models], rotation=45, ha="right", fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.set_xlim(-0.5, len(models) + 0.5)
-    axes[0][0].set_ylabel("test accuracy % (dot: one seed; dashed: published)")
+    axes[0][0].set_ylabel("test accuracy %")
+    fig.suptitle("Test accuracy per seed (dots) against published results (dashed lines)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
