@@ -5,6 +5,7 @@ fast even inside a loop (the K-model step), and its refusals."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import jax
@@ -108,3 +109,24 @@ def test_conv1d_names_forward_mode_as_unsupported():
     variables = conv.init(jax.random.key(0), x)
     with pytest.raises(TypeError, match=r"reverse mode .* not forward-mode"):
         jax.jvp(lambda v: conv.apply(variables, v), (x,), (x,))
+
+
+def test_the_k_model_convolution_forms_compute_the_same_gradients(tmp_path):
+    """`python -m benchmarks.convforms` times one function in six forms: the grouped convolution of
+    `vmap` and the batched matmul must give our convolution's gradients, and --quick must time every
+    form and write its table."""
+    from benchmarks import convforms
+
+    assert convforms.check_same_gradients(models=3, batch=2, steps=12, channels=2) < 1e-5
+    assert convforms.main(["--quick", "--models", "2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "convforms.json").read_text())
+    assert [r["form"] for r in report["rows"]] == [
+        "one model",
+        "lax.map, Eigen form",
+        "lax.map, autodiff",
+        "vmap, autodiff",
+        "batched matmul",
+        "shared input, K x filters",
+    ]
+    assert all(r["median_s"] > 0 for r in report["rows"])
+    assert (tmp_path / "convforms.md").read_text().count("\n| ") == 7
