@@ -2,7 +2,7 @@
 
     python -m parity_tests.fuzz --examples 1000 [--seed 0] [--report fuzz.json] [--only cli|api]
 
-The property, for the command line (``jax-lstm train | forecast | export | parity``): exit 0, or
+The property, for the command line (``jax-lstm train | forecast | export | predict | parity``): exit 0, or
 exactly one ``jax-lstm: error: ...`` line on stderr with status 2 (bad input), 3 (diverged) or 4
 (an output could not be written); 1 only where a comparison with torch disagrees (``parity``,
 ``--compare-torch``); argparse's own usage error (status 2, its ``prog: error:`` line) is told
@@ -335,6 +335,13 @@ def tiny_ts(rows: int, seed: int) -> str:
     return TS_HEADER + "\n".join(lines) + "\n"
 
 
+def unlabelled(ts: str) -> str:
+    """A `tiny_ts` text as an unlabelled file (@classLabel false, no label after each series)."""
+    head, body = ts.split("@data\n")
+    rows = [line.rsplit(":", 1)[0] for line in body.splitlines()]
+    return head.replace("@classLabel true a b c", "@classLabel false") + "@data\n" + "\n".join(rows) + "\n"
+
+
 def tiny_csv(rows: int, seed: int) -> str:
     """A daily table of `rows` days: a date column and two numeric columns with a weekly season."""
     rng = np.random.default_rng(seed)
@@ -415,6 +422,7 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         self.train_ts = self._write("train.ts", tiny_ts(30, 0))
         self.test_ts = self._write("test.ts", tiny_ts(12, 1))
+        self.unlabelled_ts = self._write("unlabelled.ts", unlabelled(tiny_ts(7, 2)))
         self.csv = self._write("table.csv", tiny_csv(160, 2))
         self._count = 0
         self._checkpoints: dict[str, Path] = {}
@@ -443,12 +451,16 @@ class Workspace:
         return path
 
     def checkpoint(self, kind: str) -> Path:
-        """A valid checkpoint directory of one epoch: "train" (synthetic data) or "forecast"."""
+        """A valid checkpoint directory of one epoch: "train" (synthetic data), "ts" (a classifier of
+        the .ts pair, which `predict` can take) or "forecast"."""
         if kind not in self._checkpoints:
             directory = self.root / f"valid-{kind}-checkpoint"
             shutil.rmtree(directory, ignore_errors=True)
             if kind == "train":
                 argv = ["train", "--dataset", "synthetic", "--hidden-size", "2", "--num-layers", "1"]
+            elif kind == "ts":
+                argv = ["train", "--data", str(self.train_ts), "--test-data", str(self.test_ts)]
+                argv += ["--hidden-size", "2", "--num-layers", "1"]
             else:
                 argv = ["forecast", "--data", str(self.csv), "--time-column", "date", "--hidden-size", "2"]
             argv += ["--epochs", "1", "--quiet", "--checkpoint-dir", str(directory)]
@@ -678,7 +690,7 @@ def _checkpoint_dir(pick: Pick, ws: Workspace, rng: random.Random, kind: str) ->
         return str(ws.csv), {str(ws.csv): "--checkpoint-dir: a file"}
     if choice == "under a file":
         return str(ws.csv / "ckpt"), {str(ws.csv): "--checkpoint-dir: under a file"}
-    other = {"train": "forecast", "forecast": "train"}[kind]
+    other = {"train": "forecast", "ts": "forecast", "forecast": "train"}[kind]
     damages = [*sorted(BYTE_DAMAGE), "latest missing", "both missing", "only a stray file"]
     damage = None if choice.startswith("intact") else pick.one(damages)
     source = other if choice == "intact other kind" else kind
@@ -687,9 +699,9 @@ def _checkpoint_dir(pick: Pick, ws: Workspace, rng: random.Random, kind: str) ->
 
 
 def draw_cli_case(pick: Pick, ws: Workspace) -> CliCase:
-    """A random command line of one of the four subcommands."""
+    """A random command line of one of the five subcommands."""
     rng = random.Random(pick.int(0, 2**31))  # how files are spoiled: drawn like the rest
-    command = pick.one(["train", "train", "train", "forecast", "forecast", "export", "parity"])
+    command = pick.one(["train", "train", "train", "forecast", "forecast", "export", "predict", "parity"])
     files: dict[str, str] = {}
     metrics = None
     if command == "train":
@@ -784,6 +796,36 @@ def draw_cli_case(pick: Pick, ws: Workspace) -> CliCase:
         argv, files = ["export", directory, target], files | more
         if pick.int(0, 9) == 0:
             argv = argv[: pick.int(1, 2)]  # an argument missing
+    elif command == "predict":
+        kind = pick.one(["ts", "ts", "ts", "train", "forecast"])
+        if kind == "ts" and pick.flag():
+            directory = str(ws.checkpoint("ts"))  # predicting only reads it
+        else:
+            directory, files = _checkpoint_dir(pick, ws, rng, kind)
+        series, more = _ts_path(pick, ws, rng, pick.one([ws.test_ts, ws.unlabelled_ts, ws.train_ts]))
+        target, more_out = _output_path(pick, ws, ".csv", "--output")
+        argv = ["predict", "--checkpoint-dir", directory, "--data", series, "--output", target]
+        files |= more | more_out
+        argv += pick.one(
+            [
+                [],
+                [],
+                ["--quiet"],
+                ["--batch-size", "1"],
+                ["--batch-size", "0"],
+                ["--batch-size", "x"],
+                ["--seed", "0"],
+                ["--seed", "3"],
+                ["--no-standardize"],
+                ["--train-data", str(ws.train_ts)],
+                ["--train-data", str(ws.csv)],
+            ]
+        )
+        if pick.int(0, 3) == 0:
+            path, more = _output_path(pick, ws, ".json", "--metrics-json")
+            argv, metrics, files = [*argv, "--metrics-json", path], Path(path), files | more
+        if pick.int(0, 9) == 0:
+            argv = argv[: pick.int(1, len(argv) - 1)]  # flags cut short
     else:
         argv = [
             "parity",

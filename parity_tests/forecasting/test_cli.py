@@ -107,6 +107,27 @@ def test_user_csv_runs_and_resumes_bit_exactly(tmp_path, capsys):
     assert "skipped" not in a["baselines"]["seasonal_naive"]
 
 
+def test_a_second_run_into_a_used_directory_is_told_of_flags_forecast_has(tmp_path, capsys):
+    """The refusal's advice (--resume or --overwrite) names flags `forecast` takes, and both work."""
+    path = _quarterly_csv(tmp_path / "q.csv", rows=80)
+    ckpt = tmp_path / "ckpt"
+    base = ["forecast", "--data", str(path), "--time-column", "quarter", "--horizon", "2", *TINY]
+    base += ["--checkpoint-dir", str(ckpt)]
+    assert main([*base, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jax-lstm: error: ") and "already holds a checkpoint" in err, err
+    assert "--resume" in err and "--overwrite" in err
+    resumed, fresh = tmp_path / "resumed.json", tmp_path / "fresh.json"
+    assert main([*base, "--epochs", "2", "--resume", "--metrics-json", str(resumed)]) == 0
+    assert main([*base, "--epochs", "1", "--overwrite", "--metrics-json", str(fresh)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    # The resumed run continued the first (epochs 1-2); the overwriting one started again (epoch 1).
+    assert [e["epoch"] for e in json.loads(resumed.read_text())["epochs"]] == [1, 2]
+    assert [e["epoch"] for e in json.loads(fresh.read_text())["epochs"]] == [1]
+
+
 @pytest.mark.parametrize(
     "make, flags, message",
     [
