@@ -228,21 +228,34 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     names = [n for n, e in results["datasets"].items() if any(r["runs"] for r in e["models"].values())]
     if not names:
         return None
+    # One colour per model across the panels (a dataset may lack some rows, e.g. an ensemble).
+    keys = list(dict.fromkeys(k for n in names for k in results["datasets"][n]["models"]))
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         models = [(k, r) for k, r in results["datasets"][name]["models"].items() if r["runs"]]
         for i, (key, row) in enumerate(models):
             accs = [100 * r["test_accuracy"] for r in row["runs"]]
-            ax.plot([i] * len(accs), accs, "o", alpha=0.7, label=key if name == names[0] else None)
+            colour = f"C{keys.index(key) % 10}"
+            label = key if name == names[0] else None
+            ax.plot([i] * len(accs), accs, "o", alpha=0.7, color=colour, label=label)
         # Methods with the same figure share one line and one label (on easy sets they all score 100).
         lines: dict[float, list[str]] = {}
         for method, field, label in PUBLISHED_COLUMNS:
             value = _figure(marks.get(name, {}), method, field)
             if value is not None and method != "LSTM-FCN":
                 lines.setdefault(round(100 * value, 1), []).append(label.split(" ")[0])
-        for value, labels in lines.items():
+        # Figures less than 1.5 points apart share one label (at the highest), so they stay legible.
+        clusters: list[list[float]] = []
+        for value in sorted(lines, reverse=True):
             ax.axhline(value, lw=0.8, ls="--", color="grey")
-            ax.annotate(", ".join(labels), (len(models) + 0.45, value), fontsize=6, va="bottom", ha="right")
+            if clusters and clusters[-1][-1] - value <= 1.5:
+                clusters[-1].append(value)
+            else:
+                clusters.append([value])
+        for cluster in clusters:
+            many = len(cluster) > 1
+            text = "; ".join(", ".join(lines[v]) + (f" {v:g}" if many else "") for v in cluster)
+            ax.annotate(text, (len(models) + 0.45, cluster[0]), fontsize=6, va="bottom", ha="right")
         ax.set_xticks(range(len(models)), [k for k, _ in models], rotation=45, ha="right", fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.set_xlim(-0.5, len(models) + 0.5)
