@@ -206,6 +206,27 @@ def _non_finite_metrics(payload: Any) -> list[str]:
     return bad
 
 
+def _bad_predictions(path: Path) -> list[tuple[str, str]]:
+    """What is wrong with the CSV a successful `jax-lstm predict` wrote: [(kind, detail)]."""
+    import csv
+
+    if not path.is_file():
+        return [("predictions", f"exit 0 but no predictions at {path}")]
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return [("predictions", f"exit 0 but {path} has no rows")]
+    for row in rows:
+        probs = [float(v) for k, v in row.items() if k.startswith("prob_")]
+        if not probs or not all(math.isfinite(p) and 0 <= p <= 1 for p in probs):
+            return [("nan", f"exit 0 with probabilities {probs} in {path}")]
+        if abs(sum(probs) - 1) > 1e-5 or row["label"] != max(
+            (k for k in row if k.startswith("prob_")), key=lambda k: float(row[k])
+        ).removeprefix("prob_"):
+            return [("predictions", f"exit 0 with row {row} in {path}")]
+    return []
+
+
 def judge_cli(argv: list[str], outcome: Outcome, metrics: Path | None = None) -> list[tuple[str, str]]:
     """The property's verdict on one command-line case: [(kind, detail)], empty when it holds."""
     if outcome.timed_out:
@@ -226,6 +247,8 @@ def judge_cli(argv: list[str], outcome: Outcome, metrics: Path | None = None) ->
             if re.search(r"\b(loss|MASE|accuracy)\b.*\b(nan|inf)\b", line, re.IGNORECASE):
                 problems.append(("nan", f"exit 0 but printed: {line.strip()[:160]}"))
                 break
+        if argv[:1] == ["predict"] and "--output" in argv:
+            problems += _bad_predictions(Path(argv[argv.index("--output") + 1]))
         if metrics is not None and metrics.exists():
             try:
                 payload = json.loads(metrics.read_text())
@@ -797,15 +820,21 @@ def draw_cli_case(pick: Pick, ws: Workspace) -> CliCase:
         if pick.int(0, 9) == 0:
             argv = argv[: pick.int(1, 2)]  # an argument missing
     elif command == "predict":
-        kind = pick.one(["ts", "ts", "ts", "train", "forecast"])
-        if kind == "ts" and pick.flag():
-            directory = str(ws.checkpoint("ts"))  # predicting only reads it
+        originals = [ws.test_ts, ws.unlabelled_ts, ws.train_ts]
+        if pick.int(0, 2) == 0:  # valid inputs, so that the paths past the checks are fuzzed too
+            directory, series = str(ws.checkpoint("ts")), str(pick.one(originals))
+            target, more = str(ws.fresh("out").with_suffix(".csv")), {}
         else:
-            directory, files = _checkpoint_dir(pick, ws, rng, kind)
-        series, more = _ts_path(pick, ws, rng, pick.one([ws.test_ts, ws.unlabelled_ts, ws.train_ts]))
-        target, more_out = _output_path(pick, ws, ".csv", "--output")
+            kind = pick.one(["ts", "ts", "ts", "train", "forecast"])
+            if kind == "ts" and pick.flag():
+                directory = str(ws.checkpoint("ts"))  # predicting only reads it
+            else:
+                directory, files = _checkpoint_dir(pick, ws, rng, kind)
+            series, more = _ts_path(pick, ws, rng, pick.one(originals))
+            target, more_out = _output_path(pick, ws, ".csv", "--output")
+            more |= more_out
         argv = ["predict", "--checkpoint-dir", directory, "--data", series, "--output", target]
-        files |= more | more_out
+        files |= more
         argv += pick.one(
             [
                 [],

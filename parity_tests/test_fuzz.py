@@ -122,6 +122,26 @@ def test_the_command_line_judge_passes_documented_outcomes(tmp_path):
     assert fuzz.judge_cli(["train"], _cli(0), metrics) == []  # no test split: accuracy NaN by design
 
 
+@pytest.mark.parametrize(
+    "rows, kinds",
+    [
+        ("0,a,0.75,0.25\n1,b,0.1,0.9\n", []),
+        ("0,a,0.75,0.5\n", ["predictions"]),  # probabilities that do not sum to 1
+        ("0,b,0.75,0.25\n", ["predictions"]),  # a label that is not the most probable class
+        ("0,a,nan,0.25\n", ["nan"]),
+        ("", ["predictions"]),  # no rows
+    ],
+    ids=["valid", "sum", "label", "nan", "empty"],
+)
+def test_the_judge_reads_what_a_successful_predict_wrote(tmp_path, rows, kinds):
+    out = tmp_path / "p.csv"
+    out.write_text("index,label,prob_a,prob_b\n" + rows)
+    argv = ["predict", "--checkpoint-dir", "d", "--data", "x.ts", "--output", str(out)]
+    assert [k for k, _ in fuzz.judge_cli(argv, _cli(0))] == kinds
+    missing = [*argv[:-1], str(tmp_path / "none.csv")]
+    assert [k for k, _ in fuzz.judge_cli(missing, _cli(0))] == ["predictions"]
+
+
 def _raised(source: str) -> fuzz.Outcome:
     return fuzz.run_api_case(fuzz.ApiCase("probe", source))
 
