@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import io
 import json
@@ -208,8 +209,6 @@ def _non_finite_metrics(payload: Any) -> list[str]:
 
 def _bad_predictions(path: Path) -> list[tuple[str, str]]:
     """What is wrong with the CSV a successful `jax-lstm predict` wrote: [(kind, detail)]."""
-    import csv
-
     if not path.is_file():
         return [("predictions", f"exit 0 but no predictions at {path}")]
     with path.open(newline="") as handle:
@@ -217,12 +216,10 @@ def _bad_predictions(path: Path) -> list[tuple[str, str]]:
     if not rows:
         return [("predictions", f"exit 0 but {path} has no rows")]
     for row in rows:
-        probs = [float(v) for k, v in row.items() if k.startswith("prob_")]
-        if not probs or not all(math.isfinite(p) and 0 <= p <= 1 for p in probs):
+        probs = {k.removeprefix("prob_"): float(v) for k, v in row.items() if k.startswith("prob_")}
+        if not probs or not all(math.isfinite(p) and 0 <= p <= 1 for p in probs.values()):
             return [("nan", f"exit 0 with probabilities {probs} in {path}")]
-        if abs(sum(probs) - 1) > 1e-5 or row["label"] != max(
-            (k for k in row if k.startswith("prob_")), key=lambda k: float(row[k])
-        ).removeprefix("prob_"):
+        if abs(sum(probs.values()) - 1) > 1e-5 or row["label"] != max(probs, key=probs.__getitem__):
             return [("predictions", f"exit 0 with row {row} in {path}")]
     return []
 
