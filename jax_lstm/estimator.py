@@ -49,6 +49,7 @@ _FROM_CONFIG = (
     "ensemble",
     "schedule",
     "select",
+    "patch",
 )
 
 
@@ -71,7 +72,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     Labels may be any hashable values. ``cell`` ("lstm", "gru" or "rnn") picks the recurrent layer
     (`TrainConfig.cell`, the flag ``--cell``). ``ensemble=K`` trains K members at once (seeds
     random_state .. random_state + K - 1) and predicts with the mean of their probabilities;
-    ``schedule`` ("plateau", "cosine") and ``select`` ("last", "train-loss") as the flags.
+    ``schedule`` ("plateau", "cosine") and ``select`` ("last", "train-loss") as the flags;
+    ``patch`` (the article's models and attention-LSTM) the steps read as one (None: the recipe's,
+    a recurrence of at most 32 steps).
 
     Attributes after `fit`: ``classes_`` (n_classes,), ``n_features_in_``, ``variables_`` (Flax
     variables, exportable with `jax_lstm.to_torch`), ``history_`` (per-epoch training loss and lr),
@@ -98,6 +101,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         ensemble: int | None = None,
         schedule: str | None = None,
         select: str | None = None,
+        patch: int | None = None,
     ):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -116,6 +120,7 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
         self.ensemble = ensemble
         self.schedule = schedule
         self.select = select
+        self.patch = patch
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

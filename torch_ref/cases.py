@@ -228,6 +228,7 @@ class ModelCase:
     lengths: tuple[int, ...] | None = None  # right-padded batch: torch's packed path
     cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn"
     dropout: float = 0.0
+    patch: int = 1  # consecutive steps read as one (the article's models, attention-LSTM)
 
     def settings(self) -> dict[str, Any]:
         """The TrainConfig fields of the model's options."""
@@ -236,6 +237,7 @@ class ModelCase:
             "num_layers": self.num_layers,
             "cell": self.cell,
             "dropout": self.dropout,
+            "patch": self.patch,
         }
 
 
@@ -269,6 +271,21 @@ MODEL_CASES: tuple[ModelCase, ...] = (
         batch=4,
         seq_len=6,
         lengths=(6, 2, 4, 1),
+    ),
+    # Patches of steps: a last patch completed with zeros (10 = 3 + 3 + 3 + 1), padded series whose
+    # patches must not see the garbage in their padding, BatchNorm before the patches.
+    ModelCase("multidim_lstm_patch_3", patch=3),
+    ModelCase("multidim_gru_patch_packed", cell="gru", patch=3, batch=4, seq_len=7, lengths=(7, 2, 5, 1)),
+    ModelCase("bn_lstm_eval_patch_4", model="bn-lstm", patch=4, seq_len=9),
+    ModelCase(
+        "bn_lstm_train_patch_packed",
+        model="bn-lstm",
+        train=True,
+        patch=2,
+        batch=5,
+        seq_len=7,
+        lengths=(7, 2, 4, 1, 5),
+        offset=20.0,
     ),
     ModelCase("forecaster", model="lstm-forecaster", hidden_size=12, num_outputs=6, output_shape=(3, 2)),
     ModelCase(
@@ -316,6 +333,16 @@ MODEL_CASES: tuple[ModelCase, ...] = (
         seq_len=7,
         lengths=(7, 2, 5, 1),
     ),
+    ModelCase(
+        "attention_lstm_patch_packed",
+        model="attention-lstm",
+        hidden_size=8,
+        num_layers=1,
+        patch=3,
+        batch=4,
+        seq_len=8,
+        lengths=(8, 2, 6, 1),
+    ),
     # The 2-D MDLSTM reads each series as a (seq_len, input_size) grid: a tall one, a wide one (the
     # wavefront's slots then run along the other axis), padded rows, and a single grid.
     ModelCase("mdlstm", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=4),
@@ -324,4 +351,14 @@ MODEL_CASES: tuple[ModelCase, ...] = (
         "mdlstm_packed", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=4, lengths=(5, 2, 4, 1)
     ),
     ModelCase("mdlstm_batch_1", model="mdlstm", hidden_size=4, input_size=3, seq_len=5, batch=1),
+    ModelCase(
+        "mdlstm_patch_packed",
+        model="mdlstm",
+        hidden_size=4,
+        input_size=2,
+        seq_len=7,
+        batch=4,
+        patch=3,
+        lengths=(7, 2, 5, 1),
+    ),
 )

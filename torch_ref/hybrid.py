@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F  # noqa: N812 - torch's convention
 
-from torch_ref.models import _recurrent_layer
+from torch_ref.models import _recurrent_layer, patch_steps
 
 __all__ = ["LSTMFCN", "MLSTMFCN", "AttentionLSTM", "SqueezeExcite"]
 
@@ -131,16 +131,21 @@ class AttentionLSTM(nn.Module):
         cell: str = "lstm",
         bidirectional: bool = True,
         dropout: float = 0.0,
+        patch: int = 1,
     ):
         super().__init__()
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, bidirectional, dropout)
+        self.patch = patch  # consecutive steps read as one (`patch_steps`)
+        self.lstm = _recurrent_layer(
+            cell, patch * input_size, hidden_size, num_layers, bidirectional, dropout
+        )
         width = hidden_size * (2 if bidirectional else 1)  # each step's output: both directions
         self.attn = nn.Linear(width, attention_size or hidden_size)
         self.v = nn.Linear(attention_size or hidden_size, 1, bias=False)
         self.fc = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, return_attention: bool = False):
-        """(B, T, F) -> logits (B, C) [, weights (B, T)]."""
+        """(B, T, F) -> logits (B, C) [, weights (B, ceil(T / patch))]."""
+        x, lengths = patch_steps(x, lengths, self.patch)
         if lengths is None:
             out, _ = self.lstm(x)
         else:

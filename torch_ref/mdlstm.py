@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F  # noqa: N812 - torch's convention
 
+from torch_ref.models import patch_steps
+
 __all__ = ["MDLSTM2d", "MDLSTMClassifier"]
 
 _NAMES = ("weight_ih", "weight_hh_h", "weight_hh_w", "bias_ih", "bias_hh")
@@ -107,14 +109,16 @@ class MDLSTMClassifier(nn.Module):
     value, so no parameter depends on F (nor on T).
     """
 
-    def __init__(self, hidden_size: int, num_classes: int, input_size: int | None = None):
+    def __init__(self, hidden_size: int, num_classes: int, input_size: int | None = None, patch: int = 1):
         super().__init__()
         del input_size  # no parameter depends on the grid's width
+        self.patch = patch  # consecutive steps read as one row (`torch_ref.models.patch_steps`)
         self.mdlstm = MDLSTM2d(1, hidden_size, directions=4)
         self.fc = nn.Linear(4 * hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F), optional lengths (B,) -> logits (B, num_classes)."""
+        x, lengths = patch_steps(x, lengths, self.patch)
         batch, steps, features = x.shape
         out = self.mdlstm(x[..., None], lengths)  # (B, T, F, 4H), zero outside each grid
         valid = _valid(lengths, batch, steps, features, x.device).to(out.dtype)

@@ -16,7 +16,9 @@ A second extension, off by default: ``cell="gru"`` or ``"rnn"`` puts an `nn.GRU`
 `nn.RNN` in the LSTM's place, from a zero h0 (no c0); the attribute stays ``self.lstm`` for every
 cell, so the state dict keys are the same ones (``lstm.weight_ih_l0``, ...) and
 `jax_lstm.from_torch` tells the cell from their shapes. A third, off by default: ``dropout``
-between the recurrent layers (nn.LSTM's own), as the JAX models' `dropout` option.
+between the recurrent layers (nn.LSTM's own), as the JAX models' `dropout` option. A fourth, off
+by default: ``patch=P`` reads each run of P consecutive steps as one step of P*F features
+(`patch_steps`; BN_LSTM normalises the F features first), as the JAX models' `patch` option.
 
 The registry (`jax_lstm.models.registry`) names these classes as the twins of "lstm" and "bn-lstm";
 `torch_ref.twins.make_torch_model` builds them by that name.
@@ -28,7 +30,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BN_LSTM", "MultiDimLSTM"]
+__all__ = ["BN_LSTM", "MultiDimLSTM", "patch_steps"]
 
 _LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -46,6 +48,23 @@ def _recurrent_layer(
     return _LAYERS[cell](
         input_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
     )
+
+
+def patch_steps(
+    x: torch.Tensor, lengths: torch.Tensor | None, patch: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, T, F) -> (B, ceil(T/P), P*F): each run of P = `patch` steps side by side, the last one
+    completed with zeros (padded steps zeroed first); lengths -> ceil(lengths/P)."""
+    if patch == 1:
+        return x, lengths
+    batch, steps, features = x.shape
+    if lengths is not None:
+        valid = torch.arange(steps, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        x = x * valid[:, :, None].to(x.dtype)
+    patched = -(-steps // patch)
+    x = torch.nn.functional.pad(x, (0, 0, 0, patched * patch - steps))
+    x = x.reshape(batch, patched, patch * features)
+    return x, None if lengths is None else torch.div(lengths + patch - 1, patch, rounding_mode="floor")
 
 
 def _zero_state(module: nn.Module, x: torch.Tensor):
@@ -68,14 +87,16 @@ class MultiDimLSTM(nn.Module):
         num_classes: int,
         cell: str = "lstm",
         dropout: float = 0.0,
+        patch: int = 1,
     ):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        self.patch = patch
         self._input_layers(input_size)  # BN_LSTM's BatchNorm, first (its state dict's first keys)
         # nn.LSTM(input_size, hidden_size, num_layers, batch_first=True) for the article's cell:
         # input and output are (batch, seq, features)
-        self.lstm = _recurrent_layer(cell, input_size, hidden_size, num_layers, dropout=dropout)
+        self.lstm = _recurrent_layer(cell, patch * input_size, hidden_size, num_layers, dropout=dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
 
     def _input_layers(self, input_size: int) -> None:
@@ -83,6 +104,7 @@ class MultiDimLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, F) -> logits (B, C); `lengths` (B,) for right-padded batches."""
+        x, lengths = patch_steps(x, lengths, self.patch)
         # initialise the hidden and cell states
         state = _zero_state(self, x)
         if lengths is not None:
@@ -108,11 +130,13 @@ class BN_LSTM(MultiDimLSTM):  # noqa: N801 - the article's name
             valid = torch.arange(x.size(1), device=x.device)[None, :] < lengths.to(x.device)[:, None]
             normalized = torch.zeros_like(x)
             normalized[valid] = self.bn(x[valid])
+            normalized, lengths = patch_steps(normalized, lengths, self.patch)
             return self.fc(_packed_last_step(self.lstm, normalized, _zero_state(self, x), lengths))
         # reshape to (batch_size * seq_length, input_size) for BatchNorm1d
         x_reshaped = x.reshape(-1, x.size(2))
         x_normalized = self.bn(x_reshaped)
         x = x_normalized.reshape(x.size(0), x.size(1), -1)
+        x, _ = patch_steps(x, None, self.patch)
         out, _ = self.lstm(x, _zero_state(self, x))
         out = out[:, -1, :]
         return self.fc(out)

@@ -59,6 +59,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
         default=None,
         help="the model's recurrent layer: lstm (the article's), gru, or rnn (tanh) (default: lstm)",
     )
+    group.add_argument(
+        "--patch",
+        type=int,
+        metavar="P",
+        help="lstm, bn-lstm, attention-lstm: the recurrent layer reads each P consecutive steps as one "
+        "step of P x features (default: the recipe's, the fewest that make the recurrence at most 32 "
+        "steps long; 1: every step its own, the article's)",
+    )
     group.add_argument("--epochs", type=int, help="epochs (default: the recipe's, for the data's size)")
     group.add_argument("--batch-size", type=int, help="series (or windows) per batch")
     group.add_argument("--hidden-size", type=int, help="the recurrent layer's hidden size")
@@ -309,6 +317,7 @@ _RANGES = {
 # The TrainConfig fields the model and optimisation flags set.
 _SETTINGS = (
     "cell",
+    "patch",
     "epochs",
     "batch_size",
     "hidden_size",

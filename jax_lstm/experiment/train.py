@@ -35,6 +35,7 @@ def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
         "hidden_size": f"hidden {config.hidden_size}",
         "num_layers": f"layers {config.num_layers}",
         "dropout": f"dropout {config.dropout:g}",
+        "patch": f"patch {config.patch}",
     }
     options = registry.get(config.model).options
     shape = ", ".join(text for option, text in sizes.items() if option in options)

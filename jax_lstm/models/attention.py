@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jax_lstm.data.dims import Dims
-from jax_lstm.models.classifiers import check_batch
+from jax_lstm.models.classifiers import ARTICLE_OPTIONS, check_batch, check_patch
 from jax_lstm.models.registry import (
     Layout,
     ModelEntry,
@@ -39,6 +39,7 @@ from jax_lstm.models.registry import (
 from jax_lstm.nn import Linear
 from jax_lstm.rnn.checks import check_lengths
 from jax_lstm.rnn.layer import model_layer
+from jax_lstm.rnn.masks import patch_steps
 
 __all__ = ["ATTENTION_LSTM_ENTRY", "AttentionLSTMClassifier", "attention_pool"]
 
@@ -75,6 +76,13 @@ class AttentionLSTMClassifier(nn.Module):
     implementation: str = "fused"
     cell: str = "lstm"
     bidirectional: bool = True  # attend over both directions' outputs (B, T, 2H)
+    # Consecutive steps read as one step (`jax_lstm.rnn.masks.patch_steps`): the attention then
+    # weighs patches, and its weights are (B, ceil(T / patch)).
+    patch: int = 1
+
+    def __post_init__(self) -> None:
+        check_patch(self.patch, type(self).__name__)
+        super().__post_init__()
 
     @nn.compact
     def __call__(
@@ -84,10 +92,11 @@ class AttentionLSTMClassifier(nn.Module):
         lengths: jax.Array | None = None,
         return_attention: bool = False,
     ) -> jax.Array | tuple[jax.Array, jax.Array]:
-        """(B, T, F) -> logits (B, C) [, attention weights (B, T)]."""
+        """(B, T, F) -> logits (B, C) [, attention weights (B, ceil(T / patch))]."""
         x = check_batch(x, type(self).__name__)
         if lengths is not None:
             lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        x, lengths = patch_steps(x, lengths, self.patch)
         layer = model_layer(self, bidirectional=self.bidirectional)
         out, _ = layer(x, deterministic=not train, lengths=lengths)  # (B, T, D*H), zeros on padding
         size = self.attention_size or self.hidden_size
@@ -107,7 +116,8 @@ def _layout(dims: Dims, arch: Mapping[str, Any]) -> Layout:
     size = arch.get("attention_size") or hidden
     bidirectional = arch.get("bidirectional", True)
     width = hidden * (2 if bidirectional else 1)
-    out: Layout = recurrent_layout("lstm", dims.num_features, arch, bidirectional=bidirectional)
+    inputs = arch.get("patch", 1) * dims.num_features
+    out: Layout = recurrent_layout("lstm", inputs, arch, bidirectional=bidirectional)
     out.update(linear_layout("attn", width, size))
     out.update(linear_layout("v", size, 1, bias=False))
     out.update(linear_layout("fc", width, dims.num_outputs))
@@ -124,6 +134,7 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
         "cell": cell,
         "attention_size": size,
         "bidirectional": spec.bidirectional,
+        "patch": 1,  # a patch of P steps of F features reads as one step of P*F (the same weights)
     }
     return arch, Dims(spec.input_size, num_classes)
 
@@ -131,8 +142,16 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
 # The article's settings, but a schedule that keeps the learning rate up early: on long series the
 # loss stays flat for many epochs before the attention starts to learn, and the article's plateau
 # scheduler (patience 2, factor 0.1) has cut the rate to nothing by then (benchmarks/NOTES.md,
-# "attention-LSTM on OSULeaf"). Cosine annealing over the run, the lowest-training-loss epoch.
-ATTENTION_RECIPE = {"schedule": "cosine", "select": "train-loss", "epochs": 40}
+# "attention-LSTM on OSULeaf"). Cosine annealing over the run, the lowest-training-loss epoch; and
+# as the article's models (`ARTICLE_MODELS_RECIPE`), patches of steps for a recurrence of at most
+# `max_steps` and at least `min_steps` updates.
+ATTENTION_RECIPE = {
+    "schedule": "cosine",
+    "select": "train-loss",
+    "epochs": 40,
+    "min_steps": 1500,
+    "max_steps": 32,
+}
 
 ATTENTION_LSTM_ENTRY = ModelEntry(
     name="attention-lstm",
@@ -143,6 +162,7 @@ ATTENTION_LSTM_ENTRY = ModelEntry(
     read_state_dict=_read,
     modules=frozenset({"lstm", "attn", "v", "fc"}),
     dims_args=lambda dims: {"num_classes": dims.num_outputs},
+    options=ARTICLE_OPTIONS,
     fixed={"bidirectional": True},
     attention=True,
     recipe=ATTENTION_RECIPE,

@@ -5,9 +5,12 @@ initial state, the output of the last timestep, then a linear layer. `BNLSTMClas
 (section 4.3): BatchNorm over the feature axis with statistics over batch*time first, then the same.
 
 Both take ``cell`` ("lstm", the article's and the default; "gru"; "rnn", torch's tanh `nn.RNN`): the
-recurrent layer's kind, with everything else unchanged. Whatever the cell, the layer's parameters sit
-under the name ``"lstm"`` (as the torch twins' ``self.lstm``), so existing checkpoints and torch
-state dicts keep their keys and `from_torch` tells the cell from the shapes.
+recurrent layer's kind, with everything else unchanged; and ``patch`` (1, the article's, by default):
+the recurrent layer reads each run of ``patch`` consecutive steps as one step of ``patch * F``
+features (`jax_lstm.rnn.masks.patch_steps`; BN-LSTM normalises the F features first), so that a long
+series is a short sequence whose last step still depends on its start. Whatever the cell, the
+layer's parameters sit under the name ``"lstm"`` (as the torch twins' ``self.lstm``), so existing
+checkpoints and torch state dicts keep their keys and `from_torch` tells the cell from the shapes.
 
 Parameter trees mirror the torch state dicts: ``{"lstm": {...}, "fc": {"weight", "bias"}}`` and, for
 the BN model, ``{"bn": {"weight", "bias"}}`` plus ``batch_stats`` ``{"bn": {"running_mean",
@@ -36,7 +39,7 @@ from jax_lstm.models.registry import (
 from jax_lstm.nn import BatchNorm1d, Linear
 from jax_lstm.rnn.checks import as_array, check_lengths
 from jax_lstm.rnn.layer import model_layer
-from jax_lstm.rnn.masks import valid_steps
+from jax_lstm.rnn.masks import patch_steps, valid_steps
 
 __all__ = [
     "BN_LSTM_ENTRY",
@@ -46,6 +49,7 @@ __all__ = [
     "article_layout",
     "article_read",
     "check_batch",
+    "check_patch",
     "last_step",
 ]
 
@@ -58,6 +62,14 @@ def check_batch(x: jax.Array, name: str) -> jax.Array:
             f"{name} expects input of shape (batch, seq_len, features), got shape {tuple(x.shape)}{hint}"
         )
     return x
+
+
+def check_patch(patch: Any, name: str) -> None:
+    """A clear error for a ``patch`` (steps read as one) that is not an int of at least 1."""
+    if isinstance(patch, bool) or not isinstance(patch, int):
+        raise TypeError(f"{name}: patch should be of type int, got: {type(patch).__name__}")
+    if patch < 1:
+        raise ValueError(f"{name}: patch must be at least 1 (1: every step its own), got {patch}")
 
 
 def last_step(out: jax.Array, lengths: jax.Array | None) -> jax.Array:
@@ -84,9 +96,11 @@ class LSTMClassifier(nn.Module):
     axis_name: str | None = None
     implementation: str = "fused"  # the LSTM's recurrence: "fused", "scan" or "cudnn" (see LSTM)
     cell: str = "lstm"  # the recurrent layer: "lstm", "gru" or "rnn" (see the module docstring)
+    patch: int = 1  # consecutive steps read as one step (see the module docstring)
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_patch(self.patch, name)
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
             kind = type(self.num_classes).__name__
             raise TypeError(f"{name}: num_classes should be of type int, got: {kind}")
@@ -106,6 +120,7 @@ class LSTMClassifier(nn.Module):
         return self._head(x, train, lengths)
 
     def _head(self, x: jax.Array, train: bool, lengths: jax.Array | None) -> jax.Array:
+        x, lengths = patch_steps(x, lengths, self.patch)
         # The article passes explicit zero h0/c0; the layer's default initial state is exactly that.
         layer = model_layer(self)
         out, _ = layer(x, deterministic=not train, lengths=lengths)
@@ -146,22 +161,50 @@ def article_layout(dims: Dims, arch: Mapping[str, Any], with_bn: bool = False) -
     """BatchNorm1d over the features (`with_bn`), the recurrent layer, then nn.Linear(H, outputs),
     whose bound 1/sqrt(in_features) is 1/sqrt(H) as well."""
     out: Layout = batchnorm_layout("bn", dims.num_features) if with_bn else {}
-    out.update(recurrent_layout("lstm", dims.num_features, arch))
+    out.update(recurrent_layout("lstm", arch.get("patch", 1) * dims.num_features, arch))
     out.update(linear_layout("fc", arch["hidden_size"], dims.num_outputs))
     return out
 
 
 def article_read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
-    """(arch, dims) of a state dict of the article's layout: recurrent layer ``lstm``, head ``fc``."""
+    """(arch, dims) of a state dict of the article's layout: recurrent layer ``lstm``, head ``fc``
+    (BatchNorm ``bn`` first for BN-LSTM). Without the BatchNorm a state dict cannot tell a patch of
+    P steps of F features from one step of P*F features, and reads as the latter (the same
+    weights); with it, the BatchNorm's width is F and the patch is the layer's input size over it."""
     cell, spec = read_recurrent(flat)
     num_outputs = int(required(flat, "fc.weight", "the model's nn.Linear").shape[0])
     arch = {"hidden_size": spec.hidden_size, "num_layers": spec.num_layers, "cell": cell}
-    return arch, Dims(spec.input_size, num_outputs)
+    features = spec.input_size
+    if "bn.weight" in flat:
+        features = int(flat["bn.weight"].shape[0])
+        if features < 1 or spec.input_size % features:
+            raise ValueError(
+                f"bn.weight has {features} features, so lstm.weight_ih_l0's input size "
+                f"{spec.input_size} should be a multiple of it (patches of steps)"
+            )
+        arch["patch"] = spec.input_size // features
+    return arch, Dims(features, num_outputs)
 
 
 def _classes(dims: Dims) -> dict[str, Any]:
     return {"num_classes": dims.num_outputs}
 
+
+ARTICLE_OPTIONS = ("hidden_size", "num_layers", "dropout", "cell", "implementation", "patch")
+
+# The article's model settings (hidden 128, 2 layers, Adam 1e-3, clipping at 1.0) with the recipe
+# that lets them learn on long univariate series: patches of steps so that the recurrence is at most
+# `max_steps` long (a last step that depends on the series' start), at least `min_steps` updates
+# (30 epochs of a 28-series set are 60), and the FCN models' schedule and selection (torch's cosine
+# annealing, the weights of the lowest training loss): the article's plateau scheduler cuts the rate
+# while the loss is still at its starting value. The measurements: benchmarks/NOTES.md, "The article's
+# models on long series". ``--patch 1 --schedule plateau --select last`` is the article's recipe.
+ARTICLE_MODELS_RECIPE: dict[str, Any] = {
+    "schedule": "cosine",
+    "select": "train-loss",
+    "min_steps": 1500,
+    "max_steps": 32,
+}
 
 LSTM_ENTRY = ModelEntry(
     name="lstm",
@@ -172,6 +215,8 @@ LSTM_ENTRY = ModelEntry(
     read_state_dict=article_read,
     modules=frozenset({"lstm", "fc"}),
     dims_args=_classes,
+    options=ARTICLE_OPTIONS,
+    recipe=ARTICLE_MODELS_RECIPE,
 )
 BN_LSTM_ENTRY = ModelEntry(
     name="bn-lstm",
@@ -182,5 +227,7 @@ BN_LSTM_ENTRY = ModelEntry(
     read_state_dict=article_read,
     modules=frozenset({"bn", "lstm", "fc"}),
     dims_args=_classes,
+    options=ARTICLE_OPTIONS,
+    recipe=ARTICLE_MODELS_RECIPE,
     batch_stats=True,
 )

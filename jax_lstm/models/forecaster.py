@@ -88,6 +88,7 @@ FORECASTER_ENTRY = dataclasses.replace(
     summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
     dims_args=_dims_args,
     task="forecasting",
+    options=("hidden_size", "num_layers", "dropout", "cell", "implementation"),  # no patches
     # Small and short: about 640 optimizer steps (20 to 200 epochs), so that the default `jax-lstm
     # forecast` (Seattle weather) trains in well under a minute on two cores including compilation
     # (benchmarks/results/forecast.json has the times).

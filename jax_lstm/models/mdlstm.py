@@ -17,6 +17,11 @@ bias_ih, bias_hh>`` (suffix ``_dir1``-``_dir3``), ``fc.weight``, ``fc.bias``, as
 Registered as model ``mdlstm`` (`MDLSTM_ENTRY`): ``jax-lstm train --model mdlstm --dataset digits``.
 No parameter depends on the grid's size (each cell sees one channel), so a state dict says nothing
 of the series' length or channel count.
+
+With ``patch`` P > 1 each run of P consecutive steps is one row (`jax_lstm.rnn.masks.patch_steps`):
+the grid is (ceil(T/P), P*F), a long univariate series folded into rows of P steps, so that any two
+steps are at most ceil(T/P) + P cells apart instead of T; the last row is completed with zeros,
+which are cells of the grid.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ import jax
 import jax.numpy as jnp
 
 from jax_lstm.data.dims import Dims
-from jax_lstm.models.classifiers import check_batch
+from jax_lstm.models.classifiers import check_batch, check_patch
 from jax_lstm.models.registry import Layout, ModelEntry, Param, group, linear_layout, required
 from jax_lstm.nn import Linear
 from jax_lstm.rnn import mdlstm
 from jax_lstm.rnn.checks import check_lengths
+from jax_lstm.rnn.masks import patch_steps
 from jax_lstm.rnn.mdlstm import MDLSTM2d, valid_cells
 
 __all__ = ["MDLSTM_ENTRY", "MDLSTM_RECIPE", "MDLSTMClassifier", "mean_over_cells"]
@@ -66,9 +72,11 @@ class MDLSTMClassifier(nn.Module):
     # MDLSTM2d's: save only h and c for the backward pass and recompute the gates there. Less memory,
     # and on the CPU also faster at the digits' shape (benchmarks/NOTES.md, "The 2-D MDLSTM").
     remat: bool = True
+    patch: int = 1  # consecutive steps read as one row of the grid (see the module docstring)
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_patch(self.patch, name)
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
             raise TypeError(
                 f"{name}: num_classes should be of type int, got: {type(self.num_classes).__name__}"
@@ -92,9 +100,10 @@ class MDLSTMClassifier(nn.Module):
         dropout, no batch statistics)."""
         del train
         x = check_batch(x, type(self).__name__)
-        batch, steps, features = x.shape
         if lengths is not None:
-            lengths = check_lengths(lengths, batch, steps)
+            lengths = check_lengths(lengths, x.shape[0], x.shape[1])
+        x, lengths = patch_steps(x, lengths, self.patch)
+        batch, steps, features = x.shape
         layer = MDLSTM2d(
             self.hidden_size,
             directions=DIRECTIONS,
@@ -130,19 +139,23 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     the dims' ``num_features`` is 0: not known, as ``seq_len`` is for the models that ignore it."""
     _, hidden, _ = mdlstm.spec_from_params(group(flat, "mdlstm"), prefix="mdlstm.")
     num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    return {"hidden_size": hidden}, Dims(0, num_classes)
+    return {"hidden_size": hidden, "patch": 1}, Dims(0, num_classes)
 
 
 # Measured on digits (README, "The 2-D MDLSTM"): a larger rate than the article's suits this small
 # model. Annealed to zero over the run, the last epochs take small steps; the article's plateau
 # schedule, which the training loss never triggered there, kept the full rate to the end, so the
-# reported last epoch was a noisier draw.
+# reported last epoch was a noisier draw. On long series, rows of patches of steps (a grid at most
+# `max_steps` rows tall) and at least the updates the digits' 20 epochs make (`min_steps`; 20 epochs
+# of a 28-series set would be 20 updates): benchmarks/NOTES.md, "The article's models on long series".
 MDLSTM_RECIPE: dict[str, Any] = {
     "hidden_size": 32,
     "lr": 1e-2,
     "epochs": 20,
     "batch_size": 32,
     "schedule": "cosine",
+    "min_steps": 900,
+    "max_steps": 32,
 }
 
 MDLSTM_ENTRY = ModelEntry(
@@ -155,7 +168,7 @@ MDLSTM_ENTRY = ModelEntry(
     read_state_dict=_read,
     modules=frozenset({"mdlstm", "fc"}),
     dims_args=lambda dims: {"num_classes": dims.num_outputs},
-    options=("hidden_size", "implementation"),
+    options=("hidden_size", "implementation", "patch"),
     recipe=MDLSTM_RECIPE,
     symbolic_length=False,
 )

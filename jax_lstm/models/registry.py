@@ -83,6 +83,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "cell": "lstm",
     "implementation": "fused",
+    "patch": 1,
 }
 
 # The article's settings (sections 3.2, 4.1, 4.2): what a setting means where a model's recipe and

@@ -16,7 +16,15 @@ from jax_lstm.rnn import cudnn
 from jax_lstm.rnn.layer import CELL_MODES
 from jax_lstm.rnn.stack import IMPLEMENTATIONS
 
-__all__ = ["RECIPE_FIELDS", "SCHEDULE_NAMES", "SELECTIONS", "TrainConfig", "recipe_epochs", "resolve_config"]
+__all__ = [
+    "RECIPE_FIELDS",
+    "SCHEDULE_NAMES",
+    "SELECTIONS",
+    "TrainConfig",
+    "recipe_epochs",
+    "recipe_patch",
+    "resolve_config",
+]
 
 
 # TrainConfig.select's and TrainConfig.schedule's values.
@@ -63,6 +71,9 @@ class TrainConfig:
     implementation: str = "fused"  # the LSTM recurrence: "fused", "scan" or "cudnn" (CUDA GPU only)
     # The recurrent layer of the article's models: "lstm" (the article's), "gru" or "rnn" (tanh).
     cell: str = "lstm"
+    # The recurrent layer of the article's models and attention-LSTM reads each run of this many
+    # consecutive steps as one step (1: every step its own, the article's).
+    patch: int = 1
     # Which epoch's weights a run keeps and reports (`SELECTIONS`): the last; the best on the data's
     # validation split (accuracy, then loss; a forecaster's: its loss); the lowest training loss
     # (the protocol of dl-4-tsc's FCN/ResNet and of InceptionTime). None of them looks at test data.
@@ -134,6 +145,7 @@ class TrainConfig:
                 f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}",
             ),
             (self.cell in CELL_MODES, f"cell must be one of {tuple(CELL_MODES)}, got {self.cell!r}"),
+            (self.patch >= 1, f"patch must be at least 1 (1: every step its own), got {self.patch}"),
             (self.ensemble >= 1, f"ensemble must be at least 1 (1: one model), got {self.ensemble}"),
             (self.select in SELECTIONS, f"select must be one of {SELECTIONS}, got {self.select!r}"),
             (
@@ -206,6 +218,7 @@ RECIPE_FIELDS = (
     "eta_min",
     "select",
     "ensemble",
+    "patch",
 )
 
 
@@ -241,7 +254,19 @@ def resolve_config(model: str, data: Any = None, /, **given: Any) -> TrainConfig
         epochs = settings.get("epochs", TrainConfig.epochs)
         batch_size = settings.get("batch_size", TrainConfig.batch_size)
         settings["epochs"] = recipe_epochs(base, len(data.y_train), batch_size, epochs, data.seq_len)
+    if "patch" not in given and data is not None:
+        settings["patch"] = recipe_patch(base, data.seq_len)
     return TrainConfig(model=model, **settings).validate()
+
+
+def recipe_patch(recipe: Mapping[str, Any], seq_len: int) -> int:
+    """The steps per patch a run of `recipe` on series of `seq_len` steps reads as one: with the
+    recipe's ``max_steps``, the fewest that make the recurrence at most that long,
+    ceil(seq_len / max_steps); else the recipe's ``patch`` (default 1)."""
+    max_steps = int(recipe.get("max_steps", 0))
+    if max_steps and seq_len > max_steps:
+        return -(-seq_len // max_steps)
+    return int(recipe.get("patch", 1))
 
 
 def recipe_epochs(

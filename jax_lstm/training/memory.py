@@ -231,17 +231,25 @@ def _implementation(gates: int, implementation: str) -> str:
 
 
 def _activation_bytes(
-    layout: registry.Layout, dims: registry.Dims, rows: int, implementation: str, itemsize: int, train: bool
+    layout: registry.Layout,
+    dims: registry.Dims,
+    rows: int,
+    implementation: str,
+    itemsize: int,
+    train: bool,
+    patch: int = 1,
 ) -> tuple[int, int]:
     """What one model's train step (or evaluation) keeps for `rows` series, in bytes: (the
-    recurrent layers', the other layers')."""
+    recurrent layers', the other layers'). `patch`: the steps the recurrence reads as one."""
     steps = dims.seq_len
     per_row = 0.0  # elements per batch row
     workspace = 0.0
     for layer in _recurrent_layers(layout):
-        # A layer steps over time, unless its input is a whole series (the FCN models' LSTM steps
-        # over the variables, each step `seq_len` values).
-        layer_steps = dims.num_features if layer.input_size == steps != dims.num_features else steps
+        # A layer steps over time (over patches of `patch` steps), unless its input is a whole
+        # series (the FCN models' LSTM steps over the variables, each step `seq_len` values).
+        layer_steps = -(-steps // patch)
+        if layer.input_size == steps != dims.num_features:
+            layer_steps = dims.num_features
         key = (layer.gates, _implementation(layer.gates, implementation))
         # A cell of another gate count: the widest known, rather than nothing.
         table = TRAIN_WIDTH if train else EVAL_WIDTH
@@ -299,12 +307,15 @@ def estimate(
     target = math.prod(dims.output_shape) * itemsize if dims.output_shape else 4  # (H, T) floats or a label
     series = dims.seq_len * dims.num_features * itemsize + 4  # x and its length
     concurrent = min(models, devices)
+    patch = getattr(config, "patch", 1)
     recurrent, other = _activation_bytes(
-        layout, dims, micro_rows, config.implementation, itemsize, train=True
+        layout, dims, micro_rows, config.implementation, itemsize, train=True, patch=patch
     )
     evaluation = 0
     if eval_rows > 0:
-        kept = _activation_bytes(layout, dims, eval_rows, config.implementation, itemsize, train=False)
+        kept = _activation_bytes(
+            layout, dims, eval_rows, config.implementation, itemsize, train=False, patch=patch
+        )
         evaluation = eval_rows * (series + target) + concurrent * sum(kept)
     return Estimate(
         parameters=models * (params + stats),

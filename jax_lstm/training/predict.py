@@ -23,9 +23,9 @@ from jax_lstm.training.steps import make_forward
 
 __all__ = ["predictions"]
 
-# The config fields that decide the eval-mode program (dropout is inactive in eval mode; seed, lr,
-# epochs and the rest only shape training).
-_PROGRAM_FIELDS = ("model", "hidden_size", "num_layers", "dtype", "implementation", "cell")
+# The config fields that decide the eval-mode program: the model, its dtype and every model option
+# but dropout, inactive in eval mode (seed, lr, epochs and the rest only shape training).
+_PROGRAM_FIELDS = ("model", "dtype", *(o for o in registry.OPTION_DEFAULTS if o != "dropout"))
 
 
 @functools.lru_cache(maxsize=16)

@@ -65,6 +65,9 @@ def data_args(tmp_path_factory) -> list[str]:
 
 def _train_args(data_args: list[str], *extra: str, batch_size: int = 64) -> list[str]:
     model = ["--hidden-size", "6", "--num-layers", "1", "--batch-size", str(batch_size), "--lr", "0.01"]
+    # The plateau schedule: its rates do not depend on the run's length, so a 2-epoch run and the
+    # first 2 epochs of a 3-epoch run (or one resumed to 3) take the same steps; the cosine's would not.
+    model += ["--schedule", "plateau"]
     return ["train", *data_args, *model, *extra]
 
 

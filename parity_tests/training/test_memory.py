@@ -45,6 +45,15 @@ CASES = {
         registry.Dims(3, 4, None, 40),
         8,
     ),
+    # Patches of 8 steps: the recurrence runs 40 steps of 24 features, not 320 of 3.
+    "lstm, patches": Case(
+        TrainConfig(hidden_size=32, num_layers=2, batch_size=16, patch=8), registry.Dims(3, 4, None, 320), 64
+    ),
+    "attention, patches": Case(
+        TrainConfig(model="attention-lstm", hidden_size=16, num_layers=1, batch_size=16, patch=8),
+        registry.Dims(3, 4, None, 320),
+        8,
+    ),
     "mlstm-fcn": Case(
         TrainConfig(model="mlstm-fcn", hidden_size=8, num_layers=1, batch_size=8),
         registry.Dims(3, 4, None, 30),
