@@ -139,7 +139,7 @@ def _read(flat: Mapping[str, Any]) -> tuple[dict[str, Any], Dims]:
     the dims' ``num_features`` is 0: not known, as ``seq_len`` is for the models that ignore it."""
     _, hidden, _ = mdlstm.spec_from_params(group(flat, "mdlstm"), prefix="mdlstm.")
     num_classes = int(required(flat, "fc.weight", "the classifier's nn.Linear").shape[0])
-    return {"hidden_size": hidden, "patch": 1}, Dims(0, num_classes)
+    return {"hidden_size": hidden}, Dims(0, num_classes)
 
 
 # Measured on digits (README, "The 2-D MDLSTM"): a larger rate than the article's suits this small

@@ -172,7 +172,7 @@ def test_the_cli_trains_checkpoints_and_resumes(trained, capsys):
     capsys.readouterr()
     assert main([*argv, "--epochs", "2", "--resume", "--metrics-json", str(resumed_metrics)]) == 0
     # The header shows the sizes the model takes: it has no layers, cell or dropout.
-    assert "model mdlstm: hidden 4 | 2 epochs, batch 32, lr 0.01" in capsys.readouterr().out
+    assert "model mdlstm: hidden 4, patch 1 | 2 epochs, batch 32, lr 0.01" in capsys.readouterr().out
     resumed = json.loads(resumed_metrics.read_text())
     assert resumed["epochs"][:1] == first["epochs"] and len(resumed["epochs"]) == 2
     loaded = training.load_checkpoint(root / "ckpt")
@@ -184,7 +184,7 @@ def test_export_writes_the_twins_state_dict(trained, capsys):
     path = root / "weights.pt"
     assert main(["export", str(root / "ckpt"), str(path)]) == 0
     out = capsys.readouterr().out
-    assert "MDLSTMClassifier(input_size=8, num_classes=10, hidden_size=4)" in out
+    assert "MDLSTMClassifier(input_size=8, num_classes=10, hidden_size=4, patch=1)" in out
     twin = TorchMDLSTMClassifier(input_size=8, num_classes=10, hidden_size=4)
     twin.load_state_dict(torch.load(path), strict=True)  # the printed constructor's shapes
     predictor = jax_lstm.load(root / "ckpt")
