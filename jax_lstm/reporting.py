@@ -191,11 +191,13 @@ def plot_attention(
 
     x (N, T, F) series, weights (N, T) (zero on padding), lengths (N,) or None, one title per row
     (e.g. its true and predicted class). Each row: the channels (top), the weights as bars (bottom).
+    Weights of a patched model, (N, ceil(T / P)), are drawn as one bar P steps wide per patch.
     """
     plt = _pyplot("--plot-attention")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(x)
+    patch = -(-x.shape[1] // max(1, weights.shape[1]))  # steps per weight: 1, or a model's patch
     fig, axes = plt.subplots(
         2, n, figsize=(3.6 * n, 4.6), sharex="col", squeeze=False, gridspec_kw={"height_ratios": [2, 1]}
     )
@@ -206,7 +208,9 @@ def plot_attention(
         series_ax.plot(t, x[i, :steps], linewidth=1)
         series_ax.set_title(titles[i], fontsize=9)
         series_ax.grid(alpha=0.3)
-        weight_ax.bar(t, weights[i, :steps], width=1.0, color="C3", alpha=0.8)
+        patches = -(-steps // patch)
+        starts = np.arange(patches) * patch - 0.5
+        weight_ax.bar(starts, weights[i, :patches], width=patch, align="edge", color="C3", alpha=0.8)
         weight_ax.set_xlabel("time step")
         weight_ax.grid(alpha=0.3)
         if i == 0:

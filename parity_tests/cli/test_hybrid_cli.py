@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import jax_lstm
-from jax_lstm import data, training
+from jax_lstm import data, reporting, training
 from jax_lstm.cli import build_parser, main
 from jax_lstm.experiment import flags
 from jax_lstm.models import registry
@@ -127,6 +127,23 @@ def test_compare_torch_agrees_for_lstm_fcn_in_float64(tiny, capsys):
     assert main([*argv, "--dtype", "float64", "--compare-torch"]) == 0
     out = capsys.readouterr().out
     assert "agree" in out and "DISAGREE" not in out
+
+
+def test_attention_plot_of_a_patched_model_draws_one_bar_per_patch(tiny, tmp_path, capsys, monkeypatch):
+    drawn = {}
+    original = reporting.plot_attention
+
+    def spy(path, x, weights, lengths, titles, title=""):
+        drawn.update(steps=x.shape[1], weights=weights.shape[1])
+        return original(path, x, weights, lengths, titles, title)
+
+    monkeypatch.setattr(reporting, "plot_attention", spy)
+    plot = tmp_path / "patched.png"
+    argv = ["train", "--model", "attention-lstm", *_data(tiny), "--quiet", "--epochs", "1", "--patch", "3"]
+    assert main([*argv, "--hidden-size", "4", "--num-layers", "1", "--plot-attention", str(plot)]) == 0
+    assert "patch 3" in capsys.readouterr().out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn["weights"] == -(-drawn["steps"] // 3)  # a weight per patch, drawn without error
 
 
 def test_attention_plot_and_validation_split(tiny, tmp_path, capsys):
