@@ -582,12 +582,14 @@ SOUND = {
     "--accumulate": ["1", "2"], "--dropout": ["0", "0.5"], "--validation-split": ["0.2", "0.5"],
     "--seed": ["0", "1"], "--seeds": ["1", "2"], "--horizon": ["1", "3"], "--lookback": ["2", "14"],
     "--test-size": ["10", "30"], "--val-fraction": ["0.2"], "--season": ["1", "7"],
+    "--patch": ["1", "2", "3"],
 }  # fmt: skip
 
 TRAIN_FLAGS: dict[str, tuple[str, list[str]] | None] = {  # flag -> (type, values); None: a switch
     "--dataset": ("choice", ["japanese-vowels", "synthetic", "digits"]),
     "--model": ("choice", ["lstm", "bn-lstm", "lstm-fcn", "mlstm-fcn", "attention-lstm"]),
     "--cell": ("choice", ["lstm", "gru", "rnn"]),
+    "--patch": ("int", ["1", "2", "3", "7", "0", "-1", "1000000"]),
     "--epochs": ("int", ["1", "1", "2", "0", "-1"]),
     "--batch-size": ("int", ["1", "2", "7", "64", "0", "-3", "1000000000"]),
     "--hidden-size": ("int", ["1", "2", "3", "0", "-2", ABSURD_SIZE]),

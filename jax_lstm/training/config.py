@@ -256,6 +256,12 @@ def resolve_config(model: str, data: Any = None, /, **given: Any) -> TrainConfig
         settings["epochs"] = recipe_epochs(base, len(data.y_train), batch_size, epochs, data.seq_len)
     if "patch" not in given and data is not None:
         settings["patch"] = recipe_patch(base, data.seq_len)
+    patch = settings.get("patch", 1)
+    if data is not None and isinstance(patch, int) and 1 < data.seq_len < patch:
+        raise ValueError(
+            f"patch {patch} is longer than the series ({data.seq_len} steps): a patch holds at most "
+            f"the whole series; use --patch {data.seq_len} or less"
+        )
     return TrainConfig(model=model, **settings).validate()
 
 

@@ -87,11 +87,19 @@ def test_a_patch_below_1_is_refused_by_name():
         jax_lstm.models.LSTMClassifier(hidden_size=4, num_layers=1, num_classes=2, patch=0)
 
 
+def test_a_patch_longer_than_the_series_is_refused_with_the_longest_that_fits():
+    with pytest.raises(ValueError, match=r"patch 40 is longer than the series \(33 steps\).*--patch 33"):
+        resolve_config("lstm", _series(8, 33), patch=40)
+    assert resolve_config("lstm", _series(8, 33), patch=33).patch == 33
+
+
 def test_the_command_refuses_a_bad_patch_before_any_work(capsys):
     assert main(["train", "--dataset", "synthetic", "--patch", "0", "--epochs", "1"]) == 2
     assert "patch must be at least 1" in capsys.readouterr().err
     assert main(["train", "--model", "lstm-fcn", "--patch", "2", "--epochs", "1"]) == 2
     assert "model 'lstm-fcn' has no patch option" in capsys.readouterr().err
+    assert main(["train", "--patch", "1000000", "--epochs", "1"]) == 2
+    assert "patch 1000000 is longer than the series (29 steps)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model", PATCHED)
