@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from jax_lstm.data.dims import Dims
 from jax_lstm.models.registry import (
+    RECURRENT_OPTIONS,
     Layout,
     ModelEntry,
     batchnorm_layout,
@@ -190,7 +191,7 @@ def _classes(dims: Dims) -> dict[str, Any]:
     return {"num_classes": dims.num_outputs}
 
 
-ARTICLE_OPTIONS = ("hidden_size", "num_layers", "dropout", "cell", "implementation", "patch")
+ARTICLE_OPTIONS = (*RECURRENT_OPTIONS, "patch")
 
 # The article's model settings (hidden 128, 2 layers, Adam 1e-3, clipping at 1.0) with the recipe
 # that lets them learn on long univariate series: patches of steps so that the recurrence is at most

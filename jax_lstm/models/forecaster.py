@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jax_lstm.data.dims import Dims
 from jax_lstm.models.classifiers import LSTM_ENTRY, check_batch
+from jax_lstm.models.registry import RECURRENT_OPTIONS
 from jax_lstm.nn import Linear
 from jax_lstm.rnn.layer import model_layer
 
@@ -88,7 +89,7 @@ FORECASTER_ENTRY = dataclasses.replace(
     summary="direct multi-step forecaster: LSTM, last step, Linear to horizon x targets",
     dims_args=_dims_args,
     task="forecasting",
-    options=("hidden_size", "num_layers", "dropout", "cell", "implementation"),  # no patches
+    options=RECURRENT_OPTIONS,  # the article's, but no patches
     # Small and short: about 640 optimizer steps (20 to 200 epochs), so that the default `jax-lstm
     # forecast` (Seattle weather) trains in well under a minute on two cores including compilation
     # (benchmarks/results/forecast.json has the times).

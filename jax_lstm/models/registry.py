@@ -36,6 +36,7 @@ from jax_lstm.rnn.spec import RNNSpec, family_from_shapes, param_shapes, spec_fr
 __all__ = [
     "ARTICLE_RECIPE",
     "OPTION_DEFAULTS",
+    "RECURRENT_OPTIONS",
     "Dims",
     "Layout",
     "ModelEntry",
@@ -86,6 +87,9 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "patch": 1,
 }
 
+# The options of a model around one recurrent layer (the default of `ModelEntry.options`).
+RECURRENT_OPTIONS = ("hidden_size", "num_layers", "dropout", "cell", "implementation")
+
 # The article's settings (sections 3.2, 4.1, 4.2): what a setting means where a model's recipe and
 # the data are silent.
 ARTICLE_RECIPE: dict[str, Any] = {
@@ -116,7 +120,7 @@ class ModelEntry:
     # dims -> the Flax class's fields that come from the data (num_classes, seq_len, horizon, ...)
     dims_args: Callable[[Dims], dict[str, Any]]
     # TrainConfig fields (keys of OPTION_DEFAULTS) the Flax class takes under the same names
-    options: tuple[str, ...] = ("hidden_size", "num_layers", "dropout", "cell", "implementation")
+    options: tuple[str, ...] = RECURRENT_OPTIONS
     # constructor fields fixed for this entry (part of its arch: the FCN models' filters, ...)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_stats: bool = False  # keeps BatchNorm running statistics (train mode updates them)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from jax_lstm.models import registry
+from jax_lstm.rnn.masks import patched_length
 
 __all__ = [
     "EVAL_WIDTH",
@@ -247,7 +248,7 @@ def _activation_bytes(
     for layer in _recurrent_layers(layout):
         # A layer steps over time (over patches of `patch` steps), unless its input is a whole
         # series (the FCN models' LSTM steps over the variables, each step `seq_len` values).
-        layer_steps = -(-steps // patch)
+        layer_steps = patched_length(steps, patch)
         if layer.input_size == steps != dims.num_features:
             layer_steps = dims.num_features
         key = (layer.gates, _implementation(layer.gates, implementation))
