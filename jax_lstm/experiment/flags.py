@@ -63,12 +63,18 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
         "--patch",
         type=int,
         metavar="P",
-        help="lstm, bn-lstm, attention-lstm: the recurrent layer reads each P consecutive steps as one "
-        "step of P x features (default: the recipe's, the fewest that make the recurrence at most 32 "
-        "steps long; 1: every step its own, the article's)",
+        help="lstm, bn-lstm, attention-lstm, mdlstm: the recurrent layer reads each P consecutive steps "
+        "as one step of P x features (the MDLSTM: a grid of ceil(T/P) rows of P x features) (default: "
+        "the recipe's, the fewest that make the recurrence at most 32 steps long; 1: every step its "
+        "own, the article's)",
     )
     group.add_argument("--epochs", type=int, help="epochs (default: the recipe's, for the data's size)")
-    group.add_argument("--batch-size", type=int, help="series (or windows) per batch")
+    group.add_argument(
+        "--batch-size",
+        type=int,
+        help="series (or windows) per batch (default: the recipe's; lstm-fcn and mlstm-fcn: about ten "
+        "batches an epoch, of 8 to 16 series)",
+    )
     group.add_argument("--hidden-size", type=int, help="the recurrent layer's hidden size")
     group.add_argument("--num-layers", type=int, help="recurrent layers")
     group.add_argument("--lr", type=float, help="Adam's learning rate (the article's 0.001)")

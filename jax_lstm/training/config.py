@@ -21,6 +21,7 @@ __all__ = [
     "SCHEDULE_NAMES",
     "SELECTIONS",
     "TrainConfig",
+    "recipe_batch_size",
     "recipe_epochs",
     "recipe_patch",
     "resolve_config",
@@ -250,6 +251,8 @@ def resolve_config(model: str, data: Any = None, /, **given: Any) -> TrainConfig
     settings.update(given)
     if settings.get("clip") == 0:
         settings["clip"] = None
+    if "batch_size" not in given and data is not None:
+        settings["batch_size"] = recipe_batch_size(base, len(data.y_train), settings.get("batch_size"))
     if "epochs" not in given and data is not None and settings.get("batch_size", 1) >= 1:
         epochs = settings.get("epochs", TrainConfig.epochs)
         batch_size = settings.get("batch_size", TrainConfig.batch_size)
@@ -273,6 +276,18 @@ def recipe_patch(recipe: Mapping[str, Any], seq_len: int) -> int:
     if max_steps and seq_len > max_steps:
         return -(-seq_len // max_steps)
     return int(recipe.get("patch", 1))
+
+
+def recipe_batch_size(recipe: Mapping[str, Any], num_train: int, batch_size: int | None) -> int | None:
+    """The series per batch of a run of `recipe` on `num_train` training series: with the recipe's
+    ``batches_per_epoch``, num_train // batches_per_epoch, within [``min_batch_size``, `batch_size`]
+    (dl-4-tsc's FCN/ResNet rule, min(num_train / 10, 16), with a floor for BatchNorm's statistics);
+    else `batch_size` (the recipe's or the data's default) as it is."""
+    per_epoch = int(recipe.get("batches_per_epoch", 0))
+    if not per_epoch or num_train < 1 or batch_size is None:
+        return batch_size
+    low = min(int(recipe.get("min_batch_size", 1)), batch_size)
+    return max(low, min(batch_size, num_train // per_epoch))
 
 
 def recipe_epochs(

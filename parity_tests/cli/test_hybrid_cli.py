@@ -68,14 +68,23 @@ def test_recipes_fill_only_what_no_flag_sets():
     assert (fcn.schedule, fcn.eta_min, fcn.warmup_epochs, fcn.select) == ("cosine", 0.0, 0, "train-loss")
     plateau = config("--model", "lstm-fcn", "--schedule", "plateau", "--select", "last")
     assert (plateau.schedule, plateau.select, plateau.patience) == ("plateau", "last", 5)
-    # min_steps: a set of 40 series makes 3 steps an epoch, so 1500 steps take 500 epochs ...
-    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=100).epochs == 500
-    # ... unless the work (series x steps x epochs) would pass max_work: 14.6e6 / (40 x 1000) = 365
-    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=1000).epochs == 365
-    # OSULeaf's 200 series of 427 steps (13 steps an epoch): 116 epochs make the 1500 updates;
-    # ACSF1's 100 of 1460: the work bounds it to 100
+    # batches_per_epoch: about ten batches an epoch, of 8 to 16 series (a flag stands)
+    sizes = [
+        config("--model", "lstm-fcn", "--data", "x.ts", num_train=n).batch_size
+        for n in (5, 40, 100, 159, 160, 4000)
+    ]
+    assert sizes == [8, 8, 10, 15, 16, 16]
+    assert config("--model", "lstm-fcn", "--batch-size", "32", num_train=100).batch_size == 32
+    assert config("--model", "lstm", "--data", "x.ts", num_train=100).batch_size == 16  # the FCN models' rule
+    # min_steps: a set of 40 series makes 5 steps (of 8) an epoch, so 1500 steps take 300 epochs ...
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=100).epochs == 300
+    # ... unless the work (series x steps x epochs) would pass max_work: 22e6 / (40 x 2000) = 275
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=2000).epochs == 275
+    # OSULeaf's 200 series of 427 steps (13 steps of 16 an epoch): 116 epochs make the 1500 updates;
+    # ACSF1's 100 of 1460 (10 steps of 10): 150 epochs, 21.9e6 of work
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=200, seq_len=427).epochs == 116
-    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=100, seq_len=1460).epochs == 100
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=100, seq_len=1460).epochs == 150
+    assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=100, seq_len=2000).epochs == 110
     # never below the recipe's 40 epochs
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=200, seq_len=4000).epochs == 40
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=4000).epochs == 40
