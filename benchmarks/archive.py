@@ -194,7 +194,8 @@ def markdown(results: dict[str, Any]) -> str:
             shown = f"{epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else str(epochs[0])
             selection = row["settings"].get("select", "last")
             lines.append(
-                f"| {key} (ours, {row['settings']['epochs']} epochs, {row['settings']['schedule']}, "
+                f"| {key} (ours, {row['settings']['epochs']} epochs of {row['settings']['batch_size']}, "
+                f"{row['settings']['schedule']}, "
                 f"select {selection}) | {summary(runs)} | {secs:.0f} s | {shown} of {runs[0]['epochs']} |"
             )
         methods = marks.get(name, {})
