@@ -61,9 +61,9 @@ class LSTMSequenceClassifier(ClassifierMixin, BaseEstimator):
     Parameters are `TrainConfig` fields (`jax-lstm train`'s flags of the same names). Those left at
     None are resolved exactly as the command resolves them for a .ts file
     (`jax_lstm.training.resolve_config`: the model's recipe over the data's defaults, e.g. the FCN
-    models: hidden 8, 1 layer, dropout 0.8, no clipping, at least 40 epochs and 1500 updates of
-    batches of 16 within a bound on the work; the article's models: hidden 128, 2 layers, clip
-    1.0, 30 epochs of 16).
+    models: hidden 8, 1 layer, dropout 0.8, no clipping, about ten batches an epoch of 8 to 16
+    series, at least 40 epochs and 1500 updates within a bound on the work; the article's models:
+    hidden 128, 2 layers, clip 1.0, 30 epochs of 16).
     ``random_state`` is the seed (None draws a fresh one), ``clip=0`` disables clipping (the flag's
     0), and ``verbose`` (1: epoch lines and a progress bar, 2: step lines too) replaces
     ``--quiet``. ``accumulate``, ``dtype`` and ``implementation`` are not exposed: they keep
