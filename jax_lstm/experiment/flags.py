@@ -141,7 +141,11 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also train the torch twin from the same weights on the same batches and compare per epoch",
     )
-    group.add_argument("--quiet", action="store_true", help="no per-step and per-epoch log lines")
+    group.add_argument(
+        "--quiet",
+        action="store_true",
+        help="train: no per-step log lines (epoch lines, notes and results still print); forecast: results",
+    )
     group.add_argument(
         "--no-compile-cache",
         action="store_true",
