@@ -75,7 +75,8 @@ def test_recipes_fill_only_what_no_flag_sets():
     ]
     assert sizes == [8, 8, 10, 15, 16, 16]
     assert config("--model", "lstm-fcn", "--batch-size", "32", num_train=100).batch_size == 32
-    assert config("--model", "lstm", "--data", "x.ts", num_train=100).batch_size == 16  # the FCN models' rule
+    # the rule is the FCN models' only
+    assert config("--model", "lstm", "--data", "x.ts", num_train=100).batch_size == 16
     # min_steps: a set of 40 series makes 5 steps (of 8) an epoch, so 1500 steps take 300 epochs ...
     assert config("--model", "lstm-fcn", "--data", "x.ts", num_train=40, seq_len=100).epochs == 300
     # ... unless the work (series x steps x epochs) would pass max_work: 22e6 / (40 x 2000) = 275
