@@ -1,6 +1,7 @@
 """Checkpoint faults: a damaged, truncated or foreign latest checkpoint is refused (one
 CheckpointError naming the file) or falls back to the previous one, saying so; never resumed silently.
-kill -9 at random points of a save loop always leaves a directory that loads, bit-exact.
+kill -9 at random points of a save loop (a fresh saver process each round) always leaves a directory
+that loads, bit-exact.
 
 The states here are plain numpy trees saved with the real `checkpoint.save`: what is tested is the
 file, not training (which `test_training` resumes bit-exactly from a checkpoint).
@@ -8,6 +9,7 @@ file, not training (which `test_training` resumes bit-exactly from a checkpoint)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -186,41 +188,37 @@ def test_leftover_temporaries_of_dead_processes_are_removed(two_epochs):
 
 # --- kill -9 during saves ----------------------------------------------------------------------
 
-# A fork server: imports once, then forks one saver per round, which resumes from the directory
-# (checking what it read) and saves epoch after epoch until it is killed.
+# One saver process per round, spawned (not forked: a fork copies a process whose libraries may run
+# threads, and a copy that hangs is a hang of the test): it resumes from the directory, checking
+# what it read, and saves epoch after epoch until it is killed.
 _SAVER = textwrap.dedent(
     """
-    import os, sys
+    import sys
     sys.path.insert(0, {root!r})
-    from parity_tests.training.test_checkpoint_faults import _save, _state, SIZE
+    from parity_tests.training.test_checkpoint_faults import _save, SIZE
     from jax_lstm.training import checkpoint
     from pathlib import Path
 
     directory = Path(sys.argv[1])
-    for command in sys.stdin:
-        if command.strip() != "go":
-            break
-        pid = os.fork()
-        if pid == 0:
-            checkpoint.remove_leftovers(directory)  # as fit does at the start of a run
-            epoch = 0
-            for path in (directory / checkpoint.CHECKPOINT_NAME, directory / checkpoint.PREVIOUS_NAME):
-                if path.exists():
-                    epoch = max(epoch, int(checkpoint._read_payload(path)["epoch"]))
-            print("pid", os.getpid(), "from", epoch, flush=True)
-            while True:
-                epoch += 1
-                _save(directory, epoch, SIZE)
-                print("saved", epoch, flush=True)
-        os.waitpid(pid, 0)
-        print("reaped", flush=True)
+    checkpoint.remove_leftovers(directory)  # as fit does at the start of a run
+    epoch = 0
+    for path in (directory / checkpoint.CHECKPOINT_NAME, directory / checkpoint.PREVIOUS_NAME):
+        if path.exists():
+            epoch = max(epoch, int(checkpoint._read_payload(path)["epoch"]))
+    print("from", epoch, flush=True)
+    while True:
+        epoch += 1
+        _save(directory, epoch, SIZE)
+        print("saved", epoch, flush=True)
     """
 )
 SIZE = 256  # a quarter of a megabyte per save: long enough for kills to land inside one
+ROUNDS = 8
 
 
-def _line_reader(stream):
-    """``next_line()`` -> the next line of `stream` (read by a thread), failing after WAIT_S."""
+def _line_reader(stream, describe):
+    """``next_line()`` -> the next line of `stream` (read by a thread), "" at its end; fails after
+    WAIT_S with what ``describe()`` says of the child."""
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -234,54 +232,72 @@ def _line_reader(stream):
         try:
             return lines.get(timeout=WAIT_S)
         except queue.Empty:
-            raise AssertionError(f"the fork server said nothing for {WAIT_S} s") from None
+            raise AssertionError(f"the saver said nothing for {WAIT_S} s; {describe()}") from None
 
     return next_line
+
+
+def _describe(child: subprocess.Popen, err: Path) -> str:
+    """What a failure message should say of `child`: its kernel state while it runs (R, S, D...)
+    and where it waits, then what it wrote to stderr."""
+    state = "ended" if child.poll() is not None else "running"
+    if state == "running":
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{child.pid}/stat").read_text()
+            state = f"state {stat[stat.rindex(')') + 2]}"
+            state += f", waiting in {Path(f'/proc/{child.pid}/wchan').read_text() or '?'}"
+    return f"pid {child.pid}, {state}, returncode {child.returncode}; stderr: {err.read_text()[-2000:]!r}"
 
 
 def test_kill_9_at_random_points_of_a_save_loop_always_leaves_a_loadable_directory(tmp_path):
     directory = tmp_path / "ckpt"
     root = str(Path(__file__).resolve().parents[2])
-    server = subprocess.Popen(
-        [sys.executable, "-u", "-c", _SAVER.format(root=root), str(directory)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    next_line = _line_reader(server.stdout)
     rng = random.Random(0)
     last_epoch = 0
-    try:
-        for _ in range(8):
-            server.stdin.write("go\n")
-            server.stdin.flush()
+    for round_ in range(ROUNDS):
+        err = tmp_path / f"saver-{round_}.err"
+        with open(err, "w") as stderr:
+            saver = subprocess.Popen(
+                [sys.executable, "-u", "-c", _SAVER.format(root=root), str(directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        describe = lambda saver=saver, err=err: _describe(saver, err)  # noqa: E731
+        next_line = _line_reader(saver.stdout, describe)
+        try:
             words = next_line().split()
-            assert words and words[0] == "pid", words
-            pid, resumed_from = int(words[1]), int(words[3])
+            assert words[:1] == ["from"], (words, describe())
+            resumed_from = int(words[1])
             assert resumed_from >= last_epoch  # resuming never goes back past what was loadable
             saved = 0
             while saved < 1 + rng.randrange(3):  # let it save a few, then kill it mid-way
                 line = next_line()
-                assert line.startswith("saved"), line
+                assert line.startswith("saved"), (line, describe())
                 saved += 1
             time.sleep(rng.uniform(0.0, 0.03))  # where in a save the kill lands; the checks hold anywhere
-            os.kill(pid, signal.SIGKILL)
+            saver.send_signal(signal.SIGKILL)
+            try:
+                saver.wait(timeout=WAIT_S)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"SIGKILL did not end the saver in {WAIT_S} s; {describe()}") from None
             line = next_line()
             while line.startswith("saved"):  # written before the kill, read after it
                 line = next_line()
-            assert line.strip() == "reaped", line
-            loaded = checkpoint.load(directory, _target(SIZE), log=lambda line: None)
-            assert loaded.epoch >= max(last_epoch, resumed_from)
-            _assert_state(loaded, loaded.epoch, SIZE)  # bit-exact: what resuming would continue from
-            last_epoch = loaded.epoch
-    finally:
-        server.stdin.close()
-        try:
-            server.wait(timeout=WAIT_S)
+            assert line == "", (line, describe())  # the end of its output
+            assert saver.returncode == -signal.SIGKILL, describe()
         finally:
-            server.kill()
-    assert last_epoch >= 8
+            if saver.poll() is None:
+                saver.kill()
+                saver.wait(timeout=WAIT_S)
+            saver.stdout.close()
+        loaded = checkpoint.load(directory, _target(SIZE), log=lambda line: None)
+        assert loaded.epoch >= max(last_epoch, resumed_from)
+        _assert_state(loaded, loaded.epoch, SIZE)  # bit-exact: what resuming would continue from
+        last_epoch = loaded.epoch
+    assert last_epoch >= ROUNDS
     checkpoint.remove_leftovers(directory)
     assert all(not p.name.startswith(".") for p in directory.iterdir())
 
