@@ -340,9 +340,14 @@ def _one_run(loaded, config: training.TrainConfig) -> dict:
 
 
 # The estimator's parameters that are TrainConfig fields (the others: standardize, random_state,
-# verbose): the recipe's fields but the schedules' finer ones, which always keep the recipe's.
+# verbose): the recipe's fields but the schedules' finer ones, which always keep the recipe's, and
+# eval_every (`fit` has no test split to evaluate).
 _PARAMETERS = (
-    *(f for f in training.RECIPE_FIELDS if f not in ("factor", "min_lr", "warmup_epochs", "eta_min")),
+    *(
+        f
+        for f in training.RECIPE_FIELDS
+        if f not in ("factor", "min_lr", "warmup_epochs", "eta_min", "eval_every")
+    ),
     "weight_decay",
     "cell",
 )

@@ -80,23 +80,29 @@ def comparison(
 ) -> dict[str, float | bool | None]:
     """Largest relative differences between two runs' per-epoch losses: training, and each split
     the runs evaluated (test, validation; None where neither evaluated it); the largest absolute
-    difference of test accuracy (None without one); whether the learning-rate traces are equal."""
+    difference of test accuracy (None without one); whether the learning-rate traces are equal.
+    Epochs that neither side evaluated (NaN on both: `TrainConfig.eval_every`) are left out; one
+    that only one side evaluated differs by inf."""
+
+    def differences(key, measure):
+        a = np.asarray([getattr(h, key) for h in jax_history], np.float64)
+        b = np.asarray([getattr(h, key) for h in torch_history], np.float64)
+        both = np.isnan(a) & np.isnan(b)
+        if both.all():
+            return None
+        diff = np.where(np.isnan(a) | np.isnan(b), np.inf, measure(a, b))
+        return float(np.max(diff[~both]))
 
     def rel(key):
-        a = [getattr(h, key) for h in jax_history]
-        b = [getattr(h, key) for h in torch_history]
-        if any(v is None for v in a + b) or all(math.isnan(v) for v in a + b):
+        if any(getattr(h, key) is None for h in [*jax_history, *torch_history]):
             return None
-        return float(np.max(_relative_difference(a, b)))
+        return differences(key, _relative_difference)
 
-    accuracy = [
-        abs(a.test_accuracy - b.test_accuracy) for a, b in zip(jax_history, torch_history, strict=True)
-    ]
     return {
         "max_rel_diff_train_loss": rel("train_loss"),
         "max_rel_diff_test_loss": rel("test_loss"),
         "max_rel_diff_val_loss": rel("val_loss"),
-        "max_abs_diff_test_accuracy": None if all(math.isnan(d) for d in accuracy) else float(max(accuracy)),
+        "max_abs_diff_test_accuracy": differences("test_accuracy", lambda a, b: np.abs(a - b)),
         "same_lr_trace": [h.lr for h in jax_history] == [h.lr for h in torch_history],
     }
 
@@ -117,7 +123,7 @@ def comparison_table(jax_history: Sequence[EpochRecord], torch_history: Sequence
     for a, b in zip(jax_history, torch_history, strict=True):
         diff = float(_relative_difference(a.train_loss, b.train_loss))
         if accuracy:
-            evaluated = f"{100 * a.test_accuracy:>11.2f}%  {100 * b.test_accuracy:>13.2f}%"
+            evaluated = f"{_percent(a.test_accuracy):>12}  {_percent(b.test_accuracy):>14}"
         else:
             evaluated = f"{_number(a.val_loss):>14}  {_number(b.val_loss):>16}"
         lines.append(
@@ -129,6 +135,11 @@ def comparison_table(jax_history: Sequence[EpochRecord], torch_history: Sequence
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.10f}"
+
+
+def _percent(value: float) -> str:
+    """An accuracy as a percentage, "-" where it was not evaluated (NaN)."""
+    return "-" if math.isnan(value) else f"{100 * value:.2f}%"
 
 
 def plot_history(
@@ -151,9 +162,12 @@ def plot_history(
     for label, history, style in runs:
         epochs = [h.epoch for h in history]
         loss_ax.plot(epochs, [h.train_loss for h in history], color="C0", label=f"{label} train", **style)
-        loss_ax.plot(epochs, [h.test_loss for h in history], color="C1", label=f"{label} test", **style)
+        # The test split's points where it was evaluated (`TrainConfig.eval_every`), joined.
+        tested = [h for h in history if not math.isnan(h.test_loss)]
+        tested_epochs = [h.epoch for h in tested]
+        loss_ax.plot(tested_epochs, [h.test_loss for h in tested], color="C1", label=f"{label} test", **style)
         acc_ax.plot(
-            epochs, [100 * h.test_accuracy for h in history], color="C2", label=f"{label} test", **style
+            tested_epochs, [100 * h.test_accuracy for h in tested], color="C2", label=f"{label} test", **style
         )
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="test accuracy")

@@ -221,7 +221,9 @@ def train_torch(
                 )
         train_loss = epoch_mean(losses, [len(idx) for idx in batches])
         seconds = time.perf_counter() - start
-        test_loss, test_accuracy = evaluate_torch(model, test, config.eval_batch_size, task)
+        test_loss = test_accuracy = math.nan  # on the epochs the JAX loop leaves out too
+        if config.evaluates(epoch + 1):
+            test_loss, test_accuracy = evaluate_torch(model, test, config.eval_batch_size, task)
         val_loss = val_accuracy = None
         if validation is not None:
             val_loss, val_accuracy = evaluate_torch(model, validation, config.eval_batch_size, task)

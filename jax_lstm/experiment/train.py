@@ -42,7 +42,8 @@ def header(config: TrainConfig, env: dict[str, Any], models: str = "") -> str:
     return (
         f"{models}model {config.model}{describe_cell(config.cell)}: {shape} | "
         f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, clip {config.clip}, "
-        f"{_schedule(config)}, select {config.select}, seed {config.seed}, {config.dtype} | "
+        f"{_schedule(config)}, select {config.select}, seed {config.seed}, {config.dtype}"
+        f"{f', test split every {config.eval_every} epochs' if config.eval_every > 1 else ''} | "
         f"jax {env['jax']} on {env['jax_backend']}"
     )
 

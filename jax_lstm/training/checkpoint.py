@@ -281,7 +281,7 @@ class Checkpoint:
             raise ValueError(f"cannot resume from {self.path}: it holds {held}, and this run trains {asked}")
         saved = dataclasses.asdict(self.config)
         wanted = dataclasses.asdict(config)
-        ignored = {"epochs", "log_every", "eval_batch_size"}
+        ignored = {"epochs", "log_every", "eval_batch_size", "eval_every"}  # what only reports
         changed = {k: (saved[k], wanted[k]) for k in saved if k not in ignored and saved[k] != wanted[k]}
         if changed:
             details = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in changed.items())

@@ -13,9 +13,11 @@ __all__ = ["EpochRecord", "from_dicts", "to_dicts"]
 class EpochRecord:
     """One epoch of one model. Losses are per-sample means over the split; NaN where not evaluated.
 
-    ``test_*`` describe the data's test split, ``val_*`` its validation split (held-out training
-    series of a classifier, a forecaster's validation windows: their MSE), each evaluated after
-    every epoch where the data has it; accuracy is NaN for a task without one (forecasting).
+    ``test_*`` describe the data's test split, evaluated after every epoch where the data has it
+    (every `TrainConfig.eval_every` epochs, the last and the reported epoch: NaN after the others);
+    ``val_*`` its validation split (held-out training series of a classifier, a forecaster's
+    validation windows: their MSE), evaluated after every epoch; accuracy is NaN for a task without
+    one (forecasting).
     """
 
     epoch: int  # 1-based

@@ -207,6 +207,10 @@ class Run:
         """The models' seeds when the state is stacked, None for one model."""
         return [c.seed for c in self.configs] if self.stacked else None
 
+    def evaluates(self, epoch: int) -> bool:
+        """Whether the test split is evaluated after the 1-based `epoch` (`TrainConfig.evaluates`)."""
+        return self.test is not None and self.config.evaluates(epoch)
+
     @property
     def groups(self) -> int:
         """How many results the run gives: its models, or its ensembles of `ensemble` members."""
@@ -365,7 +369,8 @@ def train_epoch(
     progress: Any = None,
 ) -> Epoch:
     """One epoch (0-based `epoch`) of every model of `run`: each its own shuffled batches, then
-    evaluation and one scheduler step per model. Raises TrainingDivergedError on a NaN/inf loss."""
+    evaluation (the test split's when `TrainConfig.evaluates` the epoch, its metrics NaN otherwise)
+    and one scheduler step per model. Raises TrainingDivergedError on a NaN/inf loss."""
     n, config = len(run.train), run.config
     orders = [batch_order(n, config.batch_size, c.seed, epoch) for c in run.configs]
     steps = len(orders[0])
@@ -385,7 +390,7 @@ def train_epoch(
     seconds = time.perf_counter() - start
     _check_finite(batch_losses, epoch, run.seeds)
     sizes = [len(idx) for idx in orders[0]]
-    test = evaluate(run, state) if run.test is not None else None
+    test = evaluate(run, state) if run.evaluates(epoch + 1) else None
     validation = evaluate(run, state, run.validation) if run.validation is not None else None
     train_losses = [epoch_mean(batch_losses[:, k], sizes) for k in range(len(run.configs))]
     lrs_used = [p.lr for p in schedules]
@@ -465,8 +470,9 @@ def fit(
     variables: dict[str, Any] | None = None,
     **options: Any,
 ) -> FitResult:
-    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each:
-    `fit_models` with one model (or, with ``config.ensemble`` E > 1, one ensemble). `variables`:
+    """Trains `config.model` on `dataset` for `config.epochs` epochs and evaluates after each (the
+    test split every `config.eval_every` epochs): `fit_models` with one model (or, with
+    ``config.ensemble`` E > 1, one ensemble). `variables`:
     initial weights (e.g. `from_torch(torch_model.state_dict())`); default: from the seed.
     `options` are `fit_models`' (checkpoint_dir, resume, overwrite, log, progress, data_parallel).
     """
@@ -659,9 +665,11 @@ def _drive(
         if bar is not None:
             bar.close()
     kept_state = state if selection.state is None else selection.state
-    finals = (
-        _final_ensembles(run, kept_state, selection, histories) if ensembles and selection.state else None
-    )
+    unmeasured = _unmeasured(run, selection, histories)
+    combined = bool(ensembles) and selection.state is not None
+    test = evaluate(run, kept_state) if run.test is not None and (unmeasured or combined) else None
+    histories = _measured(histories, unmeasured, selection, test)
+    finals = _final_ensembles(run, kept_state, selection, histories, test) if combined else None
     final = _local(kept_state)
     results = []
     num_outputs = dataset.dims.num_outputs
@@ -688,10 +696,39 @@ def _drive(
     ]
 
 
-def _final_ensembles(run: Run, state: TrainState, selection, histories) -> list[EpochRecord]:
+def _unmeasured(run: Run, selection: _Selection, histories: list[list[EpochRecord]]) -> list[int]:
+    """The models whose kept epoch (`TrainConfig.select`) the test split was not evaluated after
+    (`TrainConfig.eval_every`): their reported metrics are measured once the run is over."""
+    return [
+        k
+        for k, (epoch, history) in enumerate(zip(selection.epochs, histories, strict=True))
+        if history and not run.evaluates(epoch or len(history)) and run.test is not None
+    ]
+
+
+def _measured(
+    histories: list[list[EpochRecord]], models: list[int], selection: _Selection, test: Scores | None
+) -> list[list[EpochRecord]]:
+    """`histories` with the kept epoch's test metrics of each of `models` filled in from `test`, the
+    kept weights' evaluation: what evaluating after that epoch would have measured."""
+    if not models:
+        return histories
+    loss, accuracy = np.atleast_1d(test.loss), np.atleast_1d(test.accuracy)
+    histories = [list(history) for history in histories]
+    for k in models:
+        at = (selection.epochs[k] or len(histories[k])) - 1
+        histories[k][at] = dataclasses.replace(
+            histories[k][at], test_loss=float(loss[k]), test_accuracy=float(accuracy[k])
+        )
+    return histories
+
+
+def _final_ensembles(
+    run: Run, state: TrainState, selection, histories, test: Scores | None
+) -> list[EpochRecord]:
     """Each ensemble of the members as its selection kept them (each at its own epoch), evaluated
-    once after training: its record, at the latest of its members' epochs."""
-    test = evaluate(run, state) if run.test is not None else None
+    once after training (`test`: the kept weights' evaluation of the test split): its record, at the
+    latest of its members' epochs."""
     validation = evaluate(run, state, run.validation) if run.validation is not None else None
     kept = [histories[k][epoch - 1] for k, epoch in enumerate(selection.epochs)]
     groups = [kept[g * run.ensemble : (g + 1) * run.ensemble] for g in range(run.groups)]
@@ -805,11 +842,13 @@ def _epoch_line(run: Run, done: Epoch) -> str:
     records = done.records if done.ensembles is None else done.ensembles
     what = "models" if done.ensembles is None else f"ensembles of {run.ensemble}"
     if len(records) > 1 or (done.ensembles is None and run.stacked):
-        accuracies = ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records)
-        return (
+        line = (
             f"Epoch [{epoch}/{config.epochs}] {len(records)} {what}: mean train loss "
-            f"{np.mean([r.train_loss for r in records]):.4f}, test accuracy % [{accuracies}]"
+            f"{np.mean([r.train_loss for r in records]):.4f}"
         )
+        if not run.evaluates(epoch):
+            return line
+        return line + ", test accuracy % [" + ", ".join(f"{100 * r.test_accuracy:.1f}" for r in records) + "]"
     (record,) = records
     if done.ensembles is not None:
         return _record_line(run, record, f"ensemble of {run.ensemble}: mean ")
@@ -821,7 +860,7 @@ def _record_line(run: Run, record: EpochRecord, prefix: str = "") -> str:
     parts = [f"{prefix}train loss {record.train_loss:.4f}"]
     if record.val_loss is not None:
         parts.append(run.task.describe("validation", record.val_loss, record.val_accuracy))
-    if run.test is not None:
+    if run.evaluates(epoch):
         parts.append(run.task.describe("test", record.test_loss, record.test_accuracy))
     return f"Epoch [{epoch}/{config.epochs}] " + ", ".join(parts) + f", lr {record.lr:.2e}"
 

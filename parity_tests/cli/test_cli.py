@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import pytest
@@ -105,6 +106,23 @@ def test_compare_torch_reports_agreement_and_records_both_sides(tmp_path, capsys
     np.testing.assert_allclose(jax_losses, torch_losses, rtol=1e-5)
 
 
+def test_eval_every_tests_the_same_epochs_on_both_sides(tmp_path, capsys):
+    metrics, plot = tmp_path / "m.json", tmp_path / "curves.png"
+    argv = ["train", *SMALL, "--epochs", "3", "--eval-every", "2", "--compare-torch"]
+    assert main([*argv, "--metrics-json", str(metrics), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "test split every 2 epochs" in out and ": agree" in out
+    payload = json.loads(metrics.read_text())
+    for side in (payload["epochs"], payload["torch"]["epochs"]):
+        assert [e["test_accuracy"] is None for e in side] == [True, False, False]
+    assert payload["comparison"]["max_abs_diff_test_accuracy"] == 0.0
+    assert payload["comparison"]["max_rel_diff_test_loss"] < 1e-5
+    assert payload["test_accuracy"] == payload["epochs"][-1]["test_accuracy"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["train", *SMALL, "--eval-every", "0"]) == 2
+    assert "eval_every must be at least 1" in capsys.readouterr().err
+
+
 def test_torch_reference_command_runs_the_same_flags(tmp_path, capsys):
     metrics = tmp_path / "t.json"
     assert torch_main(["train", *SMALL, "--epochs", "1", "--metrics-json", str(metrics)]) == 0
@@ -188,3 +206,20 @@ def test_comparison_of_runs_survives_a_zero_torch_loss():
     assert summary["max_rel_diff_train_loss"] == 2e-3 / 1e-300  # large and finite, no ZeroDivisionError
     table = reporting.comparison_table(jax_runs, torch_runs).splitlines()
     assert "0.00e+00" in table[1] and "2.00e+297" in table[2]
+
+
+def test_comparison_leaves_out_epochs_neither_side_tested_and_flags_one_only_one_did():
+    from jax_lstm import reporting
+    from jax_lstm.training import EpochRecord
+
+    nan = float("nan")
+
+    def history(*tests):
+        return [EpochRecord(i + 1, 0.5, x, 0.5 if x == x else nan, 1e-3, 0.0) for i, x in enumerate(tests)]
+
+    both = reporting.comparison(history(nan, 0.25, 0.5), history(nan, 0.25, 0.5))
+    assert both["max_rel_diff_test_loss"] == 0.0 and both["max_abs_diff_test_accuracy"] == 0.0
+    one = reporting.comparison(history(nan, 0.25, 0.5), history(0.3, 0.25, 0.5))
+    assert one["max_rel_diff_test_loss"] == math.inf and one["max_abs_diff_test_accuracy"] == math.inf
+    table = reporting.comparison_table(history(nan, 0.25), history(nan, 0.25)).splitlines()
+    assert table[1].split()[4:6] == ["-", "-"] and "50.00%" in table[2]

@@ -50,16 +50,18 @@ def _data(files, key="train"):
 
 
 class _Sizes:
-    """What `resolve_config` reads off a dataset: its training series, padded length, defaults."""
+    """What `resolve_config` reads off a dataset: its training and test series, padded length, defaults."""
 
-    def __init__(self, num_train: int, seq_len: int):
+    def __init__(self, num_train: int, seq_len: int, num_test: int | None = None):
         self.y_train, self.seq_len, self.defaults = np.zeros(num_train), seq_len, dict(data.DATASET_DEFAULTS)
+        self.y_test = np.zeros(num_train if num_test is None else num_test)
 
 
 def test_recipes_fill_only_what_no_flag_sets():
-    def config(*argv, num_train=0, seq_len=0):
+    def config(*argv, num_train=0, seq_len=0, num_test=None):
         request = flags.train_request(build_parser().parse_args(["train", *argv]))
-        return training.resolve_config(request.model, _Sizes(num_train, seq_len), **request.given_settings())
+        sizes = _Sizes(num_train, seq_len, num_test)
+        return training.resolve_config(request.model, sizes, **request.given_settings())
 
     fcn = config("--model", "mlstm-fcn", "--data", "x.ts")
     assert (fcn.hidden_size, fcn.num_layers, fcn.dropout, fcn.clip) == (8, 1, 0.8, None)
@@ -92,7 +94,22 @@ def test_recipes_fill_only_what_no_flag_sets():
     assert config("--model", "lstm-fcn", "--epochs", "3", num_train=40).epochs == 3  # a flag stands
     flagged = config("--model", "lstm-fcn", "--hidden-size", "5", "--clip", "2", "--dropout", "0")
     assert (flagged.hidden_size, flagged.clip, flagged.dropout) == (5, 2.0, 0.0)
+    # eval_share: the test split after every epoch while evaluating it costs at most half the
+    # training's time (a third of a training pass a series); the dev sets' splits (train, test):
+    # JapaneseVowels (270, 370), OSULeaf (200, 242), ACSF1, Coffee, Trace (equal) all every epoch
+    for model in ("lstm-fcn", "mlstm-fcn", "lstm", "bn-lstm", "attention-lstm", "mdlstm"):
+        every = [
+            config("--model", model, num_train=n, seq_len=50, num_test=m).eval_every
+            for n, m in ((270, 370), (200, 242), (100, 100), (100, 150), (100, 151), (40, 1380), (0, 9))
+        ]
+        assert every == [1, 1, 1, 1, 2, 23, 1], model
+    long = config("--model", "lstm-fcn", num_train=40, seq_len=50, num_test=1380)
+    assert long.evaluates(23) and long.evaluates(46) and not long.evaluates(24)
+    assert long.evaluates(long.epochs) and long.epochs % 23  # the last epoch always
+    assert config("--model", "lstm-fcn", "--eval-every", "1", num_train=40, num_test=1380).eval_every == 1
+    assert config("--model", "lstm", "--eval-every", "4").eval_every == 4
     article = config()
+    assert article.eval_every == 1  # the article's runs: every epoch
     assert (article.hidden_size, article.num_layers, article.clip, article.patience) == (128, 2, 1.0, 2)
     assert (article.epochs, article.batch_size, article.factor, article.min_lr) == (30, 16, 0.1, 0.0)
 

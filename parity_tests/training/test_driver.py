@@ -163,3 +163,47 @@ def test_a_forecasting_ensemble_predicts_the_mean_of_its_members(x64):
     assert result.history[-1].val_loss == pytest.approx(mse, rel=1e-12)
     assert math.isnan(result.history[-1].test_loss)  # no test split: the test period is scored apart
     assert tasks.get("forecasting").labelled is False
+
+
+def _tested(history) -> list[int]:
+    return [r.epoch for r in history if not math.isnan(r.test_loss)]
+
+
+def test_the_test_split_every_few_epochs_changes_nothing_but_what_is_reported(capsys):
+    """eval_every 3 over 5 epochs: the test split after epochs 3 and 5 only; training is the same
+    bit for bit, and the kept epoch (the lowest training loss, epoch 4 at this rate, see
+    `test_selection_by_training_loss_keeps_that_epochs_weights`) is measured once the run is over:
+    what evaluating after it gives."""
+    config = training.TrainConfig(**{**TINY, "lr": 1.0}, epochs=5, select="train-loss", patience=10)
+    dataset = data.synthetic(num_samples=200, seq_len=8)
+    every = training.fit(config, dataset, log=None)
+    sparse = training.fit(dataclasses.replace(config, eval_every=3), dataset, log=print)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch [")]
+    assert [("test" in line) for line in lines] == [False, False, True, False, True]
+    assert [r.train_loss for r in sparse.history] == [r.train_loss for r in every.history]
+    assert _leaves_equal(sparse.state, every.state)
+    chosen = every.selected_epoch
+    assert sparse.selected_epoch == chosen and chosen not in (3, 5)  # kept where nothing was tested
+    assert _tested(sparse.history) == sorted({3, 5, chosen})
+    for epoch in _tested(sparse.history):
+        assert sparse.history[epoch - 1] == dataclasses.replace(
+            every.history[epoch - 1], seconds=sparse.history[epoch - 1].seconds
+        )
+    assert sparse.test_accuracy == every.test_accuracy and not math.isnan(sparse.test_accuracy)
+
+    # K models, each its own kept epoch; an ensemble's members and its final evaluation.
+    seeds = [0, 1]
+    many = [
+        training.fit_many(dataclasses.replace(config, eval_every=e), dataset, seeds, log=None) for e in (1, 3)
+    ]
+    for a, b in zip(*many, strict=True):
+        assert _tested(b.history) == sorted({3, 5, a.selected_epoch})
+        assert b.reported == dataclasses.replace(a.reported, seconds=b.reported.seconds)
+    ensembles = [
+        training.fit_models(dataclasses.replace(config, eval_every=e, ensemble=2), dataset, log=None)[0]
+        for e in (1, 3)
+    ]
+    assert ensembles[1].final == ensembles[0].final and ensembles[1].final is not None
+    for a, b in zip(ensembles[0].members, ensembles[1].members, strict=True):
+        assert b.reported == dataclasses.replace(a.reported, seconds=b.reported.seconds)
+    assert _tested(ensembles[1].history) == [3, 5]  # the ensemble's own epochs: as evaluated
