@@ -118,6 +118,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
         help="train K members at once (seeds --seed .. --seed+K-1) and predict with the mean of their "
         "probabilities (default 1: one model)",
     )
+    group.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
+    group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    if models is None:
+        return  # the forecast: its loop has no test split (its validation windows: every epoch)
     group.add_argument(
         "--eval-every",
         type=int,
@@ -126,8 +130,6 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: tuple[str, ...]
         "whichever it is; it chooses nothing) (default: the recipe's, 1 unless the test split is much "
         "larger than the training split, then so that it costs at most about half the training's time)",
     )
-    group.add_argument("--seed", type=int, default=0, help="initial weights and batch order (default 0)")
-    group.add_argument("--dtype", choices=["float32", "float64"], default="float32")
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

@@ -121,6 +121,9 @@ def test_eval_every_tests_the_same_epochs_on_both_sides(tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["train", *SMALL, "--eval-every", "0"]) == 2
     assert "eval_every must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # the forecast has no test split to evaluate
+        main(["forecast", "--eval-every", "2"])
+    assert refused.value.code == 2 and "unrecognized arguments: --eval-every" in capsys.readouterr().err
 
 
 def test_torch_reference_command_runs_the_same_flags(tmp_path, capsys):
