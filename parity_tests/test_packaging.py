@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -34,3 +36,22 @@ def test_torch_is_an_extra_pinned_to_the_offline_build():
     assert not any(dep.startswith("torch") for dep in meta["dependencies"])
     assert meta["optional-dependencies"]["torch"] == ["torch==2.13.0"]
     assert meta["scripts"]["jax-lstm"] == "jax_lstm.cli:main"
+
+
+def test_ci_fails_when_the_test_commands_setup_fails(tmp_path):
+    """A failed step before pytest in the README's && line (a pip install that cannot install) fails
+    CI; bash's set -e alone would go on to the linter and print that CI passed."""
+    tests = _readme_commands()[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    stand_ins = {
+        'cd "$(dirname "$0")/.."': f"cd {shlex.quote(str(tmp_path))}",  # nothing of the checkout touched
+        "rm -rf .venv": "true",
+        tests: "true && false && true",  # the setup fails, the rest would pass
+        "ruff check .": "true",
+    }
+    for line, stand_in in stand_ins.items():
+        assert line in ci.splitlines(), line
+        ci = ci.replace(line, stand_in)
+    done = subprocess.run(["bash", "-c", ci], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "CI passed" not in done.stdout and "the test command exited with 1" in done.stderr
