@@ -702,7 +702,7 @@ def _unmeasured(run: Run, selection: _Selection, histories: list[list[EpochRecor
     return [
         k
         for k, (epoch, history) in enumerate(zip(selection.epochs, histories, strict=True))
-        if history and not run.evaluates(epoch or len(history)) and run.test is not None
+        if run.test is not None and history and not run.evaluates(epoch or len(history))
     ]
 
 
