@@ -151,7 +151,6 @@ ATTENTION_RECIPE = {
     "epochs": 40,
     "min_steps": 1500,
     "max_steps": 32,
-    "eval_share": 0.5,
 }
 
 ATTENTION_LSTM_ENTRY = ModelEntry(

@@ -205,7 +205,6 @@ ARTICLE_MODELS_RECIPE: dict[str, Any] = {
     "select": "train-loss",
     "min_steps": 1500,
     "max_steps": 32,
-    "eval_share": 0.5,
 }
 
 LSTM_ENTRY = ModelEntry(

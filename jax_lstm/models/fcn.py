@@ -212,10 +212,6 @@ FCN_RECIPE = {
     # epochs) stays within `max_work`, which bounds a default run's time (`recipe_epochs`).
     "min_steps": 1500,
     "max_work": 22_000_000,
-    # The test split only reports: where it is much larger than the training split, it is evaluated
-    # every few epochs so that it costs at most about half the training's time (`recipe_eval_every`;
-    # every epoch on the dev sets, whose test splits are at most 1.4 times their training splits).
-    "eval_share": 0.5,
 }
 
 

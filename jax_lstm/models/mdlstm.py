@@ -156,7 +156,6 @@ MDLSTM_RECIPE: dict[str, Any] = {
     "schedule": "cosine",
     "min_steps": 900,
     "max_steps": 32,
-    "eval_share": 0.5,
 }
 
 MDLSTM_ENTRY = ModelEntry(

@@ -129,7 +129,7 @@ class ModelEntry:
     # The model's default training recipe: TrainConfig fields a run uses where the caller sets
     # nothing, over the data's defaults and the article's (`jax_lstm.training.resolve_config`), plus
     # the epoch rules of `jax_lstm.training.config.recipe_epochs` (min_steps, max_work, target_steps)
-    # and the test split's (`recipe_eval_every`: eval_share).
+    # and the test split's (`recipe_eval_every`: eval_share, default `EVAL_SHARE`).
     recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # Its apply takes ``return_attention=True`` and then returns (logits, weights (B, T)).
     attention: bool = False

@@ -94,7 +94,7 @@ def test_recipes_fill_only_what_no_flag_sets():
     assert config("--model", "lstm-fcn", "--epochs", "3", num_train=40).epochs == 3  # a flag stands
     flagged = config("--model", "lstm-fcn", "--hidden-size", "5", "--clip", "2", "--dropout", "0")
     assert (flagged.hidden_size, flagged.clip, flagged.dropout) == (5, 2.0, 0.0)
-    # eval_share: the test split after every epoch while evaluating it costs at most half the
+    # EVAL_SHARE: the test split after every epoch while evaluating it costs at most half the
     # training's time (a third of a training pass a series); the dev sets' splits (train, test):
     # JapaneseVowels (270, 370), OSULeaf (200, 242), ACSF1, Coffee, Trace (equal) all every epoch
     for model in ("lstm-fcn", "mlstm-fcn", "lstm", "bn-lstm", "attention-lstm", "mdlstm"):
