@@ -56,6 +56,10 @@ def _files(root: Path) -> dict[str, Path]:
     missing = GOOD_TS.replace("4,5,6:7,8,9:b", "4,5,6:7,?,9:b")  # series 3, line 8
     files["missing"] = root / "missing.ts"
     files["missing"].write_text(missing)
+    files["infinite"] = root / "infinite.ts"
+    files["infinite"].write_text(GOOD_TS.replace("2,3,4:5,6,7:b", "2,3,4:5,inf,7:b"))  # series 1, line 6
+    files["all_missing"] = root / "all_missing.ts"
+    files["all_missing"].write_text(GOOD_TS.replace("3,4,5:6,7,8:a", "?,?,?:NaN,?,?:a"))  # series 2, line 7
     files["gz_good"] = root / "good.ts.gz"
     files["gz_good"].write_bytes(gzip.compress(GOOD_TS.encode()))
     files["ckpt_exists"] = root / "ckpt_exists"
@@ -525,16 +529,34 @@ READERS = [
         r"label_only.ts:3: a series needs its values",
     ),
     Case(
-        "ts: missing value in series 3",
-        lambda f: data.from_ts_files(f["good"], f["missing"]),
+        "ts: missing value in series 3, refused",
+        lambda f: data.from_ts_files(f["good"], f["missing"], fill=None),
         data.DataError,
-        r"missing.ts:8: series 3 has a missing or non-finite value \(dimension 2, step 2\)",
+        r"missing.ts:8: series 3 has a missing value \(dimension 2, step 2\): fill them \(--fill",
     ),
     Case(
-        "ts: missing value in the train file",
-        lambda f: data.from_ts_files(f["missing"], f["good"]),
+        "ts: missing value in the train file, refused",
+        lambda f: data.from_ts_files(f["missing"], f["good"], fill=None),
         data.DataError,
         r"missing.ts:8: series 3 ",
+    ),
+    Case(
+        "ts: an infinity, which no fill fills",
+        lambda f: data.from_ts_files(f["infinite"], f["good"]),
+        data.DataError,
+        r"infinite.ts:6: series 1 has an infinite value \(dimension 2, step 2\): correct or drop",
+    ),
+    Case(
+        "ts: a series with no value at all",
+        lambda f: data.from_ts_files(f["good"], f["all_missing"]),
+        data.DataError,
+        r"all_missing.ts:7: series 2 has no values \(every one missing\): drop it",
+    ),
+    Case(
+        "ts: an unknown fill",
+        lambda f: data.from_ts_files(f["good"], f["good"], fill="mean"),
+        ValueError,
+        r"fill must be one of \(None, 'interpolate', 'ffill'\), got 'mean'",
     ),
 ]
 
@@ -656,9 +678,12 @@ CLI = [
     ),
     Case(
         "train --test-data with a ?",
-        _cli("train", use=lambda f: ["--data", str(f["gz_good"]), "--test-data", str(f["missing"])]),
+        _cli(
+            "train",
+            use=lambda f: ["--data", str(f["gz_good"]), "--test-data", str(f["missing"]), "--fill", "none"],
+        ),
         2,
-        "missing.ts:8: series 3 has a missing",
+        r"missing.ts:8: series 3 has a missing value \(dimension 2, step 2\): fill them \(--fill",
     ),
     Case(
         "export to a directory",

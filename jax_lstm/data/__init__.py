@@ -15,14 +15,17 @@ from jax_lstm.data.dataset import (
     validation_split,
 )
 from jax_lstm.data.dims import Dims
+from jax_lstm.data.missing import FILL_METHODS, Filled, fill_series
 from jax_lstm.data.ts import TsData, from_ts_data, from_ts_files, load_ts
 from jax_lstm.data.windows import TableSpec, WindowDataset
 
 __all__ = [
     "DATASET_DEFAULTS",
+    "FILL_METHODS",
     "DataError",
     "Dataset",
     "Dims",
+    "Filled",
     "Preprocessing",
     "TableSpec",
     "TsData",
@@ -31,6 +34,7 @@ __all__ = [
     "channel_statistics",
     "digits",
     "epoch_mean",
+    "fill_series",
     "from_series",
     "from_ts_data",
     "from_ts_files",

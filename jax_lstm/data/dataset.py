@@ -93,6 +93,8 @@ class Dataset(SeriesSizes):
     article's 10 epochs of 32 for its synthetic data; by default `DATASET_DEFAULTS`.
     ``preprocessing``: the standardisation the x arrays went through (fitted on the training split),
     None when they are as given; checkpoints record it, so new series can be scaled the same way.
+    ``notes``: what reading the files did to the series beyond that (missing values filled), one line
+    each, for a run to print.
     """
 
     name: str
@@ -109,6 +111,7 @@ class Dataset(SeriesSizes):
     # TrainConfig fields this data asks for where neither the caller nor the model's recipe sets them.
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DATASET_DEFAULTS))
     preprocessing: Preprocessing | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def dims(self) -> Dims:
@@ -199,7 +202,8 @@ class Dataset(SeriesSizes):
                 where = np.argwhere(~finite)[0]
                 raise DataError(
                     f"{split} data contains NaN or inf (first at series {int(where[0])}); "
-                    "fill or drop missing values before training"
+                    "fill or drop missing values before training (jax_lstm.data.fill_series fills "
+                    "them as `jax-lstm train` does a .ts file's)"
                 )
         if self.x_train.shape[-1] != self.x_test.shape[-1]:
             raise DataError(
@@ -242,9 +246,18 @@ def pad_series(series: Sequence[np.ndarray], length: int | None = None) -> tuple
 def channel_statistics(x: np.ndarray, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation (F,) over the valid steps of (N, T, F) series.
 
-    A constant channel gets a scale of 1, so standardising it gives zeros rather than NaN.
+    A constant channel gets a scale of 1, so standardising it gives zeros rather than NaN. NaNs
+    (a .ts file's channels missing throughout a series, `jax_lstm.data.fill_series`) are left out;
+    a channel with no other value gets mean 0 and scale 1.
     """
     values = x.reshape(-1, x.shape[-1]) if lengths is None else _valid_values(x, lengths)
+    if np.isnan(values).any():
+        known = ~np.isnan(values)
+        count, zeros = known.sum(axis=0), np.zeros(values.shape[1])
+        mean = np.divide(np.where(known, values, 0.0).sum(axis=0), count, out=zeros.copy(), where=count > 0)
+        squares = (np.where(known, values - mean, 0.0) ** 2).sum(axis=0)
+        std = np.sqrt(np.divide(squares, count, out=zeros.copy(), where=count > 0))
+        return mean, np.where(std > 0, std, 1.0)
     std = values.std(axis=0)
     return values.mean(axis=0), np.where(std > 0, std, 1.0)
 
@@ -265,8 +278,11 @@ def from_series(
     test: tuple[Sequence[np.ndarray], Sequence[str]],
     classes: Sequence[str] | None = None,
     standardize: bool = True,
+    preprocessing: Preprocessing | None = None,
 ) -> Dataset:
-    """A Dataset from lists of (T_i, F) series and string labels, padded, labels mapped to ints."""
+    """A Dataset from lists of (T_i, F) series and string labels, padded, labels mapped to ints,
+    standardised unless `standardize` is False: with `preprocessing`'s statistics where given, else
+    with those of the training split."""
     (train_series, train_labels), (test_series, test_labels) = train, test
     if not train_series or not test_series:
         raise DataError(f"{name}: the train and test splits both need at least one series")
@@ -288,10 +304,11 @@ def from_series(
     x_test, len_test = pad_series(test_series, length)
     if min(len_train.min(), len_test.min()) < 1:
         raise DataError(f"{name}: a series has length 0")
-    preprocessing = None
-    if standardize:
+    if not standardize:
+        preprocessing = None
+    else:
         # Fitted on the training split only.
-        preprocessing = Preprocessing.fit(x_train, len_train)
+        preprocessing = preprocessing or Preprocessing.fit(x_train, len_train)
         x_train = preprocessing.apply(x_train, len_train)
         x_test = preprocessing.apply(x_test, len_test)
     equal = (len_train == length).all() and (len_test == length).all()

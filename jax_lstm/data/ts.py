@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_lstm.data.dataset import DataError, Dataset, from_series
+from jax_lstm.data.dataset import DataError, Dataset, Preprocessing, from_series, pad_series
+from jax_lstm.data.missing import FILL_METHODS, Filled, fill_series
 
 __all__ = ["TsData", "from_ts_data", "from_ts_files", "load_ts"]
 
@@ -27,17 +28,39 @@ class TsData:
     lines: tuple[int, ...] = ()  # the 1-based line of each series in that file
 
     def check_missing(self) -> None:
-        """Raises DataError at the first missing value (``?``, read as NaN), naming the file, line
-        and series as they are in the file (before any standardisation could spread the NaN)."""
+        """Raises DataError at the first missing value (``?`` or ``NaN``) or infinity, naming the
+        file, line and series as they are in the file (before any standardisation could spread it)."""
         for i, x in enumerate(self.series):
             missing = np.argwhere(~np.isfinite(x))
             if len(missing):
                 step, channel = (int(v) for v in missing[0])
                 line = f"{self.lines[i]}: " if i < len(self.lines) else " "
-                raise DataError(
-                    f"{self.path}:{line}series {i} has a missing or non-finite value (dimension "
-                    f"{channel + 1}, step {step + 1}); fill or drop missing values before training"
-                )
+                where = f"{self.path}:{line}series {i}"
+                at = f"(dimension {channel + 1}, step {step + 1})"
+                if np.isnan(x[step, channel]):
+                    raise DataError(
+                        f"{where} has a missing value {at}: fill them (--fill interpolate or ffill) "
+                        "or drop them from the file"
+                    )
+                raise DataError(f"{where} has an infinite value {at}: correct or drop that series")
+
+    def fill_missing(self, method: str | None, means: np.ndarray | None = None) -> tuple[TsData, Filled]:
+        """The file with its missing values filled by `method` (`jax_lstm.data.fill_series`:
+        trailing steps missing on every channel dropped as padding, gaps filled from the series'
+        own values, a channel with none at all given ``means``, or left NaN without them); None
+        fills nothing and refuses them (`check_missing`). Infinities are left for `check_missing`.
+        Raises DataError for a series with no value at all."""
+        if method is None:
+            self.check_missing()
+            return self, Filled()
+        series, filled = fill_series(self.series, method, means)
+        if filled.empty is not None:
+            i = filled.empty
+            line = f"{self.lines[i]}: " if i < len(self.lines) else " "
+            raise DataError(
+                f"{self.path}:{line}series {i} has no values (every one missing): drop it from the file"
+            )
+        return dataclasses.replace(self, series=series), filled
 
     @property
     def labelled(self) -> bool:
@@ -183,24 +206,57 @@ def load_ts(path: str | Path) -> TsData:
     )
 
 
-def from_ts_files(train_path: str | Path, test_path: str | Path, standardize: bool = True) -> Dataset:
-    """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split."""
+def from_ts_files(
+    train_path: str | Path,
+    test_path: str | Path,
+    standardize: bool = True,
+    fill: str | None = "interpolate",
+) -> Dataset:
+    """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split.
+
+    `fill` (one of `FILL_METHODS`) is what becomes of missing values (``?`` or ``NaN``):
+    ``"interpolate"`` (linear, as the UCR archive's own baselines fill its few problems with gaps)
+    or ``"ffill"`` within each series, a channel missing throughout a series taking the training
+    split's mean of it (0 after standardisation; 0 without it); None refuses them. Trailing steps
+    missing on every channel are read as padding unless `fill` is None. ``Dataset.notes`` says what
+    was filled.
+    """
+    if fill not in FILL_METHODS:
+        raise ValueError(f"fill must be one of {FILL_METHODS}, got {fill!r}")
     train, test = load_ts(train_path), load_ts(test_path)
     train.require_labels()
     test.require_labels()
-    train.check_missing()
-    test.check_missing()
     if train.series[0].shape[-1] != test.series[0].shape[-1]:
         raise DataError(
             f"{train_path} has {train.series[0].shape[-1]} dimensions but {test_path} has "
             f"{test.series[0].shape[-1]}: train and test files must have the same channels"
         )
-    return from_ts_data(train, test, standardize)
+    train, train_filled = train.fill_missing(fill)
+    test, test_filled = test.fill_missing(fill)
+    preprocessing = None
+    if any(np.isnan(x).any() for x in (*train.series, *test.series)):
+        # Channels missing throughout a series take the training mean, as `jax-lstm predict` fills
+        # them from a checkpoint's statistics: with the statistics of the values there are.
+        x, lengths = pad_series(train.series)
+        preprocessing = Preprocessing.fit(x, lengths) if standardize else None
+        means = np.zeros(x.shape[-1]) if preprocessing is None else preprocessing.mean
+        train, test = (dataclasses.replace(ts, series=_fill_nan(ts.series, means)) for ts in (train, test))
+    train.check_missing()  # what filling leaves: infinities
+    test.check_missing()
+    dataset = from_ts_data(train, test, standardize, preprocessing)
+    notes = [f.describe(split, fill) for split, f in (("train", train_filled), ("test", test_filled)) if fill]
+    return dataclasses.replace(dataset, notes=tuple(n for n in notes if n))
 
 
-def from_ts_data(train: TsData, test: TsData, standardize: bool = True) -> Dataset:
+def _fill_nan(series: list[np.ndarray], means: np.ndarray) -> list[np.ndarray]:
+    return [np.where(np.isnan(x), means, x) if np.isnan(x).any() else x for x in series]
+
+
+def from_ts_data(
+    train: TsData, test: TsData, standardize: bool = True, preprocessing: Preprocessing | None = None
+) -> Dataset:
     """A Dataset from a train and a test `TsData`, labels in the declared order, standardised per channel
-    on the training split unless `standardize` is False."""
+    on the training split unless `standardize` is False (with `preprocessing`'s statistics where given)."""
     train.require_labels()
     test.require_labels()
     return from_series(
@@ -209,4 +265,5 @@ def from_ts_data(train: TsData, test: TsData, standardize: bool = True) -> Datas
         (test.series, test.labels),
         classes=train.class_labels,
         standardize=standardize,
+        preprocessing=preprocessing,
     )

@@ -179,6 +179,7 @@ def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=".ts data: skip the per-channel standardisation fitted on the training split",
     )
+    add_fill_argument(data)
     data.add_argument(
         "--validation-split",
         type=float,
@@ -186,6 +187,19 @@ def add_train_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION",
         help="hold out this stratified fraction of the training series; with it, --select defaults to "
         "validation: the epoch with the best validation accuracy is the one reported and kept",
+    )
+
+
+def add_fill_argument(group: argparse._ActionsContainer) -> None:
+    """``--fill``: what becomes of a .ts file's missing values (`jax_lstm.data.fill_series`)."""
+    group.add_argument(
+        "--fill",
+        choices=["interpolate", "ffill", "none"],
+        default="interpolate",
+        help=".ts data: missing values (? or NaN) are interpolated linearly within each series (the "
+        "default), or carry the last value forward (ffill); a channel missing throughout a series "
+        "takes the training mean. Trailing steps missing on every channel are read as padding. "
+        "none refuses them",
     )
 
 
@@ -279,6 +293,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
         help="a checkpoint written before checkpoints recorded their preprocessing, trained with "
         "--no-standardize: take the series as they are",
     )
+    add_fill_argument(parser)
     parser.add_argument("--metrics-json", metavar="PATH", help="write the accuracy and class counts here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument(
@@ -395,6 +410,11 @@ def _outputs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _fill(args: argparse.Namespace) -> str | None:
+    fill = getattr(args, "fill", "interpolate")
+    return None if fill == "none" else fill
+
+
 def train_request(args: argparse.Namespace) -> TrainRequest:
     """The `TrainRequest` of ``jax-lstm train``'s (or ``python -m torch_ref train``'s) flags."""
     return TrainRequest(
@@ -403,6 +423,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
         data=args.data,
         test_data=args.test_data,
         standardize=not args.no_standardize,
+        fill=_fill(args),
         validation_split=args.validation_split,
         settings=settings(args),
         seeds=getattr(args, "seeds", 1),
@@ -421,6 +442,7 @@ def predict_request(args: argparse.Namespace) -> PredictRequest:
         seed=args.seed,
         train_data=args.train_data,
         no_standardize=args.no_standardize,
+        fill=_fill(args),
         metrics_json=args.metrics_json,
         quiet=args.quiet,
     )

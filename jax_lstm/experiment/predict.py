@@ -41,6 +41,7 @@ class PredictRequest:
     seed: int | None = None  # the run of a checkpoint of K runs (--seeds)
     train_data: str | None = None  # TRAIN.ts: a checkpoint without its preprocessing, refitted
     no_standardize: bool = False  # a checkpoint without its preprocessing, trained unstandardised
+    fill: str | None = "interpolate"  # missing values (`jax_lstm.data.FILL_METHODS`); None refuses
     metrics_json: str | None = None
     quiet: bool = False
 
@@ -148,6 +149,12 @@ def run_predict(request: PredictRequest) -> int:
         enable_dtype(request.checkpoint_dir)
         predictor = request.load()
         ts = datasets.load_ts(request.data)
+        # A channel missing throughout a series takes the training mean, as in training.
+        pre = predictor.preprocessing
+        means = np.zeros(predictor.dims.num_features) if pre is None else pre.mean
+        if ts.series[0].shape[-1] != len(means):
+            means = None  # `_check_series` names the mismatch
+        ts, filled = ts.fill_missing(request.fill, means)
         ts.check_missing()
         _check_series(predictor, ts)
     except (DataError, CheckpointError, MissingPreprocessingError, ValueError, FileNotFoundError) as err:
@@ -164,6 +171,8 @@ def run_predict(request: PredictRequest) -> int:
         f"{ts.path}: {len(ts.series)} {labelled} series, lengths {lengths_read.min()}-{lengths_read.max()}",
         flush=True,
     )
+    if request.fill and filled.describe(ts.path, request.fill):
+        print(filled.describe(ts.path, request.fill))
     x, lengths = datasets.pad_series(ts.series)
     x, lengths = predictor.prepare(x, lengths, ts.path)
     update, close = _progress(len(x) * max(1, config.ensemble), request.quiet)

@@ -98,6 +98,7 @@ class TrainRequest(_Outputs):
     data: str | None = None  # TRAIN.ts
     test_data: str | None = None  # TEST.ts
     standardize: bool = True
+    fill: str | None = "interpolate"  # a .ts file's missing values (`jax_lstm.data.FILL_METHODS`)
     validation_split: float | None = None
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seeds: int = 1  # K models, seeds seed .. seed+K-1, trained at once
@@ -151,7 +152,9 @@ class TrainRequest(_Outputs):
         if self.data or self.test_data:
             if not (self.data and self.test_data):
                 raise datasets.DataError("--data and --test-data go together: pass both .ts files")
-            dataset = datasets.from_ts_files(self.data, self.test_data, standardize=self.standardize)
+            dataset = datasets.from_ts_files(
+                self.data, self.test_data, standardize=self.standardize, fill=self.fill
+            )
         elif self.dataset == "synthetic":
             dataset = datasets.synthetic(seed=int(self.settings.get("seed") or 0))
         elif self.dataset == "digits":

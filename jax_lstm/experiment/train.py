@@ -71,6 +71,8 @@ def run_training(request: TrainRequest) -> int:
     seeds = request.seed_list(config.ensemble)
     env = reporting.environment()
     print(dataset.describe())
+    for note in dataset.notes:
+        print(note)
     models = (
         "" if seeds is None else f"{len(seeds)} runs (seeds {', '.join(map(str, seeds))}) trained at once: "
     )

@@ -186,6 +186,91 @@ def test_an_ensemble_predicts_with_the_mean_of_its_members_probabilities(trained
     np.testing.assert_allclose(predictor.predict_proba(series), np.mean(members, axis=0), rtol=0, atol=1e-15)
 
 
+def _with_gaps(source: Path, target: Path) -> Path:
+    """`source` with every fifth value of its second channel, and the first channel of every
+    fourth series throughout, written as ``?``."""
+    lines = source.read_text().split("\n")
+    start = lines.index("@data") + 1
+    for i in range(start, len(lines)):
+        if not lines[i]:
+            continue
+        *channels, label = lines[i].split(":")
+        second = channels[1].split(",")
+        channels[1] = ",".join("?" if k % 5 == 2 else v for k, v in enumerate(second))
+        if (i - start) % 4 == 1:
+            channels[0] = ",".join("?" for _ in channels[0].split(","))
+        lines[i] = ":".join([*channels, label])
+    target.write_text("\n".join(lines))
+    return target
+
+
+def _write_series(target: Path, series: list[np.ndarray], labels: list[str]) -> Path:
+    rows = [":".join(",".join(repr(float(v)) for v in x[:, c]) for c in range(x.shape[1])) for x in series]
+    head = "@problemName toy\n@dimensions 2\n@equalLength false\n@classLabel true a b c\n@data\n"
+    target.write_text(head + "\n".join(f"{r}:{label}" for r, label in zip(rows, labels, strict=True)) + "\n")
+    return target
+
+
+def test_missing_values_are_filled_as_by_hand_in_train_and_predict(trained, tmp_path, capsys):
+    """Training on files with gaps is training on the files filled by `fill_series` (unstandardised,
+    the same metrics to the last digit); predict fills a file as training did (standardised: the
+    accuracy training reported on it, to the last digit), and refuses it with ``--fill none``."""
+    _, files, _, _ = trained
+    gappy = {k: _with_gaps(files[k], tmp_path / f"gappy_{k}.ts") for k in ("train", "test")}
+    train_ts, test_ts = (data.load_ts(gappy[k]) for k in ("train", "test"))
+    zeros = np.zeros(2)  # unstandardised, a channel missing throughout a series takes 0
+    hand = {
+        k: _write_series(
+            tmp_path / f"hand_{k}.ts", data.fill_series(ts.series, "interpolate", zeros)[0], ts.labels
+        )
+        for k, ts in (("train", train_ts), ("test", test_ts))
+    }
+    results = {}
+    for name, pair, extra in (
+        ("gappy", gappy, ["--no-standardize"]),
+        ("hand", hand, ["--no-standardize"]),
+        ("standardised", gappy, []),
+    ):
+        metrics = tmp_path / f"{name}.json"
+        args = [
+            "train",
+            "--data",
+            str(pair["train"]),
+            "--test-data",
+            str(pair["test"]),
+            *TINY,
+            "--epochs",
+            "2",
+        ]
+        capsys.readouterr()
+        ckpt = ["--checkpoint-dir", str(tmp_path / name), "--metrics-json", str(metrics)]
+        assert main([*args, *extra, *ckpt]) == 0
+        results[name] = (json.loads(metrics.read_text()), capsys.readouterr().out)
+
+    def losses(metrics):
+        return [{k: v for k, v in e.items() if k != "seconds"} for e in metrics["epochs"]]
+
+    (gappy_metrics, printed), (hand_metrics, hand_printed) = results["gappy"], results["hand"]
+    assert losses(gappy_metrics) == losses(hand_metrics)  # every epoch's, to the last digit
+    assert gappy_metrics["test_accuracy"] == hand_metrics["test_accuracy"]
+    filled = data.fill_series(train_ts.series, "interpolate")[1]
+    assert filled.values > 0 and filled.series == len(train_ts.series)
+    assert f"train: {filled.values} missing values in {filled.series} series filled by linear" in printed
+    assert filled.describe("train", "interpolate") in printed
+    assert "missing values" not in hand_printed
+    out, scores = tmp_path / "p.csv", tmp_path / "p.json"
+    args = ["predict", "--checkpoint-dir", str(tmp_path / "standardised"), "--data", str(gappy["test"])]
+    assert main([*args, "--output", str(out), "--metrics-json", str(scores)]) == 0
+    assert "gappy_test.ts: " in capsys.readouterr().out
+    assert json.loads(scores.read_text())["accuracy"] == results["standardised"][0]["test_accuracy"]
+    probabilities = np.asarray([[float(r[f"prob_{c}"]) for c in "abc"] for r in read_csv(out)])
+    predictor = jax_lstm.load(tmp_path / "standardised")
+    by_mean = data.fill_series(test_ts.series, "interpolate", predictor.preprocessing.mean)[0]
+    np.testing.assert_array_equal(predictor.predict_proba(by_mean), probabilities)
+    assert main([*args, "--output", str(out), "--fill", "none"]) == 2
+    assert "gappy_test.ts:6: series 0 has a missing value (dimension 2, step 3)" in capsys.readouterr().err
+
+
 def _old_description(data_description: dict) -> dict:
     """The description a checkpoint held before preprocessing was recorded."""
     return {k: v for k, v in data_description.items() if k not in ("preprocessing", "variable_length")}
