@@ -215,11 +215,10 @@ def from_ts_files(
     """A Dataset from a pair of UEA ``.ts`` files, standardised per channel on the training split.
 
     `fill` (one of `FILL_METHODS`) is what becomes of missing values (``?`` or ``NaN``):
-    ``"interpolate"`` (linear, as the UCR archive's own baselines fill its few problems with gaps)
-    or ``"ffill"`` within each series, a channel missing throughout a series taking the training
-    split's mean of it (0 after standardisation; 0 without it); None refuses them. Trailing steps
-    missing on every channel are read as padding unless `fill` is None. ``Dataset.notes`` says what
-    was filled.
+    ``"interpolate"`` (linear between the nearest values) or ``"ffill"`` within each series, a
+    channel missing throughout a series taking the training split's mean of it (0 after
+    standardisation; 0 without it); None refuses them. Trailing steps missing on every channel are
+    read as padding unless `fill` is None. ``Dataset.notes`` says what was filled.
     """
     if fill not in FILL_METHODS:
         raise ValueError(f"fill must be one of {FILL_METHODS}, got {fill!r}")
