@@ -27,6 +27,11 @@ class TsData:
     path: str = ""  # the file it was read from
     lines: tuple[int, ...] = ()  # the 1-based line of each series in that file
 
+    def where(self, i: int) -> str:
+        """Series `i` as messages name it: ``"FILE:LINE: series I"`` (the line where known)."""
+        line = f"{self.lines[i]}: " if i < len(self.lines) else " "
+        return f"{self.path}:{line}series {i}"
+
     def check_missing(self) -> None:
         """Raises DataError at the first missing value (``?`` or ``NaN``) or infinity, naming the
         file, line and series as they are in the file (before any standardisation could spread it)."""
@@ -34,8 +39,7 @@ class TsData:
             missing = np.argwhere(~np.isfinite(x))
             if len(missing):
                 step, channel = (int(v) for v in missing[0])
-                line = f"{self.lines[i]}: " if i < len(self.lines) else " "
-                where = f"{self.path}:{line}series {i}"
+                where = self.where(i)
                 at = f"(dimension {channel + 1}, step {step + 1})"
                 if np.isnan(x[step, channel]):
                     raise DataError(
@@ -55,10 +59,8 @@ class TsData:
             return self, Filled()
         series, filled = fill_series(self.series, method, means)
         if filled.empty is not None:
-            i = filled.empty
-            line = f"{self.lines[i]}: " if i < len(self.lines) else " "
             raise DataError(
-                f"{self.path}:{line}series {i} has no values (every one missing): drop it from the file"
+                f"{self.where(filled.empty)} has no values (every one missing): drop it from the file"
             )
         return dataclasses.replace(self, series=series), filled
 

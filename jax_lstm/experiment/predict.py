@@ -89,8 +89,7 @@ def _check_series(predictor: Predictor, ts: datasets.TsData) -> None:
         lengths = np.asarray([len(s) for s in ts.series])
         if lengths.max() > predictor.dims.seq_len:
             i = int(np.argmax(lengths > predictor.dims.seq_len))
-            line = f"{ts.lines[i]}: " if i < len(ts.lines) else " "
-            predictor.check(features, int(lengths[i]), ts.path, f"{ts.path}:{line}series {i}")
+            predictor.check(features, int(lengths[i]), ts.path, ts.where(i))
     predictor.check(features, 0, ts.path)  # the preprocessing must be known
 
 
@@ -155,8 +154,8 @@ def run_predict(request: PredictRequest) -> int:
         if ts.series[0].shape[-1] != len(means):
             means = None  # `_check_series` names the mismatch
         ts, filled = ts.fill_missing(request.fill, means)
+        _check_series(predictor, ts)  # the channels first: they decide whether `means` fit
         ts.check_missing()
-        _check_series(predictor, ts)
     except (DataError, CheckpointError, MissingPreprocessingError, ValueError, FileNotFoundError) as err:
         raise outputs.RunError(str(err)) from err
     config = predictor.config
