@@ -52,10 +52,9 @@ class TsData:
         """The file with its missing values filled by `method` (`jax_lstm.data.fill_series`:
         trailing steps missing on every channel dropped as padding, gaps filled from the series'
         own values, a channel with none at all given ``means``, or left NaN without them); None
-        fills nothing and refuses them (`check_missing`). Infinities are left for `check_missing`.
-        Raises DataError for a series with no value at all."""
+        fills nothing. What is left (with None, every missing value; else infinities) is for
+        `check_missing` to refuse. Raises DataError for a series with no value at all."""
         if method is None:
-            self.check_missing()
             return self, Filled()
         series, filled = fill_series(self.series, method, means)
         if filled.empty is not None:
