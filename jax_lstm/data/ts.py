@@ -234,7 +234,7 @@ def from_ts_files(
     train, train_filled = train.fill_missing(fill)
     test, test_filled = test.fill_missing(fill)
     preprocessing = None
-    if any(np.isnan(x).any() for x in (*train.series, *test.series)):
+    if fill and any(np.isnan(x).any() for x in (*train.series, *test.series)):
         # Channels missing throughout a series take the training mean, as `jax-lstm predict` fills
         # them from a checkpoint's statistics: with the statistics of the values there are.
         x, lengths = pad_series(train.series)
